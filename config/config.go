@@ -1,0 +1,222 @@
+package config
+
+import "time"
+
+// Config is the daemon's whole configuration. Field comments say what a key
+// does and whether a change applies live or needs a restart; Default holds
+// every default value.
+type Config struct {
+	// Git is the watched repository (desired state).
+	Git Git `koanf:"git"`
+	// Status is where the daemon publishes what happened.
+	Status Status `koanf:"status"`
+	// Webhook is the push (and pull-request) webhook receiver.
+	Webhook Webhook `koanf:"webhook"`
+	// Kubernetes is how the daemon reaches the cluster and where it may act.
+	Kubernetes Kubernetes `koanf:"kubernetes"`
+	// Flink holds defaults for every Flink cluster and how to reach its REST API.
+	Flink Flink `koanf:"flink"`
+	// Reconcile tunes the reconcile loop.
+	Reconcile Reconcile `koanf:"reconcile"`
+	// LeaderElection makes sure only one replica acts at a time.
+	LeaderElection LeaderElection `koanf:"leaderElection"`
+	// Server is the HTTP listener for /metrics, /healthz and /readyz.
+	Server Server `koanf:"server"`
+	// Log configures logging.
+	Log Log `koanf:"log"`
+}
+
+// Git configures the watched repository.
+type Git struct {
+	// URL of the repository: https://… or ssh://… (or user@host:path). Restart.
+	URL string `koanf:"url"`
+	// Branch that holds the desired state. Restart.
+	Branch string `koanf:"branch"`
+	// EntryPoints are Kustomize directories, paths or globs relative to the
+	// repository root, each built on its own. Live.
+	EntryPoints []string `koanf:"entryPoints"`
+	// PollInterval between two ls-remote calls (jitter is added). Live.
+	PollInterval time.Duration `koanf:"pollInterval"`
+	// Timeout of one git network operation. Live.
+	Timeout time.Duration `koanf:"timeout"`
+	// Auth holds credentials; secrets are read from files, never inline.
+	Auth GitAuth `koanf:"auth"`
+	// Verify, when set, accepts only commits signed by one of these keys.
+	Verify GitVerify `koanf:"verify"`
+}
+
+// GitAuth holds the references to git credentials. Restart.
+type GitAuth struct {
+	// Username for HTTPS basic auth (token auth ignores it on most forges).
+	Username string `koanf:"username"`
+	// TokenFile holds the HTTPS password or access token.
+	TokenFile string `koanf:"tokenFile"`
+	// SSHKeyFile is a private key for ssh:// URLs.
+	SSHKeyFile string `koanf:"sshKeyFile"`
+	// SSHKeyPassphraseFile holds the private key's passphrase, if any.
+	SSHKeyPassphraseFile string `koanf:"sshKeyPassphraseFile"`
+	// KnownHostsFile is required with SSH: host keys are always checked.
+	KnownHostsFile string `koanf:"knownHostsFile"`
+}
+
+// GitVerify configures commit signature verification. Live.
+type GitVerify struct {
+	// OpenPGPKeyFiles are armored public keys; a commit signed by any passes.
+	OpenPGPKeyFiles []string `koanf:"openpgpKeyFiles"`
+	// SSHAllowedSignersFile is in ssh-keygen's allowed_signers format.
+	SSHAllowedSignersFile string `koanf:"sshAllowedSignersFile"`
+}
+
+// Status configures the status branch writer.
+type Status struct {
+	// Branch the daemon commits status to; never the watched branch. Restart.
+	Branch string `koanf:"branch"`
+	// AuthorName of status commits. Live.
+	AuthorName string `koanf:"authorName"`
+	// AuthorEmail of status commits. Live.
+	AuthorEmail string `koanf:"authorEmail"`
+	// MessageTemplate is a text/template for the commit message; it sees
+	// .SourceCommit, .Resources, .Changed, .Failed. Live.
+	MessageTemplate string `koanf:"messageTemplate"`
+}
+
+// Webhook configures the webhook receiver. Listen needs a restart; secrets
+// are re-read live.
+type Webhook struct {
+	// Listen address, e.g. ":9292"; empty disables the receiver. Restart.
+	Listen string `koanf:"listen"`
+	// MaxBodyBytes caps a delivery's body. Live.
+	MaxBodyBytes int64 `koanf:"maxBodyBytes"`
+	// Secrets per provider, each a file path.
+	Secrets WebhookSecrets `koanf:"secrets"`
+}
+
+// WebhookSecrets names the files holding each provider's shared secret.
+type WebhookSecrets struct {
+	GitHubFile  string `koanf:"githubFile"`
+	GiteaFile   string `koanf:"giteaFile"`
+	GitLabFile  string `koanf:"gitlabFile"`
+	GenericFile string `koanf:"genericFile"`
+}
+
+// Kubernetes configures the cluster connection.
+type Kubernetes struct {
+	// Kubeconfig path; empty means in-cluster configuration. Restart.
+	Kubeconfig string `koanf:"kubeconfig"`
+	// Context in the kubeconfig; empty means its current context. Restart.
+	Context string `koanf:"context"`
+	// QPS and Burst of the client-go rate limiter. Restart.
+	QPS   float64 `koanf:"qps"`
+	Burst int     `koanf:"burst"`
+	// AllowedNamespaces the repository may deploy into; "*" allows all. Live.
+	AllowedNamespaces []string `koanf:"allowedNamespaces"`
+	// DefaultNamespace for resources that name none. Live.
+	DefaultNamespace string `koanf:"defaultNamespace"`
+}
+
+// Flink holds Flink defaults and REST access.
+type Flink struct {
+	// RESTURLTemplate is a text/template with .Name and .Namespace giving the
+	// JobManager REST base URL. Live.
+	RESTURLTemplate string `koanf:"restURLTemplate"`
+	// RequestTimeout of one REST call. Live.
+	RequestTimeout time.Duration `koanf:"requestTimeout"`
+	// DefaultConfiguration is merged under every spec's flinkConfiguration
+	// (the spec wins). Flat ("a.b.c": v) or nested YAML. Live.
+	DefaultConfiguration map[string]string `koanf:"defaultConfiguration"`
+	// DefaultMode for specs that set none: standalone or native. Live.
+	DefaultMode string `koanf:"defaultMode"`
+}
+
+// Reconcile tunes the reconcile loop. All live.
+type Reconcile struct {
+	// Concurrency is the number of resources reconciled at once.
+	Concurrency int `koanf:"concurrency"`
+	// ResyncInterval is how often every resource is observed at rest.
+	ResyncInterval time.Duration `koanf:"resyncInterval"`
+	// FastPollInterval is how often Flink is polled while an operation
+	// (savepoint, upgrade, deploy) is in flight.
+	FastPollInterval time.Duration `koanf:"fastPollInterval"`
+	// OperationTimeout bounds one step of an operation before it is reported.
+	OperationTimeout time.Duration `koanf:"operationTimeout"`
+}
+
+// LeaderElection configures the Lease based leader election. Restart.
+type LeaderElection struct {
+	Enabled       bool          `koanf:"enabled"`
+	LeaseName     string        `koanf:"leaseName"`
+	Namespace     string        `koanf:"namespace"`
+	LeaseDuration time.Duration `koanf:"leaseDuration"`
+	RenewDeadline time.Duration `koanf:"renewDeadline"`
+	RetryPeriod   time.Duration `koanf:"retryPeriod"`
+}
+
+// Server configures the metrics and health listener. Restart.
+type Server struct {
+	// Listen address for /metrics, /healthz and /readyz; empty disables it.
+	Listen string `koanf:"listen"`
+}
+
+// Log configures logging. Live.
+type Log struct {
+	// Level: debug, info, warn or error.
+	Level string `koanf:"level"`
+	// Format: text or json. Restart.
+	Format string `koanf:"format"`
+}
+
+// Default returns the configuration used for every key a source leaves out.
+func Default() *Config {
+	return &Config{
+		Git: Git{
+			Branch:       "main",
+			PollInterval: time.Minute,
+			Timeout:      time.Minute,
+		},
+		Status: Status{
+			Branch:          "flink-gitops/status",
+			AuthorName:      "flink-gitops",
+			AuthorEmail:     "flink-gitops@localhost",
+			MessageTemplate: "status for {{.SourceCommit}}: {{.Resources}} resources, {{.Changed}} changed, {{.Failed}} failed",
+		},
+		Webhook: Webhook{
+			MaxBodyBytes: 1 << 20,
+		},
+		Kubernetes: Kubernetes{
+			QPS:              50,
+			Burst:            100,
+			DefaultNamespace: "default",
+		},
+		Flink: Flink{
+			RESTURLTemplate: "http://{{.Name}}-rest.{{.Namespace}}:8081",
+			RequestTimeout:  10 * time.Second,
+			DefaultMode:     "standalone",
+		},
+		Reconcile: Reconcile{
+			Concurrency:      4,
+			ResyncInterval:   30 * time.Second,
+			FastPollInterval: 500 * time.Millisecond,
+			OperationTimeout: 5 * time.Minute,
+		},
+		LeaderElection: LeaderElection{
+			LeaseName:     "flink-gitops",
+			LeaseDuration: 15 * time.Second,
+			RenewDeadline: 10 * time.Second,
+			RetryPeriod:   2 * time.Second,
+		},
+		Server: Server{Listen: ":8080"},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// RestartOnly lists the keys whose new value takes effect only after a
+// restart; a live reload keeps their running value and logs a warning.
+var RestartOnly = []string{
+	"git.url", "git.branch", "git.auth",
+	"status.branch",
+	"webhook.listen",
+	"kubernetes.kubeconfig", "kubernetes.context", "kubernetes.qps", "kubernetes.burst",
+	"leaderElection",
+	"server.listen",
+	"log.format",
+}

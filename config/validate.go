@@ -1,0 +1,279 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"text/template"
+	"time"
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// scpLike matches git's "user@host:path" SSH shorthand.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*`)
+
+// Validate checks a loaded configuration and returns every problem found,
+// each with the key path and the fix. It reads the credential files it names
+// (existence only, never their content).
+func Validate(c *Config) []Problem {
+	v := &validator{}
+
+	// git
+	isSSH := false
+	switch {
+	case c.Git.URL == "":
+		v.add("git.url", "is required", "set it to the repository's https://, ssh:// or file:// URL")
+	case scpLike.MatchString(c.Git.URL):
+		isSSH = true
+	default:
+		u, err := url.Parse(c.Git.URL)
+		switch {
+		case err != nil:
+			v.add("git.url", fmt.Sprintf("%q is not a URL: %v", c.Git.URL, err), "write https://host/org/repo.git or ssh://git@host/org/repo.git")
+		case u.Scheme == "ssh":
+			isSSH = true
+		case u.Scheme == "http" || u.Scheme == "https" || u.Scheme == "file":
+			if u.User != nil {
+				if _, hasPassword := u.User.Password(); hasPassword {
+					v.add("git.url", "contains a password", "remove it from the URL and put the token in the file named by git.auth.tokenFile")
+				}
+			}
+		default:
+			v.add("git.url", fmt.Sprintf("scheme %q is not supported", u.Scheme), "use https://, http://, ssh:// or file://")
+		}
+	}
+	v.refName("git.branch", c.Git.Branch)
+	if len(c.Git.EntryPoints) == 0 {
+		v.add("git.entryPoints", "is empty", "list the Kustomize directories to build, e.g. [overlays/prod] or [apps/*]")
+	}
+	for i, ep := range c.Git.EntryPoints {
+		key := fmt.Sprintf("git.entryPoints[%d]", i)
+		switch {
+		case strings.TrimSpace(ep) == "":
+			v.add(key, "is empty", "remove it or name a directory")
+		case path.IsAbs(ep) || strings.HasPrefix(ep, "\\"):
+			v.add(key, fmt.Sprintf("%q is absolute", ep), "write it relative to the repository root")
+		case hasDotDot(ep):
+			v.add(key, fmt.Sprintf("%q leaves the repository", ep), "remove the .. elements")
+		default:
+			if _, err := path.Match(ep, ""); err != nil {
+				v.add(key, fmt.Sprintf("%q is not a valid glob: %v", ep, err), "fix the pattern (see Go's path.Match)")
+			}
+		}
+	}
+	v.minDuration("git.pollInterval", c.Git.PollInterval, time.Second)
+	v.minDuration("git.timeout", c.Git.Timeout, time.Second)
+	a := c.Git.Auth
+	v.fileExists("git.auth.tokenFile", a.TokenFile)
+	v.fileExists("git.auth.sshKeyFile", a.SSHKeyFile)
+	v.fileExists("git.auth.sshKeyPassphraseFile", a.SSHKeyPassphraseFile)
+	v.fileExists("git.auth.knownHostsFile", a.KnownHostsFile)
+	if isSSH {
+		if a.SSHKeyFile == "" {
+			v.add("git.auth.sshKeyFile", "is required for an SSH git.url", "point it at the private key file")
+		}
+		if a.KnownHostsFile == "" {
+			v.add("git.auth.knownHostsFile", "is required for an SSH git.url (host keys are always checked)", "point it at a known_hosts file with the server's key (ssh-keyscan HOST)")
+		}
+		if a.TokenFile != "" {
+			v.add("git.auth.tokenFile", "is set but git.url is SSH", "remove it, or use an https:// URL")
+		}
+	} else if a.SSHKeyFile != "" {
+		v.add("git.auth.sshKeyFile", "is set but git.url is not SSH", "remove it, or use an ssh:// URL")
+	}
+	for i, f := range c.Git.Verify.OpenPGPKeyFiles {
+		v.fileExists(fmt.Sprintf("git.verify.openpgpKeyFiles[%d]", i), f)
+	}
+	v.fileExists("git.verify.sshAllowedSignersFile", c.Git.Verify.SSHAllowedSignersFile)
+
+	// status
+	v.refName("status.branch", c.Status.Branch)
+	if c.Status.Branch != "" && c.Status.Branch == c.Git.Branch {
+		v.add("status.branch", "is the watched branch", "choose another branch; the daemon never writes the watched branch")
+	}
+	if c.Status.AuthorName == "" {
+		v.add("status.authorName", "is empty", "set a name for status commits")
+	}
+	if !strings.Contains(c.Status.AuthorEmail, "@") {
+		v.add("status.authorEmail", fmt.Sprintf("%q is not an email address", c.Status.AuthorEmail), "write name@host")
+	}
+	if _, err := template.New("m").Option("missingkey=error").Parse(c.Status.MessageTemplate); err != nil {
+		v.add("status.messageTemplate", "does not parse: "+err.Error(), "fix the Go template syntax")
+	} else if strings.TrimSpace(c.Status.MessageTemplate) == "" {
+		v.add("status.messageTemplate", "is empty", "write a message such as `status for {{.SourceCommit}}`")
+	}
+
+	// webhook
+	if c.Webhook.Listen != "" {
+		v.listenAddr("webhook.listen", c.Webhook.Listen)
+		s := c.Webhook.Secrets
+		if s.GitHubFile == "" && s.GiteaFile == "" && s.GitLabFile == "" && s.GenericFile == "" {
+			v.add("webhook.secrets", "no secret is configured, so every delivery would be refused", "set webhook.secrets.githubFile (or giteaFile, gitlabFile, genericFile), or leave webhook.listen empty")
+		}
+	}
+	v.fileExists("webhook.secrets.githubFile", c.Webhook.Secrets.GitHubFile)
+	v.fileExists("webhook.secrets.giteaFile", c.Webhook.Secrets.GiteaFile)
+	v.fileExists("webhook.secrets.gitlabFile", c.Webhook.Secrets.GitLabFile)
+	v.fileExists("webhook.secrets.genericFile", c.Webhook.Secrets.GenericFile)
+	if c.Webhook.MaxBodyBytes < 1024 || c.Webhook.MaxBodyBytes > 25<<20 {
+		v.add("webhook.maxBodyBytes", fmt.Sprintf("%d is out of range", c.Webhook.MaxBodyBytes), "use a value between 1024 and 26214400 (25 MiB, GitHub's limit)")
+	}
+
+	// kubernetes
+	v.fileExists("kubernetes.kubeconfig", c.Kubernetes.Kubeconfig)
+	if c.Kubernetes.QPS <= 0 {
+		v.add("kubernetes.qps", fmt.Sprintf("%g must be positive", c.Kubernetes.QPS), "use e.g. 50")
+	}
+	if c.Kubernetes.Burst < 1 {
+		v.add("kubernetes.burst", fmt.Sprintf("%d must be at least 1", c.Kubernetes.Burst), "use e.g. 100")
+	}
+	if len(c.Kubernetes.AllowedNamespaces) == 0 {
+		v.add("kubernetes.allowedNamespaces", "is empty, so nothing could be deployed", `list the namespaces the repository may deploy into, or ["*"] for all`)
+	}
+	for i, ns := range c.Kubernetes.AllowedNamespaces {
+		if ns != "*" && !dnsLabel.MatchString(ns) {
+			v.add(fmt.Sprintf("kubernetes.allowedNamespaces[%d]", i), fmt.Sprintf("%q is not a namespace name", ns), `use a lowercase DNS label, or "*"`)
+		}
+	}
+	if !dnsLabel.MatchString(c.Kubernetes.DefaultNamespace) {
+		v.add("kubernetes.defaultNamespace", fmt.Sprintf("%q is not a namespace name", c.Kubernetes.DefaultNamespace), "use a lowercase DNS label")
+	} else if len(c.Kubernetes.AllowedNamespaces) > 0 && !c.NamespaceAllowed(c.Kubernetes.DefaultNamespace) {
+		v.add("kubernetes.defaultNamespace", fmt.Sprintf("%q is not in kubernetes.allowedNamespaces", c.Kubernetes.DefaultNamespace), "add it to kubernetes.allowedNamespaces or choose an allowed one")
+	}
+
+	// flink
+	if _, err := c.Flink.RESTURL("example", "default"); err != nil {
+		v.add("flink.restURLTemplate", err.Error(), "write e.g. http://{{.Name}}-rest.{{.Namespace}}:8081")
+	}
+	v.minDuration("flink.requestTimeout", c.Flink.RequestTimeout, 100*time.Millisecond)
+	if c.Flink.DefaultMode != "standalone" && c.Flink.DefaultMode != "native" {
+		v.add("flink.defaultMode", fmt.Sprintf("%q is not a mode", c.Flink.DefaultMode), "use standalone or native")
+	}
+	for k := range c.Flink.DefaultConfiguration {
+		if strings.TrimSpace(k) == "" || strings.Contains(k, " ") {
+			v.add("flink.defaultConfiguration."+k, "is not a Flink configuration key", "use dotted keys such as taskmanager.numberOfTaskSlots")
+		}
+	}
+
+	// reconcile
+	if c.Reconcile.Concurrency < 1 || c.Reconcile.Concurrency > 256 {
+		v.add("reconcile.concurrency", fmt.Sprintf("%d is out of range", c.Reconcile.Concurrency), "use a value between 1 and 256")
+	}
+	v.minDuration("reconcile.resyncInterval", c.Reconcile.ResyncInterval, time.Second)
+	v.minDuration("reconcile.fastPollInterval", c.Reconcile.FastPollInterval, 50*time.Millisecond)
+	v.minDuration("reconcile.operationTimeout", c.Reconcile.OperationTimeout, time.Second)
+	if c.Reconcile.FastPollInterval > c.Reconcile.ResyncInterval {
+		v.add("reconcile.fastPollInterval", "is longer than reconcile.resyncInterval", "make it shorter: it is the poll rate while an operation is in flight")
+	}
+
+	// leader election
+	if le := c.LeaderElection; le.Enabled {
+		if !dnsLabel.MatchString(le.LeaseName) {
+			v.add("leaderElection.leaseName", fmt.Sprintf("%q is not a valid name", le.LeaseName), "use a lowercase DNS label")
+		}
+		if !dnsLabel.MatchString(le.Namespace) {
+			v.add("leaderElection.namespace", "is required when leader election is enabled", "set the namespace the daemon runs in")
+		}
+		if le.LeaseDuration <= le.RenewDeadline {
+			v.add("leaderElection.leaseDuration", "must be longer than leaderElection.renewDeadline", "e.g. 15s and 10s")
+		}
+		if le.RenewDeadline <= le.RetryPeriod*6/5 {
+			v.add("leaderElection.renewDeadline", "must be longer than 1.2 × leaderElection.retryPeriod", "e.g. 10s and 2s")
+		}
+		v.minDuration("leaderElection.retryPeriod", le.RetryPeriod, 100*time.Millisecond)
+	}
+
+	// server, log
+	if c.Server.Listen != "" {
+		v.listenAddr("server.listen", c.Server.Listen)
+		if c.Server.Listen == c.Webhook.Listen {
+			v.add("server.listen", "is the same address as webhook.listen", "use two different ports")
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		v.add("log.level", fmt.Sprintf("%q is not a level", c.Log.Level), "use debug, info, warn or error")
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		v.add("log.format", fmt.Sprintf("%q is not a format", c.Log.Format), "use text or json")
+	}
+	return v.probs
+}
+
+// NamespaceAllowed reports whether resources may be deployed into ns.
+func (c *Config) NamespaceAllowed(ns string) bool {
+	for _, a := range c.Kubernetes.AllowedNamespaces {
+		if a == "*" || a == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// RESTURL renders the JobManager REST base URL of one Flink cluster.
+func (f Flink) RESTURL(name, namespace string) (string, error) {
+	t, err := template.New("restURLTemplate").Option("missingkey=error").Parse(f.RESTURLTemplate)
+	if err != nil {
+		return "", fmt.Errorf("does not parse: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, struct{ Name, Namespace string }{name, namespace}); err != nil {
+		return "", fmt.Errorf("does not render: %w", err)
+	}
+	u, err := url.Parse(b.String())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("renders %q, which is not an http(s) URL", b.String())
+	}
+	return strings.TrimSuffix(b.String(), "/"), nil
+}
+
+type validator struct{ probs []Problem }
+
+func (v *validator) add(key, msg, fix string) {
+	v.probs = append(v.probs, Problem{Key: key, Message: msg, Fix: fix})
+}
+
+func (v *validator) minDuration(key string, d, minimum time.Duration) {
+	if d < minimum {
+		v.add(key, fmt.Sprintf("%s is too short", d), fmt.Sprintf("use at least %s", minimum))
+	}
+}
+
+func (v *validator) fileExists(key, p string) {
+	if p == "" {
+		return
+	}
+	if _, err := os.Stat(p); err != nil {
+		v.add(key, fmt.Sprintf("cannot read %s: %v", p, unwrapAll(err)), "point it at an existing file (mounted Secrets appear as files)")
+	}
+}
+
+func (v *validator) listenAddr(key, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		v.add(key, fmt.Sprintf("%q is not a listen address", addr), `write host:port or ":port", e.g. ":8080"`)
+	}
+}
+
+func (v *validator) refName(key, b string) {
+	switch {
+	case b == "":
+		v.add(key, "is required", "name a branch, e.g. main")
+	case strings.ContainsAny(b, " ~^:?*[\\") || strings.Contains(b, "..") || strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.HasSuffix(b, ".lock") || strings.HasPrefix(b, "refs/"):
+		v.add(key, fmt.Sprintf("%q is not a valid branch name", b), "use a plain branch name such as main or flink-gitops/status")
+	}
+}
+
+func hasDotDot(p string) bool {
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return true
+		}
+	}
+	return false
+}
