@@ -20,7 +20,7 @@ type flagSet struct {
 func newFlags(name, usageLine, help string, stderr io.Writer) *flagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed by parse
-	fs.Usage = func() {} // printed by parse, to the right stream
+	fs.Usage = func() {}     // printed by parse, to the right stream
 	return &flagSet{FlagSet: fs, name: name, usageLine: usageLine, help: help, stderr: stderr}
 }
 
