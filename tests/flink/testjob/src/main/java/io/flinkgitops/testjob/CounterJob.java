@@ -1,0 +1,176 @@
+package io.flinkgitops.testjob;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.connector.datagen.source.DataGeneratorSource;
+import org.apache.flink.connector.datagen.source.GeneratorFunction;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.util.Collector;
+
+/**
+ * A stateful job whose state makes loss visible: a rate-limited generator feeds a keyed
+ * counter held in {@link ValueState}. Restored from a savepoint or retained checkpoint the
+ * counts continue; started empty they begin again at 1.
+ *
+ * <p>Progress is observable from outside in two ways: the gauge {@value #METRIC} on the
+ * counting operator (the highest count this subtask has produced, available through the REST
+ * metrics API) and, with {@code --progress-file PATH}, a file {@code PATH.<subtask>} holding
+ * the same number, rewritten atomically about once a second.
+ *
+ * <p>Arguments: {@code --checkpoint-interval-ms N} (default 2000), {@code --rate N} records per
+ * second over all source subtasks (default 20), {@code --keys N} (default 4),
+ * {@code --progress-file PATH}. The same source compiles against Flink 1.20 and 2.x.
+ */
+public final class CounterJob {
+
+    /** Name of the gauge on the counting operator. */
+    public static final String METRIC = "flinkGitopsCounter";
+
+    private CounterJob() {}
+
+    public static void main(String[] args) throws Exception {
+        long intervalMs = 2000;
+        double rate = 20;
+        long keys = 4;
+        String progressFile = "";
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (i + 1 >= args.length) {
+                throw new IllegalArgumentException("missing value for " + a);
+            }
+            String v = args[++i];
+            switch (a) {
+                case "--checkpoint-interval-ms":
+                    intervalMs = Long.parseLong(v);
+                    break;
+                case "--rate":
+                    rate = Double.parseDouble(v);
+                    break;
+                case "--keys":
+                    keys = Long.parseLong(v);
+                    break;
+                case "--progress-file":
+                    progressFile = v;
+                    break;
+                default:
+                    throw new IllegalArgumentException("unknown argument " + a);
+            }
+        }
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        Configuration conf = new Configuration();
+        // Keep checkpoints when the job is cancelled so last-state upgrades can restore from
+        // them. Set by key so the same source works with 1.20's and 2.x's option classes.
+        conf.set(
+                ConfigOptions.key("execution.checkpointing.externalized-checkpoint-retention")
+                        .stringType()
+                        .noDefaultValue(),
+                "RETAIN_ON_CANCELLATION");
+        env.configure(conf);
+        env.enableCheckpointing(intervalMs);
+
+        DataGeneratorSource<Long> source =
+                new DataGeneratorSource<>(
+                        new Identity(), Long.MAX_VALUE, RateLimiterStrategy.perSecond(rate), Types.LONG);
+
+        env.fromSource(source, WatermarkStrategy.noWatermarks(), "datagen")
+                .uid("datagen")
+                .keyBy(new KeyOf(keys), Types.LONG)
+                .process(new Counter(progressFile))
+                .uid("counter")
+                .name("counter")
+                .sinkTo(new DiscardingSink<>())
+                .uid("discard")
+                .name("discard");
+
+        env.execute("flink-gitops-counter");
+    }
+
+    /** The generator's value is its sequence number. */
+    static final class Identity implements GeneratorFunction<Long, Long> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Long map(Long index) {
+            return index;
+        }
+    }
+
+    /** Spreads the sequence over a fixed number of keys. */
+    static final class KeyOf implements KeySelector<Long, Long> {
+        private static final long serialVersionUID = 1L;
+        private final long keys;
+
+        KeyOf(long keys) {
+            this.keys = keys;
+        }
+
+        @Override
+        public Long getKey(Long value) {
+            return value % keys;
+        }
+    }
+
+    /** Counts records per key in keyed state and reports the highest count it produced. */
+    static final class Counter extends KeyedProcessFunction<Long, Long, String> {
+        private static final long serialVersionUID = 1L;
+        private final String progressFile;
+        private transient ValueState<Long> count;
+        private transient volatile long highest;
+        private transient long lastWrite;
+        private transient Path progressPath;
+
+        Counter(String progressFile) {
+            this.progressFile = progressFile;
+        }
+
+        @Override
+        public void open(OpenContext ctx) throws Exception {
+            count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.LONG));
+            getRuntimeContext().getMetricGroup().gauge(METRIC, (Gauge<Long>) () -> highest);
+            if (!progressFile.isEmpty()) {
+                int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+                progressPath = Paths.get(progressFile + "." + subtask);
+            }
+        }
+
+        @Override
+        public void processElement(Long value, Context ctx, Collector<String> out) throws Exception {
+            Long prev = count.value();
+            long next = (prev == null ? 0 : prev) + 1;
+            count.update(next);
+            if (next > highest) {
+                highest = next;
+            }
+            out.collect(ctx.getCurrentKey() + "=" + next);
+            long now = System.currentTimeMillis();
+            if (progressPath != null && now - lastWrite >= 1000) {
+                lastWrite = now;
+                writeProgress(highest);
+            }
+        }
+
+        private void writeProgress(long value) throws IOException {
+            Path tmp = progressPath.resolveSibling(progressPath.getFileName() + ".tmp");
+            Files.write(tmp, (value + "\n").getBytes(StandardCharsets.UTF_8));
+            Files.move(tmp, progressPath, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# build-flink.sh assembles the test bed's Flink for each requested version
+# (default: FLINK_VERSIONS="1.20.5 2.2.1") from Maven Central, since flink-dist
+# is not published there:
+#
+#   <cache>/flink-<v>/lib/*.jar              what flink-dist ships in lib/
+#                                            (tests/flink/runtime/pom.xml)
+#   <cache>/flink-<v>/testjob-<hash>.jar     the stateful test job built against
+#                                            <v>, keyed by a hash of its sources
+#   <cache>/flink-<v>/conf/log4j-console.properties
+#                                            the logging config the JVMs use
+#   <cache>/flink-<v>/build-times.log        wall time of each build
+#
+# where <cache> is ${FLINK_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flink-gitops}.
+# Idempotent (a finished part is only checked, not rebuilt) and safe to run
+# concurrently (flock per version). Installs Maven and a JDK with apt-get when
+# they are missing. For each version it prints three lines on stdout:
+#
+#   FLINK_VERSION=<v>
+#   FLINK_LIB=<dir>
+#   FLINK_TESTJOB=<jar>
+#
+# MAVEN_REPO_LOCAL, when set, is passed as -Dmaven.repo.local (default ~/.m2).
+#
+# Usage: build-flink.sh [VERSION...]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+MVN_PROJECT="$REPO/tests/flink"
+LOG4J_SRC="$REPO/tests/testbed/flink/log4j-console.properties"
+CACHE_ROOT="${FLINK_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flink-gitops}"
+
+if (($#)); then VERSIONS=("$@"); else read -r -a VERSIONS <<<"${FLINK_VERSIONS:-1.20.5 2.2.1}"; fi
+
+log() { printf '%s build-flink: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+need_tools() {
+	local missing=()
+	command -v flock >/dev/null || missing+=(util-linux)
+	command -v sha256sum >/dev/null || missing+=(coreutils)
+	command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+	command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+	command -v mvn >/dev/null || missing+=(maven)
+	if ((${#missing[@]})); then
+		log "installing ${missing[*]}"
+		local sudo=()
+		[ "$(id -u)" = 0 ] || sudo=(sudo)
+		"${sudo[@]}" apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >&2
+	fi
+}
+
+# hash_of FILE...: a short content hash of the given files (paths relative to
+# the Maven project, so the hash does not depend on where the repo is).
+hash_of() {
+	(cd "$MVN_PROJECT" && sha256sum "$@" | sha256sum | cut -c1-16)
+}
+
+testjob_files() {
+	(cd "$MVN_PROJECT" && find pom.xml testjob -path '*/target' -prune -o -type f -print | LC_ALL=C sort)
+}
+
+# flink-container is published for few patch releases; of 1.20.x only 1.20.0.
+# Its classes (the application-mode entry point) are stable within a minor.
+container_version() {
+	case "$1" in
+	1.20.*) echo "${FLINK_CONTAINER_VERSION:-1.20.0}" ;;
+	*) echo "${FLINK_CONTAINER_VERSION:-$1}" ;;
+	esac
+}
+
+MVN=(nice -n 10 mvn -q -B -Dstyle.color=never ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local=$MAVEN_REPO_LOCAL})
+
+build_version() {
+	local v="$1" dir="$CACHE_ROOT/flink-$1"
+	local lib="$dir/lib" rt_hash tj_hash tj_jar
+	rt_hash="$(hash_of pom.xml runtime/pom.xml)"
+	# shellcheck disable=SC2046
+	tj_hash="$(hash_of $(testjob_files))"
+	tj_jar="$dir/testjob-$tj_hash.jar"
+
+	mkdir -p "$dir"
+	exec 9>"$dir/.lock"
+	flock 9
+
+	local start built=()
+	start=$(date +%s)
+
+	if [ "$(cat "$lib/.complete" 2>/dev/null)" != "$rt_hash" ]; then
+		log "resolving the Flink $v runtime classpath from Maven Central"
+		rm -rf "$lib.tmp"
+		"${MVN[@]}" -f "$MVN_PROJECT/runtime/pom.xml" \
+			-Dflink.version="$v" -Dflink.container.version="$(container_version "$v")" \
+			-DbuildDir="$dir/build/runtime" \
+			dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib.tmp" >&2
+		echo "$rt_hash" >"$lib.tmp/.complete"
+		rm -rf "$lib"
+		mv "$lib.tmp" "$lib"
+		built+=(lib)
+	fi
+
+	if [ ! -s "$tj_jar" ]; then
+		log "building the test job against Flink $v"
+		"${MVN[@]}" -f "$MVN_PROJECT/testjob/pom.xml" \
+			-Dflink.version="$v" -DbuildDir="$dir/build/testjob-$tj_hash" package >&2
+		cp "$dir/build/testjob-$tj_hash/testjob.jar" "$tj_jar.tmp"
+		mv "$tj_jar.tmp" "$tj_jar"
+		rm -rf "$dir/build/testjob-$tj_hash"
+		built+=(testjob)
+	fi
+
+	mkdir -p "$dir/conf"
+	if ! cmp -s "$LOG4J_SRC" "$dir/conf/log4j-console.properties"; then
+		cp "$LOG4J_SRC" "$dir/conf/log4j-console.properties.tmp"
+		mv "$dir/conf/log4j-console.properties.tmp" "$dir/conf/log4j-console.properties"
+	fi
+
+	if ((${#built[@]})); then
+		local took=$(($(date +%s) - start))
+		log "Flink $v: built ${built[*]} in ${took}s"
+		printf '%s version=%s built=%s seconds=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$v" "${built[*]}" "$took" >>"$dir/build-times.log"
+	fi
+	exec 9>&-
+
+	echo "FLINK_VERSION=$v"
+	echo "FLINK_LIB=$lib"
+	echo "FLINK_TESTJOB=$tj_jar"
+}
+
+need_tools
+for v in "${VERSIONS[@]}"; do
+	build_version "$v"
+done
