@@ -1,0 +1,212 @@
+package render
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// kustomizationNames are the file names kustomize recognises, in its order.
+var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// kustomizationFile returns the kustomization file in dir, if any.
+func (t *tree) kustomizationFile(dir string) (string, bool) {
+	for _, n := range kustomizationNames {
+		p := path.Join(dir, n)
+		if t.isFile(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// precheck walks the kustomizations reachable from an entry point and
+// rejects, before kustomize runs, every reference that could make a build
+// read outside the snapshot: remote resources (URLs, git specs), absolute
+// paths, paths leaving the repository and resources that do not exist
+// (kustomize would try a missing local resource as a remote one).
+func precheck(t *tree, entry string) []Problem {
+	c := &checker{t: t, entry: entry, seen: map[string]bool{}}
+	kf, ok := t.kustomizationFile(entry)
+	if !ok {
+		return []Problem{{EntryPoint: entry, File: entry, Message: fmt.Sprintf("no kustomization.yaml in %s", displayDir(entry)),
+			Fix: "add a kustomization.yaml to the entry point directory, or remove it from the configured entry points"}}
+	}
+	c.kustomization(kf)
+	return c.problems
+}
+
+func displayDir(d string) string {
+	if d == "" || d == "." {
+		return "the repository root"
+	}
+	return d + "/"
+}
+
+type checker struct {
+	t        *tree
+	entry    string
+	seen     map[string]bool
+	problems []Problem
+}
+
+func (c *checker) add(file, field, msg, fix string) {
+	c.problems = append(c.problems, Problem{EntryPoint: c.entry, File: file, Field: field, Message: msg, Fix: fix})
+}
+
+func (c *checker) kustomization(file string) {
+	if c.seen[file] {
+		return
+	}
+	c.seen[file] = true
+	if _, bad := c.t.bad[file]; bad {
+		return // the build reports the reason when it reads the file
+	}
+	b, err := c.t.src.ReadFile(c.t.files[file])
+	if err != nil {
+		return
+	}
+	var k map[string]any
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return // kustomize reports the syntax error with its own position
+	}
+	dir := path.Dir(file)
+	for _, field := range []string{"resources", "bases", "components"} {
+		for i, ref := range stringList(k[field]) {
+			c.resourceRef(file, dir, fmt.Sprintf("%s[%d]", field, i), ref)
+		}
+	}
+	for _, field := range []string{"crds", "generators", "transformers", "validators", "patchesStrategicMerge"} {
+		for i, ref := range stringList(k[field]) {
+			if strings.ContainsAny(ref, "\n:") && !strings.Contains(ref, "://") {
+				continue // inline YAML, not a path
+			}
+			c.fileRef(file, dir, fmt.Sprintf("%s[%d]", field, i), ref)
+		}
+	}
+	for _, field := range []string{"patches", "patchesJson6902", "replacements"} {
+		for i, item := range list(k[field]) {
+			if m, ok := item.(map[string]any); ok {
+				if p, ok := m["path"].(string); ok {
+					c.fileRef(file, dir, fmt.Sprintf("%s[%d].path", field, i), p)
+				}
+			}
+		}
+	}
+	if m, ok := k["openapi"].(map[string]any); ok {
+		if p, ok := m["path"].(string); ok {
+			c.fileRef(file, dir, "openapi.path", p)
+		}
+	}
+	for _, field := range []string{"configMapGenerator", "secretGenerator"} {
+		for i, item := range list(k[field]) {
+			m, ok := item.(map[string]any)
+			if !ok {
+				continue
+			}
+			for j, f := range stringList(m["files"]) {
+				if _, p, ok := strings.Cut(f, "="); ok {
+					f = p
+				}
+				c.fileRef(file, dir, fmt.Sprintf("%s[%d].files[%d]", field, i, j), f)
+			}
+			for j, f := range stringList(m["envs"]) {
+				c.fileRef(file, dir, fmt.Sprintf("%s[%d].envs[%d]", field, i, j), f)
+			}
+			if f, ok := m["env"].(string); ok && f != "" {
+				c.fileRef(file, dir, fmt.Sprintf("%s[%d].env", field, i), f)
+			}
+		}
+	}
+}
+
+func list(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func stringList(v any) []string {
+	var out []string
+	for _, e := range list(v) {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// looksRemote reports whether ref is a URL or a kustomize remote (git) spec.
+func looksRemote(ref string) bool {
+	if strings.Contains(ref, "://") || strings.HasPrefix(ref, "git@") || strings.HasPrefix(ref, "git::") ||
+		strings.HasPrefix(ref, "ssh:") || strings.HasPrefix(ref, "file:") {
+		return true
+	}
+	for _, q := range []string{"?ref=", "?version=", "?timeout=", "?submodules=", "//"} {
+		if strings.Contains(ref, q) {
+			return true
+		}
+	}
+	first, _, _ := strings.Cut(ref, "/")
+	return strings.Contains(first, ".") && first != "." && first != ".." && strings.Contains(ref, "/")
+}
+
+// safeJoin resolves ref against dir, reporting absolute paths and paths that
+// leave the repository.
+func (c *checker) safeJoin(file, dir, field, ref string) (string, bool) {
+	if strings.HasPrefix(ref, "/") || (len(ref) > 1 && ref[1] == ':') {
+		c.add(file, field, fmt.Sprintf("absolute path %q is not allowed", ref),
+			fmt.Sprintf("use a path relative to %s", displayDir(dir)))
+		return "", false
+	}
+	p := path.Join(dir, ref)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		c.add(file, field, fmt.Sprintf("path %q leaves the repository", ref),
+			"refer only to files inside the repository")
+		return "", false
+	}
+	if p == "." {
+		p = ""
+	}
+	return p, true
+}
+
+func (c *checker) resourceRef(file, dir, field, ref string) {
+	if ref == "" {
+		c.add(file, field, "empty resource path", "remove the empty entry")
+		return
+	}
+	local := !strings.Contains(ref, "://") && !strings.HasPrefix(ref, "git@") && !strings.HasPrefix(ref, "git::")
+	if local {
+		if p, ok := c.safeJoin(file, dir, field, ref); ok {
+			switch {
+			case c.t.isDir(p):
+				if kf, ok := c.t.kustomizationFile(p); ok {
+					c.kustomization(kf)
+				}
+				return
+			case c.t.isFile(p):
+				return
+			}
+		} else {
+			return
+		}
+	}
+	if looksRemote(ref) {
+		c.add(file, field, fmt.Sprintf("remote resource %q is not allowed: builds read only the repository snapshot, never the network", ref),
+			"vendor the remote base into the repository and refer to it by a relative path")
+		return
+	}
+	c.add(file, field, fmt.Sprintf("resource %q does not exist in the repository", ref),
+		"add the file or directory to the repository, or fix the path")
+}
+
+func (c *checker) fileRef(file, dir, field, ref string) {
+	if strings.Contains(ref, "://") {
+		c.add(file, field, fmt.Sprintf("remote file %q is not allowed: builds read only the repository snapshot, never the network", ref),
+			"copy the file into the repository and refer to it by a relative path")
+		return
+	}
+	c.safeJoin(file, dir, field, ref)
+}

@@ -1,0 +1,185 @@
+package render
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// OtherKinds says what to do with objects that are neither FlinkDeployment
+// nor FlinkSessionJob.
+type OtherKinds string
+
+// OtherKinds policies.
+const (
+	// OtherKindsIgnore drops them with a warning (the default).
+	OtherKindsIgnore OtherKinds = "ignore"
+	// OtherKindsError makes each of them a problem.
+	OtherKindsError OtherKinds = "error"
+)
+
+// DefaultMaxFileSize is the largest file a build may read (4 MiB).
+const DefaultMaxFileSize = 4 << 20
+
+// DefaultSupportedVersions are the Flink versions flink-gitops runs: 1.20
+// and 2.0–2.2. The operator's other enum values (v1_13…v1_19, v2_3, v2_4)
+// parse but are reported as unsupported.
+var DefaultSupportedVersions = []v1beta1.FlinkVersion{v1beta1.FlinkV1_20, v1beta1.FlinkV2_0, v1beta1.FlinkV2_1, v1beta1.FlinkV2_2}
+
+// DefaultJarURISchemes are the jarURI schemes accepted when Options does not
+// say otherwise: a jar in the image, or one the cluster fetches itself.
+var DefaultJarURISchemes = []string{"local", "file", "https", "http", "s3", "s3a", "s3p", "gs", "hdfs", "abfs", "abfss", "wasb", "wasbs", "oss"}
+
+// Options configures a render. The daemon fills it from its config file.
+type Options struct {
+	// EntryPoints are directories holding a kustomization, relative to the
+	// repository root; path.Match globs and "**" (any number of
+	// directories) are allowed.
+	EntryPoints []string
+	// DefaultNamespace is given to objects without a namespace.
+	DefaultNamespace string
+	// AllowedNamespaces is the allow-list; empty allows any namespace.
+	AllowedNamespaces []string
+	// OtherKinds is the policy for other kinds (default ignore).
+	OtherKinds OtherKinds
+	// SupportedVersions of Flink (default DefaultSupportedVersions).
+	SupportedVersions []v1beta1.FlinkVersion
+	// JarURISchemes allowed in job.jarURI (default DefaultJarURISchemes).
+	JarURISchemes []string
+	// MaxFileSize is the largest file a build may read (default DefaultMaxFileSize).
+	MaxFileSize int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.OtherKinds == "" {
+		o.OtherKinds = OtherKindsIgnore
+	}
+	if len(o.SupportedVersions) == 0 {
+		o.SupportedVersions = DefaultSupportedVersions
+	}
+	if len(o.JarURISchemes) == 0 {
+		o.JarURISchemes = DefaultJarURISchemes
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = DefaultMaxFileSize
+	}
+	return o
+}
+
+// Problem is one thing wrong with the repository, located as precisely as
+// possible, with what to do about it.
+type Problem struct {
+	// EntryPoint is the entry point being rendered ("" for config-level problems).
+	EntryPoint string
+	// File is the repository path of the offending file, if known.
+	File string
+	// Resource is "Kind namespace/name" when the problem is about one object.
+	Resource string
+	// Field is the path of the offending field (e.g. spec.job.parallelism).
+	Field string
+	// Message says what is wrong.
+	Message string
+	// Fix says what to do.
+	Fix string
+}
+
+// String renders the problem on one line.
+func (p Problem) String() string {
+	var b strings.Builder
+	loc := p.EntryPoint
+	if loc == "" {
+		loc = "(config)"
+	}
+	b.WriteString(loc)
+	if p.File != "" {
+		b.WriteString(": " + p.File)
+	}
+	if p.Resource != "" {
+		b.WriteString(": " + p.Resource)
+	}
+	if p.Field != "" {
+		b.WriteString(": " + p.Field)
+	}
+	b.WriteString(": " + p.Message)
+	if p.Fix != "" {
+		b.WriteString(" (fix: " + p.Fix + ")")
+	}
+	return b.String()
+}
+
+// Key identifies a resource in the cluster.
+type Key struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String renders the key as "Kind namespace/name".
+func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name) }
+
+// Resource is one rendered, valid FlinkDeployment or FlinkSessionJob.
+// Exactly one of Deployment and SessionJob is set.
+type Resource struct {
+	// EntryPoint that produced it.
+	EntryPoint string
+	// File that declared it (repository path), if kustomize recorded it.
+	File string
+	// Deployment is set for a FlinkDeployment.
+	Deployment *v1beta1.FlinkDeployment
+	// SessionJob is set for a FlinkSessionJob.
+	SessionJob *v1beta1.FlinkSessionJob
+	// Hash is the stable hash of the normalised spec (see SpecHash).
+	Hash string
+}
+
+// Key returns the resource's identity.
+func (r Resource) Key() Key {
+	if r.Deployment != nil {
+		return Key{v1beta1.KindFlinkDeployment, r.Deployment.Namespace, r.Deployment.Name}
+	}
+	return Key{v1beta1.KindFlinkSessionJob, r.SessionJob.Namespace, r.SessionJob.Name}
+}
+
+// EntryResult is what one entry point produced.
+type EntryResult struct {
+	// EntryPoint is the repository-relative directory.
+	EntryPoint string
+	// Failed is true when the entry point could not be built at all; its
+	// resources are then unknown, and callers must not treat them as removed.
+	Failed bool
+	// Cached is true when the build was reused from the previous render.
+	Cached bool
+	// Keys of every Flink resource the entry point declared, valid or not.
+	Keys []Key
+}
+
+// Result is the outcome of rendering a snapshot.
+type Result struct {
+	// Resources are the valid resources, sorted by key.
+	Resources []Resource
+	// Invalid are resources declared in the repository but rejected by
+	// validation: callers keep what is deployed for them and report.
+	Invalid []Key
+	// EntryPoints in sorted order.
+	EntryPoints []EntryResult
+	// Problems are errors, sorted by entry point, file and field.
+	Problems []Problem
+	// Warnings do not block anything (ignored kinds, unknown operator keys).
+	Warnings []Problem
+	// Built and Reused count the entry points built and taken from the cache.
+	Built, Reused int
+}
+
+// OK reports whether the render found no problems.
+func (r *Result) OK() bool { return len(r.Problems) == 0 }
+
+// Lookup returns the valid resource with key k.
+func (r *Result) Lookup(k Key) (Resource, bool) {
+	for _, res := range r.Resources {
+		if res.Key() == k {
+			return res, true
+		}
+	}
+	return Resource{}, false
+}
