@@ -94,7 +94,11 @@ func (r redactor) classify(op, remote string, err error) error {
 		strings.Contains(err.Error(), "host key"):
 		kind = ErrAuth
 	}
-	return &Error{Kind: kind, Op: op, Remote: redactURL(remote), Msg: r.redact(err.Error())}
+	msg := r.redact(err.Error())
+	if kind == ErrAuth && (errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed)) {
+		msg = "the remote refused the credentials (" + msg + "); check the user name and the token file or variable"
+	}
+	return &Error{Kind: kind, Op: op, Remote: redactURL(remote), Msg: msg}
 }
 
 // redactURL returns u without user info.

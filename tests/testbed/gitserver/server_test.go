@@ -130,3 +130,26 @@ func TestStopRestartSamePort(t *testing.T) {
 		t.Fatalf("ls-remote after restart: %v", err)
 	}
 }
+
+func TestSSHServerServesRepos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	s := Start(t)
+	s.CreateRepo("specs")
+	w := s.Worktree(t, "specs")
+	sha, err := w.CommitPush(ctx, map[string]string{"f": "1"}, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := s.StartSSH(t)
+	out, err := x.Check(ctx, "specs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, sha+"\trefs/heads/main") {
+		t.Fatalf("ls-remote over ssh = %q, want %s", out, sha)
+	}
+}
