@@ -29,7 +29,10 @@ func (r *Result) WriteText(w io.Writer) error {
 			if res.Deployment.Spec.IsSession() {
 				kind = "session"
 			}
-			extra = fmt.Sprintf(" %s %s %s", kind, res.Deployment.Spec.EffectiveMode(), res.Deployment.Spec.FlinkVersion)
+			extra = fmt.Sprintf(" %s %s", kind, res.Deployment.Spec.FlinkVersion)
+			if m := res.Deployment.Spec.Mode; m != "" {
+				extra += " " + string(m)
+			}
 		} else {
 			extra = " -> " + res.SessionJob.Spec.DeploymentName
 		}

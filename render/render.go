@@ -39,8 +39,12 @@ type Options struct {
 	EntryPoints []string
 	// DefaultNamespace is given to objects without a namespace.
 	DefaultNamespace string
-	// AllowedNamespaces is the allow-list; empty allows any namespace.
+	// AllowedNamespaces is the allow-list; empty or "*" allows any namespace.
 	AllowedNamespaces []string
+	// DefaultConfiguration is the daemon's Flink configuration merged under
+	// every spec's flinkConfiguration; validation sees the merged result
+	// (e.g. a checkpoint directory given only there). Flat keys.
+	DefaultConfiguration map[string]string
 	// OtherKinds is the policy for other kinds (default ignore).
 	OtherKinds OtherKinds
 	// SupportedVersions of Flink (default DefaultSupportedVersions).

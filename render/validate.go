@@ -80,7 +80,7 @@ func (v *validator) namespace(ns string) []fieldError {
 		return nil
 	}
 	for _, a := range v.opts.AllowedNamespaces {
-		if a == ns {
+		if a == ns || a == "*" {
 			return nil
 		}
 	}
@@ -91,6 +91,22 @@ func (v *validator) namespace(ns string) []fieldError {
 type validator struct {
 	opts     Options
 	warnings []fieldError
+}
+
+// effective returns the configuration Flink will see: the daemon's default
+// configuration with the spec's keys on top.
+func (v *validator) effective(spec v1beta1.FlinkConfiguration) v1beta1.FlinkConfiguration {
+	if len(v.opts.DefaultConfiguration) == 0 {
+		return spec
+	}
+	out := v1beta1.FlinkConfiguration{}
+	for k, val := range v.opts.DefaultConfiguration {
+		out[k] = val
+	}
+	for k, val := range spec {
+		out[k] = val
+	}
+	return out
 }
 
 func (v *validator) flinkVersion(fv v1beta1.FlinkVersion) []fieldError {
@@ -210,7 +226,7 @@ func (v *validator) config(conf v1beta1.FlinkConfiguration, deployment bool) []f
 			errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %q for %s: %s", conf[k], k, msg), Fix: fixFor(typ)})
 		}
 	}
-	if deployment && strings.EqualFold(strings.TrimSpace(conf[keyRollbackEnabled]), "true") && !haEnabled(conf) {
+	if eff := v.effective(conf); deployment && strings.EqualFold(strings.TrimSpace(eff[keyRollbackEnabled]), "true") && !haEnabled(eff) {
 		errs = append(errs, fieldError{Field: mapKey("spec.flinkConfiguration", keyRollbackEnabled), Message: "rollback needs high availability",
 			Fix: "set high-availability.type (e.g. kubernetes) and high-availability.storageDir, or disable rollback"})
 	}
@@ -233,6 +249,7 @@ type resourceReqs struct{ requestMem, limitMem bool }
 
 func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 	s := &d.Spec
+	conf := v.effective(s.FlinkConfiguration)
 	var errs []fieldError
 	errs = append(errs, validateName(d.Name)...)
 	errs = append(errs, v.namespace(d.Namespace)...)
@@ -261,7 +278,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 	}
 	errs = append(errs, v.config(s.FlinkConfiguration, true)...)
 	if s.Job != nil {
-		errs = append(errs, v.job(s.Job, s.TaskManager, s.FlinkConfiguration, false)...)
+		errs = append(errs, v.job(s.Job, s.TaskManager, conf, false)...)
 	}
 	var jmRes, tmRes *v1beta1.Resource
 	var jmReqs, tmReqs *resourceReqs
@@ -271,11 +288,11 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 		jmReqs = requirements(jm.Resources, "spec.jobManager.resources", &errs)
 		if jm.Replicas < 1 {
 			errs = append(errs, fieldError{Field: "spec.jobManager.replicas", Message: fmt.Sprintf("jobManager.replicas is %d; it must be at least 1", jm.Replicas), Fix: "set spec.jobManager.replicas to 1 (or more with high availability)"})
-		} else if jm.Replicas > 1 && !haEnabled(s.FlinkConfiguration) {
+		} else if jm.Replicas > 1 && !haEnabled(conf) {
 			errs = append(errs, fieldError{Field: "spec.jobManager.replicas", Message: "standby JobManagers (replicas > 1) need high availability", Fix: "enable high-availability.type, or set replicas to 1"})
 		}
 	}
-	if !memoryDefined(jmRes, jmReqs, s.FlinkConfiguration, "jobmanager.memory.process.size", "jobmanager.memory.flink.size", "jobmanager.memory.heap.size") {
+	if !memoryDefined(jmRes, jmReqs, conf, "jobmanager.memory.process.size", "jobmanager.memory.flink.size", "jobmanager.memory.heap.size") {
 		errs = append(errs, fieldError{Field: "spec.jobManager.resource.memory", Message: "JobManager memory is not defined",
 			Fix: "set spec.jobManager.resource.memory or spec.jobManager.resources.requests.memory"})
 	}
@@ -284,7 +301,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 		errs = append(errs, legacyResource("spec.taskManager.resource", tm.Resource)...)
 		tmReqs = requirements(tm.Resources, "spec.taskManager.resources", &errs)
 	}
-	if !memoryDefined(tmRes, tmReqs, s.FlinkConfiguration, "taskmanager.memory.process.size", "taskmanager.memory.flink.size", "taskmanager.memory.task.heap.size") {
+	if !memoryDefined(tmRes, tmReqs, conf, "taskmanager.memory.process.size", "taskmanager.memory.flink.size", "taskmanager.memory.task.heap.size") {
 		errs = append(errs, fieldError{Field: "spec.taskManager.resource.memory", Message: "TaskManager memory is not defined",
 			Fix: "set spec.taskManager.resource.memory or spec.taskManager.resources.requests.memory"})
 	}
@@ -302,7 +319,7 @@ func (v *validator) sessionJob(j *v1beta1.FlinkSessionJob) []fieldError {
 	if j.Spec.Job == nil {
 		errs = append(errs, fieldError{Field: "spec.job", Message: "a session job needs a job", Fix: "set spec.job with at least jarURI and parallelism"})
 	} else {
-		errs = append(errs, v.job(j.Spec.Job, nil, j.Spec.FlinkConfiguration, true)...)
+		errs = append(errs, v.job(j.Spec.Job, nil, v.effective(j.Spec.FlinkConfiguration), true)...)
 	}
 	return errs
 }
