@@ -256,9 +256,10 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	} else {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	// Flink reports a duplicate job id as a plain server error; it is a
-	// conflict, not something a retry fixes.
-	if e.Kind == KindServer && strings.Contains(string(raw), "DuplicateJobSubmissionException") {
+	// Flink reports a duplicate job id as "Could not execute application"
+	// (400) or a server error with the cause deep in the trace; it is a
+	// conflict, not our bug and not something a retry fixes.
+	if strings.Contains(string(raw), "DuplicateJobSubmissionException") {
 		e.Kind = KindConflict
 	}
 	return e

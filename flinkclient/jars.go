@@ -75,9 +75,11 @@ func (c *Client) DeleteJar(ctx context.Context, jarID string) error {
 
 // RunJar submits a job from an uploaded jar and returns its job id. With
 // req.JobID set, a second submission of the same id fails with ErrConflict
-// instead of starting the job twice. The claim mode is sent as restoreMode
-// to Flink 1.x and as claimMode to Flink 2.x, so RunJar asks for the version
-// first (once per client) when a claim mode is set.
+// instead of starting the job twice. The claim mode is sent as claimMode to
+// Flink 1.20 and later and as restoreMode to older versions (1.20 accepts
+// both but logs restoreMode as deprecated; 2.x documents only claimMode),
+// so RunJar asks for the version first (once per client) when a claim mode
+// is set.
 func (c *Client) RunJar(ctx context.Context, jarID string, req JarRunRequest) (string, error) {
 	op := "run jar " + jarID
 	if req.JobID != "" {
@@ -102,7 +104,7 @@ func (c *Client) RunJar(ctx context.Context, jarID string, req JarRunRequest) (s
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", op, err)
 		}
-		if v.Major >= 2 {
+		if v.AtLeast(1, 20) {
 			body.ClaimMode = req.ClaimMode
 		} else {
 			body.RestoreMode = req.ClaimMode

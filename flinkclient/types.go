@@ -354,8 +354,8 @@ type JarRunRequest struct {
 	SavepointPath string
 	// AllowNonRestoredState lets the restore skip state no operator claims.
 	AllowNonRestoredState bool
-	// ClaimMode is sent as restoreMode to Flink 1.x and as claimMode to 2.x;
-	// empty keeps Flink's default (NO_CLAIM).
+	// ClaimMode is sent as claimMode to Flink 1.20 and later and as
+	// restoreMode to older versions; empty keeps Flink's default (NO_CLAIM).
 	ClaimMode ClaimMode
 	// FlinkConfiguration is job configuration passed with the submission.
 	FlinkConfiguration map[string]string
