@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -23,6 +25,7 @@ type fieldError struct {
 var (
 	unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
 	v1beta1PkgPath  = reflect.TypeOf(v1beta1.FlinkDeployment{}).PkgPath()
+	quantityType    = reflect.TypeOf(resource.Quantity{})
 )
 
 // decodeStrict decodes an object's JSON into out (a pointer), first checking
@@ -132,7 +135,11 @@ func checkSchema(raw any, t reflect.Type, field string, errs *[]fieldError) {
 			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(b)
 		}
 		if err != nil {
-			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %s: %v", shortJSON(b), err)})
+			fix := "correct the value"
+			if t == quantityType {
+				fix = "use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m"
+			}
+			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %s: %v", shortJSON(b), err), Fix: fix})
 		}
 		return
 	}
