@@ -214,7 +214,9 @@ func TestValidationRules(t *testing.T) {
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.taskManager.resources.requests.memory: invalid value "2 gigs": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (fix: use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m)`}},
 		{"cpu quantity does not parse", dep(func(d map[string]any) { set(d, "spec/jobManager/resources/limits/cpu", "lots") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.jobManager.resources.limits.cpu: invalid value "lots": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (fix: use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m)`}},
-		{"legacy memory does not parse", dep(func(d map[string]any) { set(d, "spec/jobManager/resource", map[string]any{"memory": "2 gigs", "cpu": 1}) }), Options{},
+		{"legacy memory does not parse", dep(func(d map[string]any) {
+			set(d, "spec/jobManager/resource", map[string]any{"memory": "2 gigs", "cpu": 1})
+		}), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.jobManager.resource.memory: memory "2 gigs" does not parse (fix: use a size such as 2048m, 2g or 2Gi)`}},
 		{"request above limit", dep(func(d map[string]any) { set(d, "spec/jobManager/resources/limits", map[string]any{"memory": "512Mi"}) }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.jobManager.resources.requests.memory: memory request 1Gi is above the limit 512Mi (fix: lower the request or raise the limit)`}},
