@@ -163,6 +163,7 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 	last, rejectedErr := s.last, s.rejectedErr
 	s.status.Head = head
 	if last != nil && last.Commit == head {
+		s.status.Rejected, s.rejectedErr = "", nil
 		s.succeed(nil)
 		s.mu.Unlock()
 		return last, false, nil
