@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"runtime/debug"
+	"strings"
 	gosync "sync"
 
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -33,6 +34,9 @@ type rawObject struct {
 	// JSON is the object as kustomize emitted it (origin annotation removed
 	// unless the repository asked for it).
 	JSON []byte
+	// Err says why the object could not be encoded (e.g. duplicate keys);
+	// JSON is empty then.
+	Err string
 }
 
 // build runs kustomize on one entry point over the recording filesystem and
@@ -67,11 +71,7 @@ func build(fsys *recordingFS, entry string) (objs []rawObject, err error) {
 		return nil, err
 	}
 	for _, r := range m.Resources() {
-		o, err := toRaw(r, entry, injected)
-		if err != nil {
-			return nil, err
-		}
-		objs = append(objs, o)
+		objs = append(objs, toRaw(r, entry, injected))
 	}
 	return objs, nil
 }
@@ -113,7 +113,7 @@ func withOriginAnnotations(fsys *recordingFS, kf string) ([]byte, bool) {
 	return []byte(s), true
 }
 
-func toRaw(r *resource.Resource, entry string, injected bool) (rawObject, error) {
+func toRaw(r *resource.Resource, entry string, injected bool) rawObject {
 	o := rawObject{APIVersion: r.GetApiVersion(), Kind: r.GetKind(), Namespace: r.GetNamespace(), Name: r.GetName()}
 	if origin, err := r.GetOrigin(); err == nil && origin != nil && origin.Repo == "" && origin.Path != "" {
 		o.File = path.Clean(path.Join(entry, origin.Path))
@@ -123,16 +123,18 @@ func toRaw(r *resource.Resource, entry string, injected bool) (rawObject, error)
 		if _, ok := a[originAnnotation]; ok {
 			delete(a, originAnnotation)
 			if err := r.SetAnnotations(a); err != nil {
-				return o, fmt.Errorf("strip origin annotation of %s %s: %w", o.Kind, o.Name, err)
+				o.Err = fmt.Sprintf("strip origin annotation: %v", err)
+				return o
 			}
 		}
 	}
 	b, err := r.MarshalJSON()
 	if err != nil {
-		return o, fmt.Errorf("encode %s %s: %w", o.Kind, o.Name, err)
+		o.Err = strings.Join(strings.Fields(err.Error()), " ")
+		return o
 	}
 	o.JSON = b
-	return o, nil
+	return o
 }
 
 // isPoisoned reports whether a build error came from a path the snapshot refused.

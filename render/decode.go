@@ -26,6 +26,7 @@ var (
 	unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
 	v1beta1PkgPath  = reflect.TypeOf(v1beta1.FlinkDeployment{}).PkgPath()
 	quantityType    = reflect.TypeOf(resource.Quantity{})
+	flinkConfType   = reflect.TypeOf(v1beta1.FlinkConfiguration{})
 )
 
 // decodeStrict decodes an object's JSON into out (a pointer), first checking
@@ -135,16 +136,21 @@ func checkSchema(raw any, t reflect.Type, field string, errs *[]fieldError) {
 			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(b)
 		}
 		if err != nil {
-			fix := "correct the value"
-			if t == quantityType {
-				fix = "use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m"
+			fe := fieldError{Field: field, Message: fmt.Sprintf("invalid value %s: %v", shortJSON(b), err), Fix: "correct the value"}
+			switch t {
+			case quantityType:
+				fe.Fix = "use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m"
+			case flinkConfType:
+				fe.Message = err.Error()
+				fe.Fix = "write flinkConfiguration as a map of keys to values, each key once (flat or nested)"
 			}
-			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %s: %v", shortJSON(b), err), Fix: fix})
+			*errs = append(*errs, fe)
 		}
 		return
 	}
 	want := func(kind string) {
-		*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected %s, got %s", kind, describe(raw))})
+		*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected %s, got %s", kind, describe(raw)),
+			Fix: fmt.Sprintf("write %s as %s", field, kind)})
 	}
 	switch t.Kind() {
 	case reflect.Struct:

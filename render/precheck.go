@@ -5,7 +5,7 @@ import (
 	"path"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // kustomizationNames are the file names kustomize recognises, in its order.
@@ -61,16 +61,19 @@ func (c *checker) kustomization(file string) {
 		return
 	}
 	c.seen[file] = true
-	if _, bad := c.t.bad[file]; bad {
-		return // the build reports the reason when it reads the file
+	if why, bad := c.t.bad[file]; bad {
+		c.add(file, "", why, badFix)
+		return
 	}
 	b, err := c.t.src.ReadFile(c.t.files[file])
 	if err != nil {
+		c.add(file, "", fmt.Sprintf("read %s: %v", file, err), "")
 		return
 	}
 	var k map[string]any
 	if err := yaml.Unmarshal(b, &k); err != nil {
-		return // kustomize reports the syntax error with its own position
+		c.add(file, "", "invalid YAML: "+err.Error(), "fix the YAML syntax (duplicate keys are not allowed)")
+		return
 	}
 	dir := path.Dir(file)
 	for _, field := range []string{"resources", "bases", "components"} {
@@ -187,6 +190,9 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 				}
 				return
 			case c.t.isFile(p):
+				if why, bad := c.t.bad[p]; bad {
+					c.add(file, field, why, badFix)
+				}
 				return
 			}
 		} else {
@@ -208,5 +214,11 @@ func (c *checker) fileRef(file, dir, field, ref string) {
 			"copy the file into the repository and refer to it by a relative path")
 		return
 	}
-	c.safeJoin(file, dir, field, ref)
+	if p, ok := c.safeJoin(file, dir, field, ref); ok {
+		if why, bad := c.t.bad[p]; bad {
+			c.add(file, field, why, badFix)
+		}
+	}
 }
+
+const badFix = "keep every file an entry point reads inside the repository, not behind a symlink that leaves it, and under the size limit"

@@ -109,7 +109,8 @@ func (p Problem) String() string {
 	if p.Fix != "" {
 		b.WriteString(" (fix: " + p.Fix + ")")
 	}
-	return b.String()
+	// One problem, one line: multi-line messages (YAML errors) are folded.
+	return strings.Join(strings.Fields(b.String()), " ")
 }
 
 // Key identifies a resource in the cluster.

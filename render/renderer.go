@@ -353,6 +353,9 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 		return Key{}, nil, nil, []Problem{p}
 	}
 	key = Key{Kind: o.Kind, Namespace: ns, Name: o.Name}
+	if o.Err != "" {
+		return key, nil, []Problem{mk(fieldError{Message: "invalid YAML: " + o.Err, Fix: "fix the YAML (duplicate keys are not allowed)"})}, nil
+	}
 	if o.APIVersion != v1beta1.APIVersion {
 		return key, nil, []Problem{mk(fieldError{Field: "apiVersion", Message: fmt.Sprintf("unsupported apiVersion %q for %s", o.APIVersion, o.Kind), Fix: "use apiVersion " + v1beta1.APIVersion})}, nil
 	}

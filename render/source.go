@@ -172,6 +172,12 @@ func (m MapSource) BlobHash(p string) (string, bool) {
 	return GitBlobHash(b), true
 }
 
+// Size implements SizeSource.
+func (m MapSource) Size(p string) (int64, bool) {
+	b, ok := m.Files[p]
+	return int64(len(b)), ok
+}
+
 // Symlinks implements SymlinkSource.
 func (m MapSource) Symlinks() map[string]string { return m.Links }
 

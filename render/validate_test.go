@@ -229,7 +229,7 @@ func TestValidationRules(t *testing.T) {
 		{"unknown field", dep(func(d map[string]any) { set(d, "spec/job/parallelizm", 2) }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.job.parallelizm: unknown field "parallelizm" (fix: remove it or correct its spelling; flink-gitops rejects fields it does not support rather than ignoring them)`}},
 		{"wrong type", dep(func(d map[string]any) { set(d, "spec/job/parallelism", "two") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.job.parallelism: expected an integer, got a string`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.job.parallelism: expected an integer, got a string (fix: write spec.job.parallelism as an integer)`}},
 		{"wrong apiVersion", dep(func(d map[string]any) { set(d, "apiVersion", "flink.apache.org/v1alpha1") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: apiVersion: unsupported apiVersion "flink.apache.org/v1alpha1" for FlinkDeployment (fix: use apiVersion flink.apache.org/v1beta1)`}},
 		{"other kind is an error when configured", []map[string]any{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "c"}}}, Options{OtherKinds: OtherKindsError},
