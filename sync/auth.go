@@ -35,6 +35,10 @@ type Auth struct {
 	SSHKeyPassphraseFile string
 	// SSHKeyPassphraseEnv names an environment variable holding the passphrase.
 	SSHKeyPassphraseEnv string
+	// CAFile is a PEM bundle of extra certificate authorities to trust for
+	// https remotes (a self-hosted forge); the system roots stay trusted.
+	CAFile string
+
 	// KnownHostsFile lists the server's host keys. Empty means
 	// $SSH_KNOWN_HOSTS, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts;
 	// if none exists the source refuses to start. Checking is never skipped.
@@ -44,8 +48,9 @@ type Auth struct {
 // resolvedAuth is an Auth ready to use: the go-git method plus the secret
 // strings to scrub from any error text.
 type resolvedAuth struct {
-	method  transport.AuthMethod
-	secrets redactor
+	method   transport.AuthMethod
+	caBundle []byte
+	secrets  redactor
 }
 
 // isSSH reports whether rawURL is an SSH remote (ssh:// or scp-like).
@@ -94,6 +99,14 @@ func (a Auth) resolve(rawURL string) (resolvedAuth, error) {
 	if isSSH(rawURL) {
 		return a.resolveSSH(rawURL)
 	}
+	var ca []byte
+	if a.CAFile != "" {
+		b, err := os.ReadFile(a.CAFile)
+		if err != nil {
+			return resolvedAuth{}, fmt.Errorf("read CA file: %w", err)
+		}
+		ca = b
+	}
 	if a.SSHKeyFile != "" {
 		return resolvedAuth{}, fmt.Errorf("an SSH key is configured but %s is not an ssh:// URL", redactURL(rawURL))
 	}
@@ -108,14 +121,14 @@ func (a Auth) resolve(rawURL string) (resolvedAuth, error) {
 		}
 	}
 	if token == "" && a.Username == "" {
-		return resolvedAuth{secrets: redactor{secrets}}, nil
+		return resolvedAuth{caBundle: ca, secrets: redactor{secrets}}, nil
 	}
 	user := a.Username
 	if user == "" {
 		user = "git"
 	}
 	secrets = append(secrets, token)
-	return resolvedAuth{method: &githttp.BasicAuth{Username: user, Password: token}, secrets: redactor{secrets}}, nil
+	return resolvedAuth{method: &githttp.BasicAuth{Username: user, Password: token}, caBundle: ca, secrets: redactor{secrets}}, nil
 }
 
 func (a Auth) resolveSSH(rawURL string) (resolvedAuth, error) {

@@ -234,7 +234,7 @@ func (s *Source) lsRemote(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth.method})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth.method, CABundle: s.auth.caBundle})
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		return "", &Error{Kind: ErrBranchNotFound, Op: "ls-remote", Remote: redactURL(s.opts.URL), Msg: "the repository is empty"}
 	}
@@ -270,6 +270,7 @@ func (s *Source) fetch(ctx context.Context) (*object.Commit, error) {
 		RefSpecs:   []config.RefSpec{spec},
 		Depth:      1,
 		Auth:       s.auth.method,
+		CABundle:   s.auth.caBundle,
 		Tags:       git.NoTags,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {

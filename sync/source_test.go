@@ -254,3 +254,28 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSWithCustomCA(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	ctx := context.Background()
+	srv := gitserver.Start(t, gitserver.WithTLS())
+	srv.CreateRepo("specs")
+	w := srv.Worktree(t, "specs")
+	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
+
+	src := newTestSource(t, srv, "specs", func(o *Options) { o.Auth.CAFile = srv.CAFile() })
+	if snap, _, err := src.Poll(ctx); err != nil || snap.Commit != c1 {
+		t.Fatalf("poll over https with the CA: %v", err)
+	}
+	sw := newTestStatusWriter(t, srv, "specs", func(o *StatusWriterOptions) { o.Auth.CAFile = srv.CAFile() })
+	if res, err := sw.Write(ctx, map[string][]byte{"README.md": []byte("ok\n")}, c1); err != nil || !res.Changed {
+		t.Fatalf("status write over https: %+v, %v", res, err)
+	}
+
+	untrusting := newTestSource(t, srv, "specs", nil)
+	_, _, err := untrusting.Poll(ctx)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("poll without the CA: %v", err)
+	}
+}

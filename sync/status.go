@@ -182,7 +182,7 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("configure remote: %w", err)
 	}
-	tip, err := remoteHead(ctx, remote, branch, w.auth.method)
+	tip, err := remoteHead(ctx, remote, branch, w.auth)
 	if err != nil {
 		return WriteResult{}, w.auth.secrets.classify("ls-remote", w.opts.URL, err)
 	}
@@ -196,6 +196,7 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 			RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", branch, branch))},
 			Depth:      1,
 			Auth:       w.auth.method,
+			CABundle:   w.auth.caBundle,
 			Tags:       git.NoTags,
 		})
 		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
@@ -268,6 +269,7 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 		RemoteName: "origin",
 		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", branch, branch))},
 		Auth:       w.auth.method,
+		CABundle:   w.auth.caBundle,
 	}
 	if !tip.IsZero() {
 		// Compare-and-swap: push only if the remote is still at the tip we
@@ -293,8 +295,8 @@ func statusMessage(sourceCommit string, n int) string {
 
 // remoteHead returns the hash of ref on the remote, or the zero hash if the
 // remote has no such ref (or no refs at all).
-func remoteHead(ctx context.Context, remote *git.Remote, ref plumbing.ReferenceName, auth transport.AuthMethod) (plumbing.Hash, error) {
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+func remoteHead(ctx context.Context, remote *git.Remote, ref plumbing.ReferenceName, auth resolvedAuth) (plumbing.Hash, error) {
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth.method, CABundle: auth.caBundle})
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		return plumbing.ZeroHash, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,7 @@ type Option func(*options)
 type options struct {
 	user, password string
 	auth           bool
+	tls            bool
 	logger         *slog.Logger
 }
 
@@ -55,6 +57,12 @@ func WithAuth(user, password string) Option {
 // WithoutAuth serves every repository anonymously, fetch and push.
 func WithoutAuth() Option {
 	return func(o *options) { o.user, o.password, o.auth = "", "", false }
+}
+
+// WithTLS serves HTTPS with a self-signed certificate for 127.0.0.1;
+// CAFile names the file clients must trust.
+func WithTLS() Option {
+	return func(o *options) { o.tls = true }
 }
 
 // WithLogger sets the logger for request and CGI errors (default: discard).
@@ -85,6 +93,8 @@ type Server struct {
 	backend string
 	home    string
 	addr    string // host:port, stable across Stop/Restart
+	tlsConf *tls.Config
+	caFile  string
 
 	mu  gosync.Mutex
 	srv *http.Server
@@ -131,6 +141,17 @@ func New(dir string, opts ...Option) (*Server, error) {
 		}
 	}
 	s := &Server{Root: root, opts: o, backend: backend, home: home}
+	if o.tls {
+		conf, caPEM, err := selfSignedTLS()
+		if err != nil {
+			return nil, err
+		}
+		s.tlsConf = conf
+		s.caFile = filepath.Join(dir, "ca.pem")
+		if err := os.WriteFile(s.caFile, caPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("write CA file: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -141,6 +162,9 @@ func New(dir string, opts ...Option) (*Server, error) {
 }
 
 func (s *Server) serve(ln net.Listener) {
+	if s.tlsConf != nil {
+		ln = tls.NewListener(ln, s.tlsConf)
+	}
 	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.srv = srv
@@ -230,8 +254,28 @@ func (s *Server) Addr() string { return s.addr }
 
 // URL is the clone URL of repository repo (without credentials).
 func (s *Server) URL(repo string) string {
-	return "http://" + s.addr + "/" + strings.TrimSuffix(repo, ".git") + ".git"
+	scheme := "http://"
+	if s.tlsConf != nil {
+		scheme = "https://"
+	}
+	return scheme + s.addr + "/" + strings.TrimSuffix(repo, ".git") + ".git"
 }
+
+// Credentials are what a client needs to use the server.
+type Credentials struct {
+	// User and Password for HTTP basic auth (empty without auth).
+	User, Password string
+	// CAFile is the PEM file of the server's certificate, with WithTLS.
+	CAFile string
+}
+
+// Credentials returns the user, password and CA file clients need.
+func (s *Server) Credentials() Credentials {
+	return Credentials{User: s.opts.user, Password: s.opts.password, CAFile: s.caFile}
+}
+
+// CAFile is the PEM file clients trust for WithTLS ("" without TLS).
+func (s *Server) CAFile() string { return s.caFile }
 
 // User is the basic-auth user name ("" without auth).
 func (s *Server) User() string { return s.opts.user }

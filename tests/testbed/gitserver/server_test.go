@@ -79,7 +79,7 @@ func TestRefusesMissingOrWrongCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.Counts().Unauthorized
-			_, err := Clone(ctx, s.URL("specs"), filepath.Join(t.TempDir(), "wt"), tc.user, tc.password)
+			_, err := Clone(ctx, s.URL("specs"), filepath.Join(t.TempDir(), "wt"), Credentials{User: tc.user, Password: tc.password})
 			if err == nil {
 				t.Fatal("clone succeeded without valid credentials")
 			}
@@ -88,7 +88,7 @@ func TestRefusesMissingOrWrongCredentials(t *testing.T) {
 			}
 			// Push from a good clone, but with bad credentials.
 			bad := s.Worktree(t, "specs")
-			bad.user, bad.password = tc.user, tc.password
+			bad.creds = Credentials{User: tc.user, Password: tc.password}
 			if err := bad.WriteFile("g", "2"); err != nil {
 				t.Fatal(err)
 			}

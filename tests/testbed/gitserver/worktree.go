@@ -51,15 +51,15 @@ type Worktree struct {
 	// Sign, when set, signs every commit.
 	Sign *Signing
 
-	home           string
-	user, password string
-	timeout        time.Duration
+	home    string
+	creds   Credentials
+	timeout time.Duration
 }
 
-// Clone clones url into dir with the git CLI, using user and password (may
-// be empty) for HTTP basic auth. An empty repository is fine: the first
-// commit creates the branch.
-func Clone(ctx context.Context, url, dir, user, password string) (*Worktree, error) {
+// Clone clones url into dir with the git CLI, using c for HTTP basic auth
+// (empty for anonymous) and TLS trust. An empty repository is fine: the
+// first commit creates the branch.
+func Clone(ctx context.Context, url, dir string, c Credentials) (*Worktree, error) {
 	home := dir + ".home"
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("create git home: %w", err)
@@ -68,13 +68,12 @@ func Clone(ctx context.Context, url, dir, user, password string) (*Worktree, err
 		return nil, fmt.Errorf("write askpass helper: %w", err)
 	}
 	w := &Worktree{
-		Dir:      dir,
-		Branch:   "main",
-		Author:   Author{Name: "Test Author", Email: "author@example.com"},
-		home:     home,
-		user:     user,
-		password: password,
-		timeout:  2 * time.Minute,
+		Dir:     dir,
+		Branch:  "main",
+		Author:  Author{Name: "Test Author", Email: "author@example.com"},
+		home:    home,
+		creds:   c,
+		timeout: 2 * time.Minute,
 	}
 	if _, err := w.run(ctx, filepath.Dir(dir), "clone", "--quiet", url, dir); err != nil {
 		return nil, err
@@ -86,7 +85,7 @@ func Clone(ctx context.Context, url, dir, user, password string) (*Worktree, err
 // server's credentials; failures end the test.
 func (s *Server) Worktree(t testing.TB, repo string) *Worktree {
 	t.Helper()
-	w, err := Clone(context.Background(), s.URL(repo), filepath.Join(t.TempDir(), "wt"), s.User(), s.Password())
+	w, err := Clone(context.Background(), s.URL(repo), filepath.Join(t.TempDir(), "wt"), s.Credentials())
 	if err != nil {
 		t.Fatalf("clone %s: %v", repo, err)
 	}
@@ -106,13 +105,16 @@ func (w *Worktree) run(ctx context.Context, dir string, args ...string) (string,
 	cmd.Dir = dir
 	cmd.Env = append(isolatedEnv(w.home),
 		"GIT_ASKPASS="+filepath.Join(w.home, "askpass.sh"),
-		"GITSERVER_USER="+w.user,
-		"GITSERVER_PASSWORD="+w.password,
+		"GITSERVER_USER="+w.creds.User,
+		"GITSERVER_PASSWORD="+w.creds.Password,
 		"GIT_AUTHOR_NAME="+w.Author.Name,
 		"GIT_AUTHOR_EMAIL="+w.Author.Email,
 		"GIT_COMMITTER_NAME="+w.Author.Name,
 		"GIT_COMMITTER_EMAIL="+w.Author.Email,
 	)
+	if w.creds.CAFile != "" {
+		cmd.Env = append(cmd.Env, "GIT_SSL_CAINFO="+w.creds.CAFile)
+	}
 	if w.Sign != nil && w.Sign.GNUPGHome != "" {
 		cmd.Env = append(cmd.Env, "GNUPGHOME="+w.Sign.GNUPGHome)
 	}
