@@ -1,0 +1,232 @@
+package nodeagent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
+)
+
+// UsrLib is where the official image keeps user jars; jar URIs and args
+// under it map to the test job jar of the container's Flink version.
+const UsrLib = "local:///opt/flink/usrlib/"
+
+// ConfMount is where Flink containers mount their configuration.
+const ConfMount = "/opt/flink/conf"
+
+// FlinkRuntime runs containers of the official Flink image as local JVMs with
+// the test bed's Flink (see package flinktb). Differences from a real pod,
+// all needed because every process shares one network namespace:
+//
+//   - the ports a JobManager or TaskManager listens on are rewritten to free
+//     loopback ports and published through the agent's Service table;
+//   - a TaskManager's jobmanager.rpc.address (a Service name) is resolved to
+//     the JobManager's local address, as cluster DNS plus kube-proxy would;
+//   - local:///opt/flink/usrlib/*.jar is the test job jar.
+//
+// The image tag selects the Flink version: 1.20* runs 1.20, 2.* runs 2.2. Any
+// other tag fails to start, like an image that cannot be pulled.
+type FlinkRuntime struct{}
+
+// VersionForImage maps an image reference to a test bed Flink version.
+func VersionForImage(image string) (string, error) {
+	tag := image
+	if i := strings.LastIndex(image, ":"); i >= 0 && !strings.Contains(image[i:], "/") {
+		tag = image[i+1:]
+	} else {
+		tag = "latest"
+	}
+	switch {
+	case strings.HasPrefix(tag, "1.20"):
+		return flinktb.Version1, nil
+	case strings.HasPrefix(tag, "2."), tag == "2":
+		return flinktb.Version2, nil
+	}
+	return "", fmt.Errorf("image %q: no such image in the test bed (tags 1.20* and 2.* exist)", image)
+}
+
+// Prepare implements Runtime.
+func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) {
+	version, err := VersionForImage(c.Spec.Image)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string{}, c.Spec.Command...), c.Spec.Args...)
+	// The image's entrypoint is implicit: args start with the service.
+	if len(args) > 0 && strings.HasSuffix(args[0], "docker-entrypoint.sh") || len(args) > 0 && args[0] == "/docker-entrypoint.sh" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("pod %s: flink container has no args", c.Pod)
+	}
+	role := args[0]
+
+	files := c.Files[ConfMount]
+	if files == nil {
+		return nil, fmt.Errorf("pod %s: nothing mounted at %s (the flink-config ConfigMap volume)", c.Pod, ConfMount)
+	}
+	src := filepath.Join(c.Dir, "conf-mounted")
+	if err := writeFiles(src, files); err != nil {
+		return nil, err
+	}
+	conf, err := flinktb.ReadConfig(src, version)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: read mounted flink config: %w", c.Pod, err)
+	}
+
+	jar, err := flinktb.TestJobJar(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	usesJar := false
+	mapJar := func(s string) string {
+		if strings.Contains(s, UsrLib) {
+			usesJar = true
+			var parts []string
+			for _, p := range strings.Split(s, ";") {
+				if strings.HasPrefix(p, UsrLib) {
+					p = "file://" + jar
+				}
+				parts = append(parts, p)
+			}
+			return strings.Join(parts, ";")
+		}
+		return s
+	}
+	for i := range args {
+		args[i] = mapJar(args[i])
+	}
+	if v, ok := conf["pipeline.jars"]; ok {
+		conf["pipeline.jars"] = mapJar(v)
+	}
+
+	ports := map[int32]int32{}
+	alloc := func(key string, def int32) error {
+		orig := def
+		if v, ok := conf[key]; ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				orig = int32(n)
+			}
+		}
+		local, err := FreePort()
+		if err != nil {
+			return err
+		}
+		conf[key] = strconv.Itoa(local)
+		ports[orig] = int32(local)
+		return nil
+	}
+	conf["io.tmp.dirs"] = filepath.Join(c.Dir, "tmp")
+	conf["web.tmpdir"] = filepath.Join(c.Dir, "web")
+	var ready func(context.Context) bool
+	switch role {
+	case "jobmanager", "standalone-job":
+		for _, p := range []struct {
+			key string
+			def int32
+		}{{"rest.port", 8081}, {"jobmanager.rpc.port", 6123}, {"blob.server.port", 6124}} {
+			if err := alloc(p.key, p.def); err != nil {
+				return nil, err
+			}
+		}
+		delete(conf, "rest.bind-port")
+		for _, k := range []string{"jobmanager.rpc.address", "jobmanager.bind-host", "rest.address", "rest.bind-address"} {
+			conf[k] = "127.0.0.1"
+		}
+		restURL := "http://127.0.0.1:" + conf["rest.port"] + "/config"
+		ready = func(ctx context.Context) bool { return httpOK(ctx, restURL) }
+	case "taskmanager":
+		host := conf["jobmanager.rpc.address"]
+		port := int32(6123)
+		if v, err := strconv.Atoi(conf["jobmanager.rpc.port"]); err == nil {
+			port = int32(v)
+		}
+		jmHost, jmPort, err := c.Resolve(host, port)
+		if err != nil {
+			return nil, err
+		}
+		conf["jobmanager.rpc.address"] = jmHost
+		conf["jobmanager.rpc.port"] = strconv.Itoa(int(jmPort))
+		if err := alloc("taskmanager.rpc.port", 6122); err != nil {
+			return nil, err
+		}
+		conf["taskmanager.data.port"] = "0"
+		conf["taskmanager.host"] = "127.0.0.1"
+		conf["taskmanager.bind-host"] = "127.0.0.1"
+		if _, ok := conf["taskmanager.resource-id"]; !ok {
+			conf["taskmanager.resource-id"] = c.Pod
+		}
+	default:
+		return nil, fmt.Errorf("pod %s: flink container command %q is not supported", c.Pod, role)
+	}
+
+	confDir := filepath.Join(c.Dir, "conf")
+	if err := flinktb.WriteConfig(confDir, version, conf); err != nil {
+		return nil, err
+	}
+	for name, content := range files { // logging configuration and other mounted files
+		if name == flinktb.ConfigFileName(version) || name == "config.yaml" || name == "flink-conf.yaml" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(confDir, name), []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	spec := flinktb.ProcessSpec{
+		Version: version,
+		Args:    args,
+		ConfDir: confDir,
+		LogDir:  filepath.Join(c.Dir, "log"),
+		WorkDir: filepath.Join(c.Dir, "home"),
+	}
+	if usesJar || role == "standalone-job" {
+		spec.UserJars = []string{jar}
+	}
+	for k, v := range c.Env {
+		spec.Env = append(spec.Env, k+"="+v)
+	}
+	if err := os.MkdirAll(spec.WorkDir, 0o755); err != nil {
+		return nil, err
+	}
+	cmd, err := flinktb.Command(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", c.Pod, err)
+	}
+	return &Process{Cmd: cmd, Ports: ports, Ready: ready}, nil
+}
+
+func writeFiles(dir string, files map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, content := range files {
+		if strings.Contains(name, "/") {
+			return fmt.Errorf("mounted file name %q has a slash", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func httpOK(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
