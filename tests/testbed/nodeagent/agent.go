@@ -90,7 +90,7 @@ type Agent struct {
 	queue        workqueue.TypedRateLimitingInterface[string]
 
 	mu        gosync.Mutex
-	deploys   map[string]*deployState // by namespace/name; replicas are touched by the worker only
+	deploys   map[string]*deployState      // by namespace/name; replicas are touched by the worker only
 	endpoints map[string][]map[int32]int32 // by namespace/name: port maps of ready replicas
 }
 
@@ -116,11 +116,11 @@ type replica struct {
 // directories and logs.
 func New(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger) *Agent {
 	return &Agent{
-		client:  client,
-		runtime: rt,
-		dir:     dir,
-		log:     log,
-		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		client:    client,
+		runtime:   rt,
+		dir:       dir,
+		log:       log,
+		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		deploys:   map[string]*deployState{},
 		endpoints: map[string][]map[int32]int32{},
 	}
