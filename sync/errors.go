@@ -24,6 +24,9 @@ var (
 	// ErrUntrustedCommit: the head commit is not signed by a trusted key.
 	// The last good snapshot stays in force until a trusted commit arrives.
 	ErrUntrustedCommit = errors.New("commit not signed by a trusted key")
+	// ErrSnapshotTooLarge: the head commit's files exceed the size limit.
+	// The last good snapshot stays in force.
+	ErrSnapshotTooLarge = errors.New("commit too large to snapshot")
 	// ErrConflict: the status branch moved under a writer more often than its
 	// retry budget allowed.
 	ErrConflict = errors.New("status branch update conflict")
@@ -32,8 +35,8 @@ var (
 // Error is an error from a remote operation, classified by Kind (one of the
 // Err* values above) and already redacted.
 type Error struct {
-	// Kind is ErrUnavailable, ErrAuth, ErrBranchNotFound, ErrUntrustedCommit
-	// or ErrConflict.
+	// Kind is ErrUnavailable, ErrAuth, ErrBranchNotFound, ErrUntrustedCommit,
+	// ErrSnapshotTooLarge or ErrConflict.
 	Kind error
 	// Op says what was being done ("ls-remote", "fetch", "push", "verify").
 	Op string

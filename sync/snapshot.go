@@ -56,14 +56,19 @@ type fileEntry struct {
 	data []byte
 }
 
-// newSnapshot reads every regular file and symlink of commit c into memory.
-// Submodule entries are skipped: a snapshot holds only this repository.
-func newSnapshot(branch string, c *object.Commit, prev *Snapshot) (*Snapshot, error) {
+// errTooLarge marks a commit whose files exceed the snapshot size limit.
+var errTooLarge = errors.New("snapshot too large")
+
+// newSnapshot reads every regular file and symlink of commit c into memory,
+// refusing more than maxBytes in total (0: no limit). Submodule entries are
+// skipped: a snapshot holds only this repository.
+func newSnapshot(branch string, c *object.Commit, prev *Snapshot, maxBytes int64) (*Snapshot, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", c.Hash, err)
 	}
 	files := make(map[string]fileEntry)
+	var total int64
 	walker := object.NewTreeWalker(tree, true, nil)
 	defer walker.Close()
 	for {
@@ -80,6 +85,10 @@ func newSnapshot(branch string, c *object.Commit, prev *Snapshot) (*Snapshot, er
 		f, err := tree.TreeEntryFile(&entry)
 		if err != nil {
 			return nil, fmt.Errorf("read %s at %s: %w", name, c.Hash, err)
+		}
+		total += f.Size
+		if maxBytes > 0 && total > maxBytes {
+			return nil, fmt.Errorf("%w: the files of commit %s exceed %d bytes (at %s); raise the limit or move large files out of the repository", errTooLarge, c.Hash, maxBytes, name)
 		}
 		r, err := f.Reader()
 		if err != nil {

@@ -36,6 +36,10 @@ type Options struct {
 	// MaxBackoff caps the delay between polls while the remote fails
 	// (default 10×Interval). The delay doubles from Interval per failure.
 	MaxBackoff time.Duration
+	// MaxSnapshotBytes caps the total size of the files of one commit held
+	// in memory (default 256 MiB). A larger head is rejected like an
+	// untrusted one: the last good snapshot stays.
+	MaxSnapshotBytes int64
 	// Verify, when set, accepts a new head only if it is signed by a
 	// trusted key.
 	Verify *VerifyOptions
@@ -66,6 +70,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBackoff < o.Interval {
 		o.MaxBackoff = o.Interval
 	}
+	if o.MaxSnapshotBytes <= 0 {
+		o.MaxSnapshotBytes = 256 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -82,7 +89,8 @@ type Status struct {
 	Head string
 	// Commit is the commit of the current snapshot ("" before the first).
 	Commit string
-	// Rejected is the head commit refused by signature verification, if any.
+	// Rejected is the head commit refused by signature verification or the
+	// size limit, if any; Err says why.
 	Rejected string
 	// LastPoll is when the last poll finished.
 	LastPoll time.Time
@@ -184,17 +192,13 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 	if s.verifier != nil {
 		signer, err = s.verifier.verify(c)
 		if err != nil {
-			verr := &Error{Kind: ErrUntrustedCommit, Op: "verify", Remote: redactURL(s.opts.URL), Msg: err.Error()}
-			s.mu.Lock()
-			s.status.Rejected = c.Hash.String()
-			s.rejectedErr = verr
-			s.succeed(verr)
-			s.mu.Unlock()
-			s.opts.Logger.Warn("git head rejected", "branch", s.opts.Branch, "commit", c.Hash.String(), "err", verr)
-			return last, false, verr
+			return s.reject(last, c.Hash.String(), &Error{Kind: ErrUntrustedCommit, Op: "verify", Remote: redactURL(s.opts.URL), Msg: err.Error()})
 		}
 	}
-	snap, err := newSnapshot(s.opts.Branch, c, last)
+	snap, err := newSnapshot(s.opts.Branch, c, last, s.opts.MaxSnapshotBytes)
+	if errors.Is(err, errTooLarge) {
+		return s.reject(last, c.Hash.String(), &Error{Kind: ErrSnapshotTooLarge, Op: "snapshot", Remote: redactURL(s.opts.URL), Msg: err.Error()})
+	}
 	if err != nil {
 		return s.fail(err)
 	}
@@ -207,6 +211,18 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 	s.mu.Unlock()
 	s.opts.Logger.Info("git snapshot", "branch", s.opts.Branch, "commit", snap.Commit, "previous", snap.Previous, "changed", len(snap.ChangedPaths))
 	return snap, true, nil
+}
+
+// reject records a head that was fetched but refused (untrusted or too
+// large): the last snapshot stays, and the same head is not fetched again.
+func (s *Source) reject(last *Snapshot, commit string, err error) (*Snapshot, bool, error) {
+	s.mu.Lock()
+	s.status.Rejected = commit
+	s.rejectedErr = err
+	s.succeed(err)
+	s.mu.Unlock()
+	s.opts.Logger.Warn("git head rejected", "branch", s.opts.Branch, "commit", commit, "err", err)
+	return last, false, err
 }
 
 // succeed records a poll that reached the remote; s.mu must be held.

@@ -279,3 +279,25 @@ func TestHTTPSWithCustomCA(t *testing.T) {
 		t.Fatalf("poll without the CA: %v", err)
 	}
 }
+
+func TestSnapshotSizeLimit(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	ctx := context.Background()
+	srv := gitserver.Start(t)
+	srv.CreateRepo("specs")
+	w := srv.Worktree(t, "specs")
+	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "small\n"}, "c1")
+	src := newTestSource(t, srv, "specs", func(o *Options) { o.MaxSnapshotBytes = 100 })
+	if snap, _, err := src.Poll(ctx); err != nil || snap.Commit != c1 {
+		t.Fatalf("small commit: %v", err)
+	}
+	big := mustCommitPush(t, w, map[string]string{"big.yaml": strings.Repeat("x", 200)}, "big")
+	snap, changed, err := src.Poll(ctx)
+	if !errors.Is(err, ErrSnapshotTooLarge) || changed || snap.Commit != c1 {
+		t.Fatalf("big commit: changed=%v err=%v", changed, err)
+	}
+	if st := src.Status(); st.Rejected != big || !strings.Contains(st.Err.Error(), "big.yaml") {
+		t.Fatalf("status = %+v", st)
+	}
+}
