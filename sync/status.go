@@ -64,6 +64,10 @@ type StatusWriterOptions struct {
 type StatusWriter struct {
 	opts StatusWriterOptions
 	auth resolvedAuth
+
+	// beforePush, when set (tests only), runs between building the commit
+	// and pushing it.
+	beforePush func(attempt int)
 }
 
 // WriteResult says what a Write did.
@@ -125,7 +129,7 @@ func (w *StatusWriter) Write(ctx context.Context, files map[string][]byte, sourc
 	var lastErr error
 	wait := w.opts.Backoff
 	for attempt := 1; attempt <= w.opts.MaxAttempts; attempt++ {
-		res, err := w.attempt(ctx, files, sourceCommit)
+		res, err := w.attempt(ctx, files, sourceCommit, attempt)
 		res.Attempts = attempt
 		if err == nil {
 			if res.Changed {
@@ -168,7 +172,7 @@ func isConflict(err error) bool {
 }
 
 // attempt is one round: read the tip, build the commit, push it.
-func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sourceCommit string) (WriteResult, error) {
+func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sourceCommit string, n int) (WriteResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	branch := plumbing.NewBranchReferenceName(w.opts.Branch)
@@ -275,6 +279,9 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 		// Compare-and-swap: push only if the remote is still at the tip we
 		// built on (the server checks the old value again atomically).
 		push.RequireRemoteRefs = []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", tip, branch))}
+	}
+	if w.beforePush != nil {
+		w.beforePush(n)
 	}
 	if err := remote.PushContext(ctx, push); err != nil {
 		return WriteResult{}, w.auth.secrets.classify("push", w.opts.URL, err)

@@ -211,3 +211,47 @@ func TestStatusWriterWrongCredentials(t *testing.T) {
 		t.Fatalf("error leaks the token: %v", err)
 	}
 }
+
+// TestStatusWriterRetriesOnTheNewTip makes the conflict happen for sure:
+// another writer commits between this writer's fetch and its push.
+func TestStatusWriterRetriesOnTheNewTip(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	ctx := context.Background()
+	srv := gitserver.Start(t)
+	srv.CreateRepo("specs")
+	wt := srv.Worktree(t, "specs")
+	mustCommitPush(t, wt, map[string]string{"a.yaml": "a\n"}, "specs")
+
+	for _, existing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("branch exists=%v", existing), func(t *testing.T) {
+			branch := fmt.Sprintf("status-%v", existing)
+			opts := func(o *StatusWriterOptions) { o.Branch = branch }
+			a := newTestStatusWriter(t, srv, "specs", opts)
+			b := newTestStatusWriter(t, srv, "specs", opts)
+			if existing {
+				if _, err := b.Write(ctx, map[string][]byte{"README.md": []byte("readme\n")}, "s0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.beforePush = func(attempt int) {
+				if attempt == 1 {
+					if _, err := b.Write(ctx, map[string][]byte{"ns/FlinkDeployment/b.yaml": []byte("b\n")}, "sb"); err != nil {
+						t.Errorf("interleaved write: %v", err)
+					}
+				}
+			}
+			res, err := a.Write(ctx, map[string][]byte{"ns/FlinkDeployment/a.yaml": []byte("a\n")}, "sa")
+			if err != nil || res.Attempts != 2 || !res.Changed {
+				t.Fatalf("write: %+v, %v (want success on the 2nd attempt)", res, err)
+			}
+			got := statusTree(t, wt, branch)
+			if got["ns/FlinkDeployment/a.yaml"] != "a\n" || got["ns/FlinkDeployment/b.yaml"] != "b\n" {
+				t.Fatalf("lost update: %v", got)
+			}
+			if existing && got["README.md"] != "readme\n" {
+				t.Fatalf("lost README: %v", got)
+			}
+		})
+	}
+}
