@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+const (
+	kib = int64(1) << 10
+	mib = int64(1) << 20
+	gib = int64(1) << 30
+	tib = int64(1) << 40
+)
+
+// flinkMemoryPattern is Flink's MemorySize syntax: an integer and an optional
+// unit, case-insensitive, all units binary.
+var flinkMemoryPattern = regexp.MustCompile(`(?i)^\s*([0-9]+)\s*([a-z]*)\s*$`)
+
+var flinkMemoryUnits = map[string]int64{
+	"": 1, "b": 1, "bytes": 1,
+	"k": kib, "kb": kib, "kibibytes": kib,
+	"m": mib, "mb": mib, "mebibytes": mib,
+	"g": gib, "gb": gib, "gibibytes": gib,
+	"t": tib, "tb": tib, "tebibytes": tib,
+}
+
+// ParseFlinkMemory parses a size in Flink's MemorySize syntax ("2048m",
+// "2 gb", "1073741824"), which is what Flink accepts for *.memory.* keys.
+func ParseFlinkMemory(s string) (int64, error) {
+	m := flinkMemoryPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a Flink memory size", s)
+	}
+	mult, ok := flinkMemoryUnits[strings.ToLower(m[2])]
+	if !ok {
+		return 0, fmt.Errorf("%q has an unknown unit %q (Flink knows b, k, m, g, t)", s, m[2])
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}
+
+// ParseResourceMemory parses the memory of a spec's resource block the way
+// the operator does: Flink's MemorySize syntax first ("2g" is 2 GiB), else a
+// Kubernetes quantity after the operator's normalisation (upper case, a
+// trailing B dropped, "GI" read as "Gi"), so "2Gi", "2GB" and "1.5g" all
+// parse. The result is in bytes.
+func ParseResourceMemory(s string) (int64, error) {
+	if b, err := ParseFlinkMemory(s); err == nil {
+		return b, nil
+	}
+	q := strings.ToUpper(strings.Join(strings.Fields(s), ""))
+	q = strings.TrimSuffix(q, "B")
+	if strings.HasSuffix(q, "I") {
+		q = strings.TrimSuffix(q, "I") + "i"
+	}
+	qty, err := resource.ParseQuantity(q)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither a Flink memory size nor a Kubernetes quantity", s)
+	}
+	return quantityBytes(qty)
+}
+
+// quantityBytes returns a quantity as a whole number of bytes.
+func quantityBytes(q resource.Quantity) (int64, error) {
+	r := new(big.Rat)
+	if _, ok := r.SetString(q.AsDec().String()); !ok || !r.IsInt() || r.Sign() < 0 {
+		return 0, fmt.Errorf("%s is not a whole, non-negative number of bytes", q.String())
+	}
+	if !r.Num().IsInt64() {
+		return 0, fmt.Errorf("%s is too large", q.String())
+	}
+	return r.Num().Int64(), nil
+}
+
+// FormatFlinkMemory renders bytes as Flink's MemorySize.toString does: the
+// largest unit that divides the size exactly, e.g. "2 gb", "1536 mb".
+func FormatFlinkMemory(bytes int64) string {
+	units := []struct {
+		mult int64
+		name string
+	}{{tib, "tb"}, {gib, "gb"}, {mib, "mb"}, {kib, "kb"}}
+	for _, u := range units {
+		if bytes != 0 && bytes%u.mult == 0 {
+			return fmt.Sprintf("%d %s", bytes/u.mult, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", bytes)
+}
+
+// memoryModel holds the defaults of Flink's memory model for one component.
+type memoryModel struct {
+	prefix      string // "jobmanager" or "taskmanager"
+	metaspace   int64
+	overheadMin int64
+	overheadMax int64
+	fraction    float64
+}
+
+var (
+	jmMemory = memoryModel{prefix: "jobmanager", metaspace: 256 * mib, overheadMin: 192 * mib, overheadMax: 1 * gib, fraction: 0.1}
+	tmMemory = memoryModel{prefix: "taskmanager", metaspace: 256 * mib, overheadMin: 192 * mib, overheadMax: 1 * gib, fraction: 0.1}
+)
+
+// ProcessMemory returns the total process memory of the JobManager
+// ("jobmanager") or TaskManager ("taskmanager") in bytes, from the effective
+// Flink configuration: <c>.memory.process.size, or <c>.memory.flink.size plus
+// JVM metaspace and overhead as Flink's memory model derives them. This is the
+// container's memory request, as Flink's Kubernetes integration sets it.
+func ProcessMemory(conf map[string]string, component string) (int64, error) {
+	m := jmMemory
+	if component == "taskmanager" {
+		m = tmMemory
+	}
+	key := func(s string) string { return m.prefix + ".memory." + s }
+	size := func(k string, def int64) (int64, error) {
+		v, ok := conf[k]
+		if !ok || strings.TrimSpace(v) == "" {
+			return def, nil
+		}
+		b, err := ParseFlinkMemory(v)
+		if err != nil {
+			return 0, fmt.Errorf("flinkConfiguration %s: %w; write a size such as 2048m or 2g", k, err)
+		}
+		return b, nil
+	}
+	if v := conf[key("process.size")]; strings.TrimSpace(v) != "" {
+		return size(key("process.size"), 0)
+	}
+	if v := conf[key("flink.size")]; strings.TrimSpace(v) != "" {
+		flink, err := size(key("flink.size"), 0)
+		if err != nil {
+			return 0, err
+		}
+		meta, err := size(key("jvm-metaspace.size"), m.metaspace)
+		if err != nil {
+			return 0, err
+		}
+		lo, err := size(key("jvm-overhead.min"), m.overheadMin)
+		if err != nil {
+			return 0, err
+		}
+		hi, err := size(key("jvm-overhead.max"), m.overheadMax)
+		if err != nil {
+			return 0, err
+		}
+		frac := m.fraction
+		if v, ok := conf[key("jvm-overhead.fraction")]; ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || f < 0 || f >= 1 {
+				return 0, fmt.Errorf("flinkConfiguration %s: %q is not a fraction in [0, 1)", key("jvm-overhead.fraction"), v)
+			}
+			frac = f
+		}
+		base := flink + meta
+		overhead := int64(float64(base) * frac / (1 - frac))
+		overhead = max(lo, min(hi, overhead))
+		return base + overhead, nil
+	}
+	spec := "spec.jobManager.resource.memory"
+	if component == "taskmanager" {
+		spec = "spec.taskManager.resource.memory"
+	}
+	return 0, fmt.Errorf("%s memory is not defined as a total size: set %s, or %s or %s in flinkConfiguration",
+		component, spec, key("process.size"), key("flink.size"))
+}
