@@ -100,6 +100,9 @@ func TestSSHAuth(t *testing.T) {
 // key's path and the public key line.
 func genKey(t *testing.T) (string, string) {
 	t.Helper()
+	if err := gitserver.EnsureTools(); err != nil {
+		t.Fatal(err)
+	}
 	key := filepath.Join(t.TempDir(), "key")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)

@@ -17,8 +17,8 @@ import (
 // gpg and returns the home, the key's fingerprint and its armored public key.
 func gpgKey(t *testing.T, name string) (home, fpr, armored string) {
 	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg is not installed")
+	if err := gitserver.EnsureTools(); err != nil {
+		t.Fatal(err)
 	}
 	// A short path: gpg-agent's socket path must fit in sun_path.
 	home, err := os.MkdirTemp("", "gpg")
@@ -162,8 +162,9 @@ func TestNewVerifierNeedsKeys(t *testing.T) {
 // signatures made by ssh-keygen itself.
 func TestSSHSignatureNamespaceAndTampering(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		t.Skip("ssh-keygen is not installed")
+	integration(t) // may install ssh-keygen
+	if err := gitserver.EnsureTools(); err != nil {
+		t.Fatal(err)
 	}
 	key, pubLine := genKey(t)
 	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pubLine))

@@ -45,22 +45,28 @@ type SSHServer struct {
 	cmd *exec.Cmd
 }
 
-// EnsureSSHD installs openssh-server with the script next to this file if
-// sshd is missing.
-func EnsureSSHD() error {
+// EnsureTools installs git, sshd, ssh-keygen and gpg with the script next
+// to this file (Debian packages) if any is missing.
+func EnsureTools() error {
 	if _, err := os.Stat(sshdPath); err == nil {
-		if _, err := exec.LookPath("ssh-keygen"); err == nil {
+		missing := false
+		for _, p := range []string{"git", "ssh-keygen", "gpg"} {
+			if _, err := exec.LookPath(p); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
 			return nil
 		}
 	}
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
-		return fmt.Errorf("sshd is missing and the install script cannot be located")
+		return fmt.Errorf("test tools are missing and the install script cannot be located")
 	}
-	script := filepath.Join(filepath.Dir(self), "install-sshd.sh")
+	script := filepath.Join(filepath.Dir(self), "install-tools.sh")
 	out, err := exec.Command("bash", script).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("install openssh-server with %s: %w\n%s", script, err, out)
+		return fmt.Errorf("install test tools with %s: %w\n%s", script, err, out)
 	}
 	return nil
 }
@@ -70,7 +76,7 @@ func EnsureSSHD() error {
 // a child process killed in t.Cleanup.
 func (s *Server) StartSSH(t testing.TB) *SSHServer {
 	t.Helper()
-	if err := EnsureSSHD(); err != nil {
+	if err := EnsureTools(); err != nil {
 		t.Fatal(err)
 	}
 	u, err := user.Current()
