@@ -5,8 +5,8 @@
 //	go run ./tests/testbed/kube/cmd/kube-testbed -dir /tmp/demo-kube -controller-manager
 //	export KUBECONFIG=/tmp/demo-kube/kubeconfig
 //
-// The kubeconfig file appears in -dir once the apiserver is ready, so a script
-// can wait for it. Its last stdout line before serving is the kubeconfig path.
+// The kubeconfig file appears in -dir once everything is ready and is removed
+// on exit, so a script can wait for it. The one stdout line is its path.
 package main
 
 import (
