@@ -27,6 +27,15 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// specRepo starts a git server with an empty repository "specs" and
+// returns the server and a worktree of it.
+func specRepo(t testing.TB) (*gitserver.Server, *gitserver.Worktree) {
+	t.Helper()
+	srv := gitserver.Start(t)
+	srv.CreateRepo("specs")
+	return srv, srv.Worktree(t, "specs")
+}
+
 // tokenFile writes the server's password to a file for Auth.TokenFile.
 func tokenFile(t testing.TB, token string) string {
 	t.Helper()

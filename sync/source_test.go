@@ -17,9 +17,7 @@ func TestPollDetectsChangesAndNoopPollDoesNotFetch(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{
 		"apps/a/kustomization.yaml": "resources: [a.yaml]\n",
 		"apps/a/a.yaml":             "kind: FlinkDeployment\n",
@@ -100,9 +98,7 @@ func TestForcePushIsJustTheNewHead(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
 	c2 := mustCommitPush(t, w, map[string]string{"a.yaml": "2\n", "b.yaml": "b\n"}, "c2")
 	src := newTestSource(t, srv, "specs", nil)
@@ -136,9 +132,7 @@ func TestRemoteDownKeepsLastSnapshotAndRecovers(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
 
 	src := newTestSource(t, srv, "specs", func(o *Options) {
@@ -195,9 +189,7 @@ func TestWrongCredentialsClearErrorWithoutSecret(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
 
 	const wrong = "wrong-token-Zx81qPL"
@@ -284,9 +276,7 @@ func TestSnapshotSizeLimit(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "small\n"}, "c1")
 	src := newTestSource(t, srv, "specs", func(o *Options) { o.MaxSnapshotBytes = 100 })
 	if snap, _, err := src.Poll(ctx); err != nil || snap.Commit != c1 {

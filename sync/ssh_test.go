@@ -16,9 +16,7 @@ func TestSSHAuth(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{"apps/a.yaml": "a\n"}, "c1")
 	x := srv.StartSSH(t)
 

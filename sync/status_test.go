@@ -58,9 +58,7 @@ func TestStatusWriterOrphanBranchMergeAndSkip(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	wt := srv.Worktree(t, "specs")
+	srv, wt := specRepo(t)
 	mainHead := mustCommitPush(t, wt, map[string]string{"apps/a.yaml": "a\n"}, "specs")
 
 	if _, err := NewStatusWriter(StatusWriterOptions{URL: srv.URL("specs"), Branch: "main", WatchedBranch: "main"}); err == nil {
@@ -140,9 +138,7 @@ func TestStatusWritersRaceWithoutLostUpdates(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	wt := srv.Worktree(t, "specs")
+	srv, wt := specRepo(t)
 	mustCommitPush(t, wt, map[string]string{"a.yaml": "a\n"}, "specs")
 
 	const writers, writes = 2, 8
@@ -218,9 +214,7 @@ func TestStatusWriterRetriesOnTheNewTip(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	wt := srv.Worktree(t, "specs")
+	srv, wt := specRepo(t)
 	mustCommitPush(t, wt, map[string]string{"a.yaml": "a\n"}, "specs")
 
 	for _, existing := range []bool{false, true} {

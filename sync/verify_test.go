@@ -63,9 +63,7 @@ func TestSignatureVerification(t *testing.T) {
 	integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 
 	trustedSSH, trustedSSHPub := genKey(t)
 	otherSSH, _ := genKey(t)

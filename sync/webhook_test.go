@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/flink-gitops/flink-gitops/tests/testbed/gitserver"
 )
 
 const hookSecret = "hook-secret-123"
@@ -166,9 +164,7 @@ func TestWebhookCallbacksGetPullRequests(t *testing.T) {
 func TestWebhookWakesRun(t *testing.T) {
 	integration(t)
 	t.Parallel()
-	srv := gitserver.Start(t)
-	srv.CreateRepo("specs")
-	w := srv.Worktree(t, "specs")
+	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
 	src := newTestSource(t, srv, "specs", func(o *Options) { o.Interval = time.Hour })
 	h, err := NewWebhookHandler(WebhookOptions{Secret: []byte(hookSecret), Branch: "main", Logger: quietLogger()}, src.Wake)
