@@ -109,9 +109,12 @@ type Input struct {
 	SpecHash, SourceCommit string
 	// JobID is the job's id, chosen by the reconciler (32 hex digits); "" lets Flink choose.
 	JobID string
-	// SavepointPath to restore the job from; "" for none.
+	// SavepointPath to restore the job from; "" for none. The reconciler
+	// passes spec.job.initialSavepointPath here on a first deployment.
 	SavepointPath string
-	// AllowNonRestoredState lets the restore skip state of removed operators.
+	// AllowNonRestoredState lets the restore skip state of removed operators;
+	// spec.job.allowNonRestoredState: true has the same effect. It only
+	// matters with a SavepointPath (the entrypoint ignores it otherwise).
 	AllowNonRestoredState bool
 	// OwnerUID is the UID of the JobManager Deployment once it exists; the
 	// other objects are then owned by it. Empty before the JobManager exists.
@@ -436,7 +439,7 @@ func (b *builder) jobManagerArgs() []string {
 		}
 		if b.in.SavepointPath != "" {
 			args = append(args, "--fromSavepoint", b.in.SavepointPath)
-			if b.in.AllowNonRestoredState {
+			if b.in.AllowNonRestoredState || (s.Job.AllowNonRestoredState != nil && *s.Job.AllowNonRestoredState) {
 				args = append(args, "--allowNonRestoredState")
 			}
 		}

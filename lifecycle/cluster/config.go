@@ -419,6 +419,8 @@ func RenderConfig(v v1beta1.FlinkVersion, conf map[string]string) (string, error
 // plainInt matches integers that a YAML 1.2 reader turns back into the same text.
 var plainInt = regexp.MustCompile(`^(0|-?[1-9][0-9]*)$`)
 
+var yaml11Bools = map[string]bool{"y": true, "n": true, "yes": true, "no": true, "on": true, "off": true}
+
 func renderYAML(keys []string, conf map[string]string) (string, error) {
 	doc := &yaml.Node{Kind: yaml.MappingNode}
 	for _, k := range keys {
@@ -434,6 +436,9 @@ func renderYAML(keys []string, conf map[string]string) (string, error) {
 			vn.Tag = "!!bool"
 		case strings.Contains(val, "\n"):
 			vn.Style = yaml.LiteralStyle
+		case yaml11Bools[strings.ToLower(val)]:
+			// YAML 1.1 readers take these for booleans; quote them for any reader.
+			vn.Style = yaml.DoubleQuotedStyle
 		}
 		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, vn)
 	}
