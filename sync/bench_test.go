@@ -85,22 +85,26 @@ func BenchmarkNoopPoll(b *testing.B) {
 		if _, _, err := src.Poll(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		before := srv.Counts().UploadPack
+		before := srv.Counts()
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, changed, err := src.Poll(context.Background()); err != nil || changed {
 				b.Fatalf("no-op poll: changed=%v err=%v", changed, err)
 			}
 		}
-		if srv.Counts().UploadPack != before {
+		after := srv.Counts()
+		if after.UploadPack != before.UploadPack {
 			b.Fatal("a no-op poll fetched")
 		}
+		b.ReportMetric(float64(after.BytesSent-before.BytesSent)/float64(b.N), "B-sent/op")
 	})
 	b.Run("git-cli-ls-remote", func(b *testing.B) {
 		env := cliEnv(b, srv)
+		sent := srv.Counts().BytesSent
 		for b.Loop() {
 			runGit(b, env, b.TempDir(), "ls-remote", srv.URL("specs"), "refs/heads/main")
 		}
+		b.ReportMetric(float64(srv.Counts().BytesSent-sent)/float64(b.N), "B-sent/op")
 	})
 }
 
@@ -112,6 +116,7 @@ func BenchmarkFetchNewCommit(b *testing.B) {
 	b.Run("go-git", func(b *testing.B) {
 		b.ReportAllocs()
 		files := 0
+		sent := srv.Counts().BytesSent
 		for b.Loop() {
 			// A fresh Source has no snapshot, so its first poll fetches the
 			// head, exactly as a poll after a push does.
@@ -123,13 +128,16 @@ func BenchmarkFetchNewCommit(b *testing.B) {
 			files = len(snap.Paths())
 		}
 		b.ReportMetric(float64(files), "files")
+		b.ReportMetric(float64(srv.Counts().BytesSent-sent)/float64(b.N)/1024, "KiB-sent/op")
 	})
 	b.Run("git-cli-fetch-depth1", func(b *testing.B) {
 		env := cliEnv(b, srv)
+		sent := srv.Counts().BytesSent
 		for b.Loop() {
 			dir := b.TempDir()
 			runGit(b, env, dir, "init", "--quiet", "--bare", ".")
 			runGit(b, env, dir, "fetch", "--quiet", "--depth", "1", srv.URL("specs"), "+refs/heads/main:refs/heads/main")
 		}
+		b.ReportMetric(float64(srv.Counts().BytesSent-sent)/float64(b.N)/1024, "KiB-sent/op")
 	})
 }

@@ -68,6 +68,12 @@ func newSnapshot(branch string, c *object.Commit, prev *Snapshot, maxBytes int64
 		return nil, fmt.Errorf("read tree of %s: %w", c.Hash, err)
 	}
 	files := make(map[string]fileEntry)
+	reuse := map[string][]byte{}
+	if prev != nil {
+		for _, e := range prev.files {
+			reuse[e.hash] = e.data
+		}
+	}
 	var total int64
 	walker := object.NewTreeWalker(tree, true, nil)
 	defer walker.Close()
@@ -89,6 +95,12 @@ func newSnapshot(branch string, c *object.Commit, prev *Snapshot, maxBytes int64
 		total += f.Size
 		if maxBytes > 0 && total > maxBytes {
 			return nil, fmt.Errorf("%w: the files of commit %s exceed %d bytes (at %s); raise the limit or move large files out of the repository", errTooLarge, c.Hash, maxBytes, name)
+		}
+		if data, ok := reuse[entry.Hash.String()]; ok {
+			// Same blob as in the previous snapshot: share its bytes
+			// (both are immutable) instead of holding a second copy.
+			files[name] = fileEntry{hash: entry.Hash.String(), mode: entry.Mode, data: data}
+			continue
 		}
 		r, err := f.Reader()
 		if err != nil {

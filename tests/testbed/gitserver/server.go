@@ -82,6 +82,8 @@ type Counts struct {
 	ReceivePack int64
 	// Unauthorized counts requests refused for missing or wrong credentials.
 	Unauthorized int64
+	// BytesSent is the total size of the response bodies sent.
+	BytesSent int64
 }
 
 // Server is a running smart-HTTP git server on 127.0.0.1.
@@ -99,7 +101,7 @@ type Server struct {
 	mu  gosync.Mutex
 	srv *http.Server
 
-	advertise, uploadPack, receivePack, unauthorized atomic.Int64
+	advertise, uploadPack, receivePack, unauthorized, bytesSent atomic.Int64
 }
 
 // Start starts a server for a test: repositories live under a temporary
@@ -220,8 +222,27 @@ func (s *Server) handler() http.Handler {
 			r.ContentLength = int64(len(body))
 			r.TransferEncoding = nil
 		}
-		cgiHandler.ServeHTTP(w, r)
+		cgiHandler.ServeHTTP(&countingWriter{ResponseWriter: w, n: &s.bytesSent}, r)
 	})
+}
+
+// countingWriter adds the bytes written through it to n.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Flush passes streaming output on (git sends progress while it packs).
+func (c *countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (s *Server) count(r *http.Request) {
@@ -246,6 +267,7 @@ func (s *Server) Counts() Counts {
 		UploadPack:   s.uploadPack.Load(),
 		ReceivePack:  s.receivePack.Load(),
 		Unauthorized: s.unauthorized.Load(),
+		BytesSent:    s.bytesSent.Load(),
 	}
 }
 
