@@ -97,6 +97,9 @@ type Server struct {
 	addr    string // host:port, stable across Stop/Restart
 	tlsConf *tls.Config
 	caFile  string
+	// LogPath is the file git http-backend writes its errors to.
+	LogPath string
+	logFile *os.File
 
 	mu  gosync.Mutex
 	srv *http.Server
@@ -113,7 +116,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("start git server: %v", err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() {
+		_ = s.Close()
+		if t.Failed() {
+			t.Logf("git http-backend log: %s\n%s", s.LogPath, tail(s.LogPath, 40))
+		}
+	})
 	return s
 }
 
@@ -142,7 +150,10 @@ func New(dir string, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	s := &Server{Root: root, opts: o, backend: backend, home: home}
+	s := &Server{Root: root, opts: o, backend: backend, home: home, LogPath: filepath.Join(dir, "http-backend.log")}
+	if s.logFile, err = os.Create(s.LogPath); err != nil {
+		return nil, fmt.Errorf("create log file: %w", err)
+	}
 	if o.tls {
 		conf, caPEM, err := selfSignedTLS()
 		if err != nil {
@@ -197,7 +208,7 @@ func (s *Server) handler() http.Handler {
 			"GIT_CONFIG_KEY_1=uploadpack.allowAnySHA1InWant",
 			"GIT_CONFIG_VALUE_1=true",
 		},
-		Stderr: io.Discard,
+		Stderr: s.logFile,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.auth {
@@ -376,7 +387,13 @@ func (s *Server) Restart() error {
 }
 
 // Close stops the server for good.
-func (s *Server) Close() error { return s.Stop() }
+func (s *Server) Close() error {
+	err := s.Stop()
+	if s.logFile != nil {
+		_ = s.logFile.Close()
+	}
+	return err
+}
 
 // isolatedEnv is an environment for git that ignores the user's and the
 // system's git configuration and never prompts on a terminal.
