@@ -20,6 +20,12 @@ import (
 // OpenAPI schema) and is not safe to run concurrently in one process.
 var buildMu gosync.Mutex
 
+// schemaDirty (guarded by buildMu) is true when the global OpenAPI schema
+// may not be kustomize's default: after a build whose kustomizations set
+// their own schema, or one that panicked. Resetting costs a re-parse of the
+// built-in schema (tens of milliseconds), so it is done only then.
+var schemaDirty = true
+
 const originAnnotation = "config.kubernetes.io/origin"
 
 // rawObject is one object of a build's output, before decoding.
@@ -41,7 +47,7 @@ type rawObject struct {
 
 // build runs kustomize on one entry point over the recording filesystem and
 // returns the objects it emitted. Panics inside kustomize become errors.
-func build(fsys *recordingFS, entry string) (objs []rawObject, err error) {
+func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject, err error) {
 	kf, _ := fsys.t.kustomizationFile(entry)
 	injected := false
 	if kf != "" {
@@ -53,10 +59,13 @@ func build(fsys *recordingFS, entry string) (objs []rawObject, err error) {
 
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	openapi.ResetOpenAPI()
-	defer openapi.ResetOpenAPI()
+	if schemaDirty || customSchema {
+		openapi.ResetOpenAPI()
+	}
+	schemaDirty = customSchema
 	defer func() {
 		if r := recover(); r != nil {
+			schemaDirty = true
 			err = fmt.Errorf("kustomize panicked: %v\n%s", r, debug.Stack())
 		}
 	}()

@@ -27,15 +27,19 @@ func (t *tree) kustomizationFile(dir string) (string, bool) {
 // read outside the snapshot: remote resources (URLs, git specs), absolute
 // paths, paths leaving the repository and resources that do not exist
 // (kustomize would try a missing local resource as a remote one).
-func precheck(t *tree, entry string) []Problem {
+//
+// customSchema reports whether any of the kustomizations sets its own
+// OpenAPI schema (the `openapi` field), which changes kustomize's global
+// schema for the build.
+func precheck(t *tree, entry string) (problems []Problem, customSchema bool) {
 	c := &checker{t: t, entry: entry, seen: map[string]bool{}}
 	kf, ok := t.kustomizationFile(entry)
 	if !ok {
 		return []Problem{{EntryPoint: entry, File: entry, Message: fmt.Sprintf("no kustomization.yaml in %s", displayDir(entry)),
-			Fix: "add a kustomization.yaml to the entry point directory, or remove it from the configured entry points"}}
+			Fix: "add a kustomization.yaml to the entry point directory, or remove it from the configured entry points"}}, false
 	}
 	c.kustomization(kf)
-	return c.problems
+	return c.problems, c.customSchema
 }
 
 func displayDir(d string) string {
@@ -46,7 +50,8 @@ func displayDir(d string) string {
 }
 
 type checker struct {
-	t        *tree
+	customSchema bool
+	t            *tree
 	entry    string
 	seen     map[string]bool
 	problems []Problem
@@ -97,6 +102,9 @@ func (c *checker) kustomization(file string) {
 				}
 			}
 		}
+	}
+	if _, ok := k["openapi"]; ok {
+		c.customSchema = true
 	}
 	if m, ok := k["openapi"].(map[string]any); ok {
 		if p, ok := m["path"].(string); ok {

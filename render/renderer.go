@@ -59,7 +59,8 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 			res.Reused++
 			continue
 		}
-		if ps := precheck(t, e); len(ps) > 0 {
+		ps, customSchema := precheck(t, e)
+		if len(ps) > 0 {
 			built[e] = &cacheEntry{problems: ps, failed: true}
 			res.Built++
 			continue
@@ -70,7 +71,7 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 				return nil, fmt.Errorf("render: %w", err)
 			}
 		}
-		built[e] = buildEntry(mem, t, e)
+		built[e] = buildEntry(mem, t, e, customSchema)
 		res.Built++
 	}
 	// Keep only the entry points of this render; cache only complete builds
@@ -95,9 +96,9 @@ func (c *cacheEntry) valid(t *tree) bool {
 }
 
 // buildEntry runs one build and records what it read.
-func buildEntry(mem filesys.FileSystem, t *tree, entry string) *cacheEntry {
+func buildEntry(mem filesys.FileSystem, t *tree, entry string, customSchema bool) *cacheEntry {
 	fsys := newRecordingFS(mem, t)
-	objs, err := build(fsys, entry)
+	objs, err := build(fsys, entry, customSchema)
 	c := &cacheEntry{deps: map[string]string{}, objs: objs}
 	for p := range fsys.seen {
 		c.deps[p] = t.fingerprint(p)
