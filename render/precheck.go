@@ -52,9 +52,9 @@ func displayDir(d string) string {
 type checker struct {
 	customSchema bool
 	t            *tree
-	entry    string
-	seen     map[string]bool
-	problems []Problem
+	entry        string
+	seen         map[string]bool
+	problems     []Problem
 }
 
 func (c *checker) add(file, field, msg, fix string) {
