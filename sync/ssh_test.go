@@ -40,6 +40,21 @@ func TestSSHAuth(t *testing.T) {
 		}
 	})
 
+	t.Run("status branch push", func(t *testing.T) {
+		sw, err := NewStatusWriter(StatusWriterOptions{URL: x.URL("specs"), Branch: "status", WatchedBranch: "main",
+			Auth: Auth{SSHKeyFile: x.ClientKey, KnownHostsFile: x.KnownHosts}, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sw.Write(ctx, map[string][]byte{"README.md": []byte("over ssh\n")}, c1)
+		if err != nil || !res.Changed {
+			t.Fatalf("status write over ssh: %+v, %v", res, err)
+		}
+		if got := statusTree(t, w, "status"); got["README.md"] != "over ssh\n" {
+			t.Fatalf("status tree = %v", got)
+		}
+	})
+
 	t.Run("key with passphrase", func(t *testing.T) {
 		pf := filepath.Join(t.TempDir(), "pass")
 		if err := os.WriteFile(pf, []byte(x.ProtectedKeyPassphrase+"\n"), 0o600); err != nil {
