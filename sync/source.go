@@ -165,7 +165,7 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 
 	head, err := s.lsRemote(ctx)
 	if err != nil {
-		return s.fail(err)
+		return s.fail(ctx, err)
 	}
 	s.mu.Lock()
 	last, rejectedErr := s.last, s.rejectedErr
@@ -186,7 +186,7 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 
 	c, err := s.fetch(ctx)
 	if err != nil {
-		return s.fail(err)
+		return s.fail(ctx, err)
 	}
 	var signer string
 	if s.verifier != nil {
@@ -200,7 +200,7 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 		return s.reject(last, c.Hash.String(), &Error{Kind: ErrSnapshotTooLarge, Op: "snapshot", Remote: redactURL(s.opts.URL), Msg: err.Error()})
 	}
 	if err != nil {
-		return s.fail(err)
+		return s.fail(ctx, err)
 	}
 	snap.Signer = signer
 	s.mu.Lock()
@@ -233,10 +233,14 @@ func (s *Source) succeed(err error) {
 	s.status.LastPoll = time.Now()
 }
 
-// fail records a poll that could not reach or read the remote.
-func (s *Source) fail(err error) (*Snapshot, bool, error) {
+// fail records a poll that could not reach or read the remote. A poll cut
+// short by its caller's context (shutdown) is not held against the remote.
+func (s *Source) fail(ctx context.Context, err error) (*Snapshot, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ctx.Err() != nil {
+		return s.last, false, fmt.Errorf("poll cancelled: %w", ctx.Err())
+	}
 	s.status.Available = errors.Is(err, ErrBranchNotFound)
 	s.status.Err = err
 	s.status.Failures++

@@ -291,3 +291,19 @@ func TestSnapshotSizeLimit(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 }
+
+func TestCancelledPollIsNotAnOutage(t *testing.T) {
+	integration(t)
+	t.Parallel()
+	srv, w := specRepo(t)
+	mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
+	src := newTestSource(t, srv, "specs", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := src.Poll(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled poll: %v", err)
+	}
+	if st := src.Status(); st.Failures != 0 || st.Err != nil {
+		t.Fatalf("a cancelled poll was recorded as a failure: %+v", st)
+	}
+}
