@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -93,6 +94,9 @@ func binDir(ctx context.Context) (string, error) {
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Env = append(os.Environ(), "KUBE_VERSION="+KubeVersion, "ETCD_VERSION="+EtcdVersion)
+	// The script's go build children die with it: on cancel and with us.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", script, err)
@@ -109,8 +113,8 @@ func binDir(ctx context.Context) (string, error) {
 		if len(tail) > 40 {
 			tail = tail[1:]
 		}
-		if strings.Contains(line, "build-kube:") { // progress lines, not go's download chatter
-			slog.Info("build-kube", "msg", line)
+		if _, msg, ok := strings.Cut(line, "build-kube: "); ok { // progress, not go's download chatter
+			slog.Info("build-kube: " + msg)
 		}
 	}
 	if err := cmd.Wait(); err != nil {

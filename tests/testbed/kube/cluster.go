@@ -327,7 +327,7 @@ func (c *Cluster) Processes() []Process {
 }
 
 // ServiceAccountConfig returns a client config that authenticates as the
-// ServiceAccount namespace/name with a one-hour token from the TokenRequest
+// ServiceAccount namespace/name with a 24-hour token from the TokenRequest
 // API. The ServiceAccount is created if it does not exist; it has no
 // permissions beyond the defaults until you bind a Role to it.
 func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
@@ -336,7 +336,7 @@ func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name stri
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create service account %s/%s: %w", namespace, name, err)
 	}
-	expiry := int64(3600)
+	expiry := int64(24 * 3600)
 	tr, err := sas.CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry},
 	}, metav1.CreateOptions{})
