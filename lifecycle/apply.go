@@ -1,0 +1,148 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
+)
+
+// FieldManager is the server-side apply field manager of every object the
+// daemon writes; a stable name lets apply take back fields someone edited.
+const FieldManager = "flink-gitops"
+
+// applyCluster server-side applies a cluster's objects: the JobManager
+// Deployment first among the owned ones, so the others can be owned by it.
+// Force takes back fields someone else changed (drift is corrected).
+func applyCluster(ctx context.Context, kc kubernetes.Interface, objs *cluster.Objects) error {
+	if objs.ConfigMap != nil { // the pods mount it: it goes first
+		if err := apply(ctx, kc, objs.ConfigMap); err != nil {
+			return err
+		}
+	}
+	if objs.JobManager == nil {
+		return fmt.Errorf("cluster has no JobManager Deployment")
+	}
+	if err := apply(ctx, kc, objs.JobManager); err != nil {
+		return err
+	}
+	jm, err := kc.AppsV1().Deployments(objs.JobManager.Namespace).Get(ctx, objs.JobManager.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read back JobManager Deployment: %w", err)
+	}
+	objs.SetOwner(jm.UID)
+	for _, o := range objs.List() {
+		if o == cluster.Object(objs.JobManager) {
+			continue
+		}
+		if err := apply(ctx, kc, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply server-side applies one object of a kind the cluster builder makes.
+func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) error {
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()}
+	var err error
+	var body []byte
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}
+		if body, err = json.Marshal(o); err == nil {
+			_, err = kc.CoreV1().ConfigMaps(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
+		}
+	case *corev1.Service:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
+		if body, err = json.Marshal(o); err == nil {
+			_, err = kc.CoreV1().Services(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
+		}
+	case *appsv1.Deployment:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+		o.Status = appsv1.DeploymentStatus{}
+		if body, err = json.Marshal(o); err == nil {
+			_, err = kc.AppsV1().Deployments(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
+		}
+	case *networkingv1.Ingress:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}
+		o.Status = networkingv1.IngressStatus{}
+		if body, err = json.Marshal(o); err == nil {
+			_, err = kc.NetworkingV1().Ingresses(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
+		}
+	default:
+		return fmt.Errorf("apply: unsupported object %T", obj)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+func ptrTrue() *bool { t := true; return &t }
+
+// deleteCluster deletes every object a cluster may have. It does not wait;
+// clusterGone tells when the JobManager is gone.
+func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string) error {
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	for _, ref := range cluster.Refs(name, namespace) {
+		var err error
+		switch ref.Kind {
+		case "Deployment":
+			err = kc.AppsV1().Deployments(namespace).Delete(ctx, ref.Name, opts)
+		case "Service":
+			err = kc.CoreV1().Services(namespace).Delete(ctx, ref.Name, opts)
+		case "ConfigMap":
+			err = kc.CoreV1().ConfigMaps(namespace).Delete(ctx, ref.Name, opts)
+		case "Ingress":
+			err = kc.NetworkingV1().Ingresses(namespace).Delete(ctx, ref.Name, opts)
+		default:
+			continue
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+		}
+	}
+	return nil
+}
+
+// jobManagerDeployment returns the JobManager Deployment, nil when missing.
+func jobManagerDeployment(ctx context.Context, kc kubernetes.Interface, name, namespace string) (*appsv1.Deployment, error) {
+	d, err := kc.AppsV1().Deployments(namespace).Get(ctx, cluster.JobManagerName(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read JobManager Deployment %s/%s: %w", namespace, name, err)
+	}
+	return d, nil
+}
+
+// clusterGone reports whether neither the JobManager nor the TaskManager
+// Deployment exists any more.
+func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace string) (bool, error) {
+	for _, n := range []string{cluster.JobManagerName(name), cluster.TaskManagerName(name)} {
+		_, err := kc.AppsV1().Deployments(namespace).Get(ctx, n, metav1.GetOptions{})
+		if err == nil {
+			return false, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,1000 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// Operator configuration keys the reconciler honours, with the operator's
+// names and defaults.
+const (
+	keyLastStateFallback   = "kubernetes.operator.job.upgrade.last-state-fallback.enabled" // true
+	keySavepointOnDeletion = "kubernetes.operator.job.savepoint-on-deletion"               // false
+	keyHistoryMaxCount     = "kubernetes.operator.savepoint.history.max.count"             // 10
+	keyHistoryMaxAge       = "kubernetes.operator.savepoint.history.max.age"               // 24h
+	keyCleanupEnabled      = "kubernetes.operator.savepoint.cleanup.enabled"               // true
+	keyPeriodicSavepoint   = "kubernetes.operator.periodic.savepoint.interval"             // off
+	keyRollbackEnabled     = "kubernetes.operator.deployment.rollback.enabled"             // false
+	keyReadinessTimeout    = "kubernetes.operator.deployment.readiness.timeout"            // 5m
+	keySavepointFormat     = "kubernetes.operator.savepoint.format.type"                   // CANONICAL
+	keyDrainOnStop         = "kubernetes.operator.job.drain-on-savepoint-deletion"         // false
+)
+
+// savepointDir returns the configured savepoint directory ("" when none).
+func (p *pass) savepointDir(fc v1beta1.FlinkConfiguration) string {
+	for _, k := range []string{"execution.checkpointing.savepoint-dir", "state.savepoints.dir"} {
+		if v := p.conf(fc, k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// deploymentSpec decodes a spec JSON kept in the record.
+func deploymentSpec(js string) (*v1beta1.FlinkDeploymentSpec, error) {
+	if js == "" {
+		return nil, nil
+	}
+	var s v1beta1.FlinkDeploymentSpec
+	if err := json.Unmarshal([]byte(js), &s); err != nil {
+		return nil, fmt.Errorf("decode stored spec: %w", err)
+	}
+	return &s, nil
+}
+
+// observation is what one pass saw of the cluster.
+type observation struct {
+	jm    *appsv1.Deployment
+	flink Flink // nil unless the JobManager answers
+	job   *flinkclient.JobDetails
+}
+
+// reconcileDeployment is one pass over a FlinkDeployment: observe, drive
+// the operation in flight or decide on one, settle.
+func (p *pass) reconcileDeployment(ctx context.Context) (Result, error) {
+	obs, err := p.observe(ctx)
+	if err != nil {
+		return p.fast(), err
+	}
+	if p.rec.Operation == nil {
+		op, err := p.decide(ctx, obs)
+		if err != nil || op == nil {
+			if err == nil {
+				return p.settle(ctx, obs)
+			}
+			return p.rest(), err
+		}
+		if err := p.begin(ctx, op); err != nil {
+			return p.fast(), err
+		}
+	}
+	return p.drive(ctx)
+}
+
+// observe reads the JobManager Deployment and, when it answers, the job.
+func (p *pass) observe(ctx context.Context) (*observation, error) {
+	st := p.rec.Deployment
+	obs := &observation{}
+	jm, err := jobManagerDeployment(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	obs.jm = jm
+	prev := st.JobManagerDeploymentStatus
+	switch {
+	case jm == nil:
+		st.JobManagerDeploymentStatus = v1beta1.JMMissing
+	case deploymentFailure(jm) != "":
+		st.JobManagerDeploymentStatus = v1beta1.JMError
+	case jm.Status.ObservedGeneration < jm.Generation || jm.Status.AvailableReplicas < 1:
+		st.JobManagerDeploymentStatus = v1beta1.JMDeploying
+	default:
+		f, err := p.flink()
+		if err == nil {
+			_, err = f.Overview(ctx)
+		}
+		if err != nil {
+			st.JobManagerDeploymentStatus = v1beta1.JMDeployedNotReady
+		} else {
+			st.JobManagerDeploymentStatus = v1beta1.JMReady
+			obs.flink = f
+		}
+	}
+	if prev != st.JobManagerDeploymentStatus {
+		p.dirty = true
+		if st.JobManagerDeploymentStatus == v1beta1.JMReady {
+			p.r.Events.Normal(ctx, p.rec, ReasonDeploymentReady, "JobManager deployment is ready")
+		}
+	}
+	if obs.flink != nil && p.rec.Deployed != nil && p.rec.Deployed.JobID != "" {
+		job, err := obs.flink.Job(ctx, p.rec.Deployed.JobID)
+		switch {
+		case err == nil:
+			obs.job = &job
+			p.setJobStatus(ctx, &job)
+			if job.State == flinkclient.JobRunning || isTerminal(job.State) {
+				p.observeCheckpoints(ctx, obs.flink, job.ID)
+			}
+		case errors.Is(err, flinkclient.ErrNotFound):
+			// Submitted moments ago, or the JobManager restarted empty.
+		default:
+			p.log.Debug("cannot read job", "err", err)
+		}
+	}
+	return obs, nil
+}
+
+// setJobStatus copies what Flink says about the job into the status.
+func (p *pass) setJobStatus(ctx context.Context, job *flinkclient.JobDetails) {
+	js := p.jobStatus()
+	state := v1beta1.FlinkJobState(job.State)
+	if js.State != state {
+		if js.State != "" {
+			p.r.Events.Normal(ctx, p.rec, ReasonJobStatusChanged, fmt.Sprintf("job status changed from %s to %s", js.State, state))
+		}
+		js.State = state
+		js.UpdateTime = strconv.FormatInt(p.now().UnixMilli(), 10)
+		p.dirty = true
+	}
+	if js.JobID != job.ID || js.JobName != job.Name {
+		js.JobID, js.JobName = job.ID, job.Name
+		p.dirty = true
+	}
+	if st := strconv.FormatInt(job.StartTime.UnixMilli(), 10); !job.StartTime.IsZero() && js.StartTime != st {
+		js.StartTime = st
+		p.dirty = true
+	}
+}
+
+// observeCheckpoints remembers the newest externalised checkpoint.
+func (p *pass) observeCheckpoints(ctx context.Context, f Flink, jobID string) {
+	cps, err := f.Checkpoints(ctx, jobID)
+	if err != nil || cps.LatestCompleted == nil || cps.LatestCompleted.ExternalPath == "" {
+		return
+	}
+	c := cps.LatestCompleted
+	if p.rec.LatestCheckpoint == nil || p.rec.LatestCheckpoint.Location != c.ExternalPath {
+		p.rec.LatestCheckpoint = &v1beta1.Savepoint{TimeStamp: c.LatestAckTime.UnixMilli(), Location: c.ExternalPath, TriggerType: v1beta1.TriggerPeriodic}
+		p.dirty = true
+	}
+}
+
+func isTerminal(s flinkclient.JobStatus) bool {
+	switch s {
+	case flinkclient.JobFinished, flinkclient.JobCanceled, flinkclient.JobFailed:
+		return true
+	}
+	return false
+}
+
+// deploymentFailure returns the message of a ReplicaFailure condition.
+func deploymentFailure(d *appsv1.Deployment) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+// target returns the desired spec with the daemon's default mode applied.
+func (p *pass) target() *v1beta1.FlinkDeploymentSpec {
+	s := p.desired.Deployment.Spec
+	if s.Mode == "" {
+		s.Mode = v1beta1.ModeStandalone
+	}
+	return &s
+}
+
+// decide compares the desired spec with the last reconciled one and returns
+// the operation to start, or nil when there is nothing to do.
+func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error) {
+	st := p.rec.Deployment
+	last, err := deploymentSpec(st.ReconciliationStatus.LastReconciledSpec)
+	if err != nil {
+		return nil, err
+	}
+	if p.desired == nil {
+		if last == nil && obs.jm == nil {
+			p.markDeleted()
+			return nil, nil
+		}
+		op := &Operation{Kind: OpDelete, Phase: PhaseDeleteCluster}
+		if last != nil && last.Job != nil && !cluster.Suspended(last) && p.confBool(last.FlinkConfiguration, keySavepointOnDeletion, false) {
+			op.Phase, op.UpgradeMode = PhaseStopJob, v1beta1.UpgradeModeSavepoint
+		}
+		return op, nil
+	}
+	tgt := p.target()
+	if tgt.EffectiveMode() != v1beta1.ModeStandalone {
+		p.fail(ctx, ReasonValidationError, "spec.mode: native is not supported yet (issue #11); set mode: standalone")
+		return nil, nil
+	}
+	src := p.desired.Source
+	src.RenderHash = p.desired.Hash
+	newOp := func(kind OpKind, phase Phase) *Operation {
+		op := &Operation{Kind: kind, Phase: phase, TargetSpec: specJSON(tgt), TargetHash: p.desired.Hash, Source: &src}
+		if tgt.Job != nil {
+			op.UpgradeMode = tgt.Job.UpgradeMode
+		}
+		return op
+	}
+
+	if last == nil { // first deployment
+		if tgt.Job != nil {
+			p.rec.LastSavepointNonce = tgt.Job.SavepointTriggerNonce
+		}
+		p.rec.LastRestartNonce = tgt.RestartNonce
+		if cluster.Suspended(tgt) {
+			p.recordSuspended(tgt, &src)
+			return nil, nil
+		}
+		op := newOp(OpDeploy, PhaseApply)
+		if tgt.Job != nil {
+			op.RestorePath = tgt.Job.InitialSavepointPath
+		}
+		p.r.Events.Normal(ctx, p.rec, ReasonSubmit, "deploying "+short(src.Commit))
+		return op, nil
+	}
+
+	if (last.Job == nil) != (tgt.Job == nil) {
+		p.fail(ctx, ReasonValidationError, "spec.job: switching between an application and a session cluster is not supported; remove the resource from Git, let it be deleted, then add it under a new name")
+		return nil, nil
+	}
+	if last.EffectiveMode() != tgt.EffectiveMode() {
+		p.fail(ctx, ReasonValidationError, "spec.mode: switching between native and standalone is not supported; remove the resource from Git first")
+		return nil, nil
+	}
+
+	wasSuspended, nowSuspended := cluster.Suspended(last), cluster.Suspended(tgt)
+	diff := CompareDeployments(last, tgt)
+	switch {
+	case !wasSuspended && nowSuspended:
+		p.r.Events.Normal(ctx, p.rec, ReasonSuspended, "suspending the job")
+		return newOp(OpSuspend, PhaseStopJob), nil
+	case wasSuspended && nowSuspended:
+		if !diff.Empty() {
+			p.recordSuspended(tgt, &src)
+		}
+		return nil, nil
+	case wasSuspended && !nowSuspended:
+		op := newOp(OpDeploy, PhaseApply)
+		if tgt.Job.UpgradeMode != v1beta1.UpgradeModeStateless {
+			op.RestorePath = st.JobStatus.UpgradeSavepointPath
+		}
+		p.r.Events.Normal(ctx, p.rec, ReasonSpecChanged, "resuming the job")
+		return op, nil
+	}
+	if tgt.Job != nil && nonceChanged(last.Job.SavepointRedeployNonce, tgt.Job.SavepointRedeployNonce) {
+		op := newOp(OpUpgrade, PhaseStopJob)
+		op.UpgradeMode = v1beta1.UpgradeModeStateless
+		op.RestorePath = tgt.Job.InitialSavepointPath
+		p.r.Events.Normal(ctx, p.rec, ReasonSpecChanged, "redeploying from "+tgt.Job.InitialSavepointPath)
+		return op, nil
+	}
+	if diff.Type == DiffUpgrade {
+		p.r.Events.Normal(ctx, p.rec, ReasonSpecChanged, "spec changed: "+strings.TrimSpace(strings.ReplaceAll(diff.String(), "\n", "; ")))
+		return newOp(OpUpgrade, PhaseStopJob), nil
+	}
+	if nonceChanged(p.rec.LastRestartNonce, tgt.RestartNonce) {
+		p.rec.LastRestartNonce = tgt.RestartNonce
+		return newOp(OpRestart, PhaseStopJob), nil
+	}
+	if !diff.Empty() { // scale or ignorable: apply in place, no restart
+		if diff.Type == DiffScale && obs.jm != nil {
+			if err := p.applyInPlace(ctx, tgt, &src); err != nil {
+				return nil, err
+			}
+		}
+		st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
+		st.Source = &src
+		p.dirty = true
+	}
+	if tgt.Job != nil && obs.job != nil && obs.job.State == flinkclient.JobRunning {
+		if nonceChanged(p.rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce) {
+			op := &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
+				TriggerType: v1beta1.TriggerManual, TriggerNonce: tgt.Job.SavepointTriggerNonce, StoppedJobID: obs.job.ID}
+			return op, nil
+		}
+		if due, _ := p.periodicDue(tgt.FlinkConfiguration); due {
+			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
+				TriggerType: v1beta1.TriggerPeriodic, StoppedJobID: obs.job.ID}, nil
+		}
+	}
+	if obs.jm == nil && p.rec.Deployed != nil && !nowSuspended {
+		// Someone deleted the JobManager: redeploy from the newest state we know.
+		op := newOp(OpDeploy, PhaseApply)
+		op.RestorePath = p.newestState()
+		p.r.Events.Warn(ctx, p.rec, ReasonSpecChanged, "JobManager deployment missing; redeploying from "+orNone(op.RestorePath))
+		return op, nil
+	}
+	return nil, nil
+}
+
+// periodicDue reports whether a periodic savepoint is due, and when the
+// next one is.
+func (p *pass) periodicDue(fc v1beta1.FlinkConfiguration) (bool, time.Duration) {
+	iv := p.confDuration(fc, keyPeriodicSavepoint, 0)
+	if iv <= 0 {
+		return false, 0
+	}
+	last := time.Time{}
+	if si := p.jobStatus().SavepointInfo; si != nil && si.LastPeriodicSavepointTimestamp > 0 {
+		last = time.UnixMilli(si.LastPeriodicSavepointTimestamp)
+	}
+	if p.rec.Deployed != nil && p.rec.Deployed.At.After(last) {
+		last = p.rec.Deployed.At
+	}
+	next := last.Add(iv).Sub(p.now())
+	return next <= 0, next
+}
+
+func nonceChanged(old, new *int64) bool {
+	if new == nil {
+		return false
+	}
+	return old == nil || *old != *new
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "empty state"
+	}
+	return s
+}
+
+// recordSuspended records a suspended spec as reconciled (nothing runs).
+func (p *pass) recordSuspended(tgt *v1beta1.FlinkDeploymentSpec, src *v1beta1.SourceRef) {
+	st := p.rec.Deployment
+	st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
+	st.ReconciliationStatus.State = v1beta1.ReconciliationDeployed
+	st.ReconciliationStatus.ReconciliationTimestamp = p.now().UnixMilli()
+	st.Source = src
+	st.LifecycleState = v1beta1.LifecycleSuspended
+	p.dirty = true
+}
+
+// newestState is the newest savepoint or checkpoint known for the job.
+func (p *pass) newestState() string {
+	best := v1beta1.Savepoint{}
+	if si := p.jobStatus().SavepointInfo; si != nil && si.LastSavepoint != nil {
+		best = *si.LastSavepoint
+	}
+	if c := p.rec.LatestCheckpoint; c != nil && c.TimeStamp >= best.TimeStamp {
+		best = *c
+	}
+	return best.Location
+}
+
+// applyInPlace re-applies the cluster objects for a scale change, keeping
+// the job's id and restore path so nothing restarts but what must.
+func (p *pass) applyInPlace(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec, src *v1beta1.SourceRef) error {
+	d := p.rec.Deployed
+	objs, err := cluster.Build(cluster.Input{
+		Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: tgt, FlinkDefaults: p.set.FlinkDefaults,
+		SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath,
+	})
+	if err != nil {
+		return err
+	}
+	p.log.Info("scaling in place")
+	return applyCluster(ctx, p.r.Kube, objs)
+}
+
+// drive advances the operation in flight by as many steps as it can take
+// without waiting on anything.
+func (p *pass) drive(ctx context.Context) (Result, error) {
+	for i := 0; i < 12 && p.rec.Operation != nil; i++ {
+		before := p.rec.Operation.Phase
+		wait, err := p.step(ctx)
+		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				return p.fast(), err
+			}
+			p.retry(err)
+			return p.backoff(), nil
+		}
+		if wait || p.rec.Operation == nil || p.rec.Operation.Phase == before {
+			break
+		}
+	}
+	if p.rec.Operation != nil {
+		p.updateLifecycle()
+		return p.fast(), nil
+	}
+	p.updateLifecycle()
+	return p.rest(), nil
+}
+
+// backoff grows with failed attempts of the current phase, up to a minute.
+func (p *pass) backoff() Result {
+	n := p.rec.Operation.Attempts
+	d := p.set.FastPoll << min(n, 7)
+	return Result{RequeueAfter: min(d, time.Minute)}
+}
+
+// step runs the current phase once. wait means the phase waits on
+// something outside (a savepoint, a JVM starting).
+func (p *pass) step(ctx context.Context) (wait bool, err error) {
+	op := p.rec.Operation
+	if p.rec.Kind == KindSessionJob {
+		return p.stepSessionJob(ctx)
+	}
+	switch op.Phase {
+	case PhaseStopJob:
+		return false, p.stopJob(ctx)
+	case PhaseTriggerSavepoint:
+		return false, p.triggerSavepoint(ctx)
+	case PhaseAwaitSavepoint:
+		return p.awaitSavepoint(ctx)
+	case PhaseCancelJob:
+		return false, p.cancelJob(ctx)
+	case PhaseAwaitStopped:
+		return p.awaitStopped(ctx)
+	case PhaseDeleteCluster:
+		if op.Kind == OpDelete && p.blockedBySessionJobs(ctx) {
+			return true, nil
+		}
+		if err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace); err != nil {
+			return false, err
+		}
+		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "cluster objects deleted")
+		return false, p.to(ctx, PhaseAwaitDeleted)
+	case PhaseAwaitDeleted:
+		gone, err := clusterGone(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace)
+		if err != nil || !gone {
+			return true, err
+		}
+		return false, p.afterDeleted(ctx)
+	case PhaseApply:
+		return false, p.applyTarget(ctx)
+	case PhaseAwaitRunning:
+		return p.awaitRunning(ctx)
+	}
+	return false, fmt.Errorf("unknown phase %q", op.Phase)
+}
+
+// jobFlink returns the REST client and the job being stopped, if the
+// JobManager answers and knows it.
+func (p *pass) jobFlink(ctx context.Context) (Flink, *flinkclient.JobDetails) {
+	f, err := p.flink()
+	if err != nil {
+		return nil, nil
+	}
+	id := p.rec.Operation.StoppedJobID
+	if id == "" && p.rec.Deployed != nil {
+		id = p.rec.Deployed.JobID
+	}
+	if id == "" {
+		return f, nil
+	}
+	job, err := f.Job(ctx, id)
+	if err != nil {
+		return f, nil
+	}
+	return f, &job
+}
+
+// stopJob decides how the running job stops, by upgrade mode. It makes no
+// external change: it chooses and persists ids, then moves on.
+func (p *pass) stopJob(ctx context.Context) error {
+	op := p.rec.Operation
+	lastJob, fc, suspended, err := p.lastJob()
+	if err != nil {
+		return err
+	}
+	if lastJob == nil || suspended { // session cluster, or nothing runs
+		return p.stopped(ctx)
+	}
+	f, job := p.jobFlink(ctx)
+	alive := job != nil && !isTerminal(job.State)
+	running := job != nil && job.State == flinkclient.JobRunning
+	if job != nil {
+		op.StoppedJobID = job.ID
+	}
+	mode := op.UpgradeMode
+	if mode == "" {
+		mode = v1beta1.UpgradeModeStateless
+	}
+	switch mode {
+	case v1beta1.UpgradeModeSavepoint:
+		if running && f != nil {
+			op.TriggerID = flinkclient.NewTriggerID()
+			op.TriggerType = v1beta1.TriggerUpgrade
+			return p.to(ctx, PhaseTriggerSavepoint)
+		}
+		if op.Kind == OpDelete {
+			return p.stopped(ctx) // nothing runs: nothing to save
+		}
+		if !p.confBool(fc, keyLastStateFallback, true) {
+			p.fail(ctx, ReasonUpgradeFailed, fmt.Sprintf("the job is %s, so no savepoint can be taken, and %s is false; "+
+				"start the job again (or set upgradeMode: last-state or stateless) and push again", jobStateOf(job), keyLastStateFallback))
+			return nil
+		}
+		p.log.Info("job not running; falling back to last-state", "job", jobStateOf(job))
+		op.UpgradeMode = v1beta1.UpgradeModeLastState
+		fallthrough
+	case v1beta1.UpgradeModeLastState:
+		if alive && f != nil {
+			return p.to(ctx, PhaseCancelJob)
+		}
+		if op.RestorePath == "" {
+			op.RestorePath = p.newestState()
+		}
+		if op.RestorePath == "" {
+			p.fail(ctx, ReasonUpgradeFailed, "last-state upgrade: no checkpoint or savepoint of the job is known and the job cannot be asked; "+
+				"set job.initialSavepointPath to the state to restore and change job.savepointRedeployNonce, or use upgradeMode: stateless to start empty")
+			return nil
+		}
+		return p.stopped(ctx)
+	default: // stateless
+		if alive && f != nil {
+			return p.to(ctx, PhaseCancelJob)
+		}
+		return p.stopped(ctx)
+	}
+}
+
+func jobStateOf(job *flinkclient.JobDetails) string {
+	if job == nil {
+		return "not reachable"
+	}
+	return string(job.State)
+}
+
+// triggerSavepoint triggers the savepoint with the persisted trigger id; a
+// retry after a crash asks Flink for the same savepoint again.
+func (p *pass) triggerSavepoint(ctx context.Context) error {
+	op := p.rec.Operation
+	_, fc, _, _ := p.lastJob()
+	f, err := p.flink()
+	if err != nil {
+		return err
+	}
+	format := flinkclient.SavepointFormat(strings.ToUpper(p.conf(fc, keySavepointFormat)))
+	dir := p.savepointDir(fc)
+	if op.Kind == OpSavepoint {
+		_, err = f.TriggerSavepoint(ctx, op.StoppedJobID, flinkclient.SavepointOptions{TargetDir: dir, TriggerID: op.TriggerID, FormatType: format})
+	} else {
+		_, err = f.StopWithSavepoint(ctx, op.StoppedJobID, flinkclient.StopOptions{TargetDir: dir, TriggerID: op.TriggerID, FormatType: format,
+			Drain: op.Kind == OpDelete && p.confBool(fc, keyDrainOnStop, false)})
+	}
+	switch {
+	case err == nil, errors.Is(err, flinkclient.ErrConflict): // conflict: this trigger id is already running
+	case errors.Is(err, flinkclient.ErrNotFound), errors.Is(err, flinkclient.ErrBadRequest):
+		return p.savepointFailed(ctx, err)
+	default:
+		return err
+	}
+	return p.to(ctx, PhaseAwaitSavepoint)
+}
+
+// awaitSavepoint polls the savepoint and records it when done.
+func (p *pass) awaitSavepoint(ctx context.Context) (bool, error) {
+	op := p.rec.Operation
+	f, err := p.flink()
+	if err != nil {
+		return true, err
+	}
+	res, err := f.SavepointStatus(ctx, op.StoppedJobID, op.TriggerID)
+	if errors.Is(err, flinkclient.ErrNotFound) {
+		// The JobManager does not know the trigger (it restarted): the
+		// savepoint did not happen. Trigger again with the same id.
+		return false, p.to(ctx, PhaseTriggerSavepoint)
+	}
+	if err != nil {
+		return true, err
+	}
+	if res.Status == flinkclient.InProgress {
+		if p.now().Sub(op.PhaseStarted) > p.set.OperationTimeout {
+			return false, p.savepointFailed(ctx, fmt.Errorf("savepoint %s not complete after %s", op.TriggerID, p.set.OperationTimeout))
+		}
+		return true, nil
+	}
+	if res.FailureCause != nil {
+		return false, p.savepointFailed(ctx, res.FailureCause)
+	}
+	p.recordSavepoint(ctx, res.Location, op.TriggerType, op.TriggerNonce)
+	if op.Kind == OpSavepoint {
+		if op.TriggerType == v1beta1.TriggerManual {
+			p.rec.LastSavepointNonce = op.TriggerNonce
+		}
+		p.finish("savepoint " + res.Location)
+		return false, nil
+	}
+	op.RestorePath = res.Location
+	p.jobStatus().UpgradeSavepointPath = res.Location
+	return false, p.to(ctx, PhaseAwaitStopped)
+}
+
+// savepointFailed handles a savepoint that failed: a plain savepoint is
+// reported and dropped (the job keeps running); an upgrade savepoint is
+// retried a few times, then the upgrade stops and says why.
+func (p *pass) savepointFailed(ctx context.Context, cause error) error {
+	op := p.rec.Operation
+	msg := "savepoint failed: " + cause.Error()
+	p.r.Events.Warn(ctx, p.rec, ReasonSavepointError, msg)
+	if op.Kind == OpSavepoint {
+		if op.TriggerType == v1beta1.TriggerManual {
+			p.rec.LastSavepointNonce = op.TriggerNonce // answered, with an error
+		} else if si := p.savepointInfo(); si != nil {
+			si.LastPeriodicSavepointTimestamp = p.now().UnixMilli() // try again next interval
+		}
+		p.rec.Common().Error = msg
+		p.finish(msg)
+		return nil
+	}
+	if op.Attempts >= 2 {
+		p.fail(ctx, ReasonSavepointError, msg+"; the job keeps running the old spec. Fix the cause, or use upgradeMode: last-state, and push again")
+		return nil
+	}
+	op.Attempts++
+	op.Message = msg
+	op.Phase = PhaseStopJob
+	return p.persist(ctx)
+}
+
+func (p *pass) savepointInfo() *v1beta1.SavepointInfo {
+	js := p.jobStatus()
+	if js.SavepointInfo == nil {
+		js.SavepointInfo = &v1beta1.SavepointInfo{}
+	}
+	return js.SavepointInfo
+}
+
+// recordSavepoint adds a completed savepoint to the history and prunes it.
+func (p *pass) recordSavepoint(ctx context.Context, path string, typ v1beta1.SnapshotTriggerType, nonce *int64) {
+	si := p.savepointInfo()
+	sp := v1beta1.Savepoint{TimeStamp: p.now().UnixMilli(), Location: path, TriggerType: typ, FormatType: v1beta1.SavepointCanonical, TriggerNonce: nonce}
+	si.LastSavepoint = &sp
+	si.SavepointHistory = append(si.SavepointHistory, sp)
+	if typ == v1beta1.TriggerPeriodic {
+		si.LastPeriodicSavepointTimestamp = sp.TimeStamp
+	}
+	si.TriggerID, si.TriggerTimestamp, si.TriggerType = "", nil, ""
+	p.r.Events.Normal(ctx, p.rec, ReasonSavepoint, fmt.Sprintf("%s savepoint completed: %s", strings.ToLower(string(typ)), path))
+	p.pruneHistory(ctx)
+	p.dirty = true
+}
+
+// cancelJob cancels the job; cancelling a finished job is not an error.
+func (p *pass) cancelJob(ctx context.Context) error {
+	op := p.rec.Operation
+	f, err := p.flink()
+	if err != nil {
+		return err
+	}
+	if op.UpgradeMode == v1beta1.UpgradeModeLastState {
+		// Remember where state is before the job goes, in case the
+		// JobManager goes with it.
+		p.observeCheckpoints(ctx, f, op.StoppedJobID)
+	}
+	if err := f.Cancel(ctx, op.StoppedJobID); err != nil && !errors.Is(err, flinkclient.ErrNotFound) && !errors.Is(err, flinkclient.ErrConflict) {
+		return err
+	}
+	return p.to(ctx, PhaseAwaitStopped)
+}
+
+// awaitStopped waits for the job to reach a terminal state; last-state
+// then takes the newest retained checkpoint as the restore path.
+func (p *pass) awaitStopped(ctx context.Context) (bool, error) {
+	op := p.rec.Operation
+	f, job := p.jobFlink(ctx)
+	if job != nil && !isTerminal(job.State) {
+		if p.now().Sub(op.PhaseStarted) > p.set.OperationTimeout {
+			return false, fmt.Errorf("job %s still %s after %s", op.StoppedJobID, job.State, p.set.OperationTimeout)
+		}
+		return true, nil
+	}
+	if job != nil {
+		p.setJobStatus(ctx, job)
+	}
+	if op.UpgradeMode == v1beta1.UpgradeModeLastState && op.RestorePath == "" {
+		if f != nil && op.StoppedJobID != "" {
+			p.observeCheckpoints(ctx, f, op.StoppedJobID)
+		}
+		op.RestorePath = p.newestState()
+		if op.RestorePath == "" {
+			p.fail(ctx, ReasonUpgradeFailed, "last-state upgrade: the job has no completed, retained checkpoint to restore from; "+
+				"enable checkpointing with externalized checkpoints retained on cancellation, or use upgradeMode: savepoint, and push again")
+			return false, nil
+		}
+		p.jobStatus().UpgradeSavepointPath = op.RestorePath
+	}
+	return false, p.stopped(ctx)
+}
+
+// blockedBySessionJobs reports whether a session cluster still has session
+// jobs, which must go first (as in the operator).
+func (p *pass) blockedBySessionJobs(ctx context.Context) bool {
+	recs, err := p.r.Store.List(ctx, p.rec.Namespace)
+	if err != nil {
+		return true
+	}
+	var names []string
+	for _, r := range recs {
+		if r.Kind != KindSessionJob || r.SessionJob == nil || r.SessionJob.LifecycleState == v1beta1.LifecycleDeleted {
+			continue
+		}
+		if js, _ := sessionJobSpec(r.SessionJob.ReconciliationStatus.LastReconciledSpec); js != nil && js.DeploymentName == p.rec.Name {
+			names = append(names, r.Name)
+		}
+	}
+	if len(names) == 0 {
+		return false
+	}
+	msg := "waiting for session jobs to be deleted first: " + strings.Join(names, ", ")
+	if p.rec.Operation.Message != msg {
+		p.rec.Operation.Message = msg
+		p.dirty = true
+	}
+	return true
+}
+
+// afterDeleted ends deletion and suspension, or moves an upgrade on.
+func (p *pass) afterDeleted(ctx context.Context) error {
+	op := p.rec.Operation
+	st := p.rec.Deployment
+	st.JobManagerDeploymentStatus = v1beta1.JMMissing
+	switch op.Kind {
+	case OpDelete:
+		p.markDeleted()
+		p.finish("deleted")
+		return nil
+	case OpSuspend:
+		tgt, err := deploymentSpec(op.TargetSpec)
+		if err != nil {
+			return err
+		}
+		p.recordSuspended(tgt, op.Source)
+		p.rec.Deployed = nil
+		p.r.Events.Normal(ctx, p.rec, ReasonSuspended, "job suspended; state in "+orNone(st.JobStatus.UpgradeSavepointPath))
+		p.finish("suspended")
+		return nil
+	}
+	return p.to(ctx, PhaseApply)
+}
+
+// markDeleted keeps the record, with its savepoint history, as DELETED.
+func (p *pass) markDeleted() {
+	c := p.rec.Common()
+	c.LifecycleState = v1beta1.LifecycleDeleted
+	rs := p.rec.Reconciliation()
+	rs.LastReconciledSpec, rs.LastStableSpec = "", ""
+	p.rec.Deployed = nil
+	p.dirty = true
+}
+
+// applyTarget applies the target spec's cluster with a job id chosen and
+// persisted first.
+func (p *pass) applyTarget(ctx context.Context) error {
+	op := p.rec.Operation
+	tgt, err := deploymentSpec(op.TargetSpec)
+	if err != nil {
+		return err
+	}
+	if tgt.Job != nil && op.JobID == "" {
+		op.JobID = flinkclient.NewJobID()
+		if err := p.persist(ctx); err != nil {
+			return err
+		}
+	}
+	commit := ""
+	if op.Source != nil {
+		commit = op.Source.Commit
+	}
+	in := cluster.Input{
+		Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: tgt, FlinkDefaults: p.set.FlinkDefaults,
+		SpecHash: op.TargetHash, SourceCommit: commit, JobID: op.JobID, SavepointPath: op.RestorePath,
+	}
+	if tgt.Job != nil && tgt.Job.AllowNonRestoredState != nil {
+		in.AllowNonRestoredState = *tgt.Job.AllowNonRestoredState
+	}
+	objs, err := cluster.Build(in)
+	if err != nil {
+		p.fail(ctx, ReasonValidationError, err.Error())
+		return nil
+	}
+	if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
+		return err
+	}
+	st := p.rec.Deployment
+	rs := &st.ReconciliationStatus
+	rs.LastReconciledSpec = op.TargetSpec
+	rs.ReconciliationTimestamp = p.now().UnixMilli()
+	rs.State = v1beta1.ReconciliationDeployed
+	if op.Kind == OpRollback {
+		rs.State = v1beta1.ReconciliationRolledBack
+	}
+	st.Source = op.Source
+	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now()}
+	if tgt.Job != nil {
+		st.JobStatus.JobID = op.JobID
+		st.JobStatus.State = v1beta1.JobReconciling
+	}
+	p.r.Events.Normal(ctx, p.rec, ReasonSubmit, fmt.Sprintf("cluster applied (commit %s, restore from %s)", short(commit), orNone(op.RestorePath)))
+	return p.to(ctx, PhaseAwaitRunning)
+}
+
+// awaitRunning waits for the JobManager and the job; past the readiness
+// timeout it rolls back (when enabled) or stops waiting and reports.
+func (p *pass) awaitRunning(ctx context.Context) (bool, error) {
+	op := p.rec.Operation
+	st := p.rec.Deployment
+	tgt, err := deploymentSpec(op.TargetSpec)
+	if err != nil {
+		return false, err
+	}
+	obs, err := p.observe(ctx)
+	if err != nil {
+		return true, err
+	}
+	failure := ""
+	if obs.jm != nil && st.JobManagerDeploymentStatus == v1beta1.JMError {
+		failure = "JobManager cannot start: " + deploymentFailure(obs.jm)
+	}
+	if tgt.Job == nil {
+		if st.JobManagerDeploymentStatus == v1beta1.JMReady {
+			p.finish("session cluster ready")
+			return false, nil
+		}
+	} else if obs.job != nil {
+		switch obs.job.State {
+		case flinkclient.JobRunning:
+			p.finish("job running")
+			return false, nil
+		case flinkclient.JobFailed:
+			failure = "job failed: " + p.jobFailure(ctx, obs)
+		}
+	}
+	timeout := p.confDuration(tgt.FlinkConfiguration, keyReadinessTimeout, 5*time.Minute)
+	if failure == "" && p.now().Sub(op.PhaseStarted) < timeout {
+		return true, nil
+	}
+	if failure == "" {
+		failure = fmt.Sprintf("not running %s after deploy (JobManager %s, job %s)", timeout, st.JobManagerDeploymentStatus, st.JobStatus.State)
+	}
+	return false, p.notStable(ctx, tgt, failure)
+}
+
+// jobFailure summarises the job's newest exception.
+func (p *pass) jobFailure(ctx context.Context, obs *observation) string {
+	if obs.flink != nil && obs.job != nil {
+		if e, err := obs.flink.Exceptions(ctx, obs.job.ID, 1); err == nil && len(e.Entries) > 0 {
+			return e.Entries[0].Message
+		}
+	}
+	return "see the JobManager log"
+}
+
+// notStable handles a deploy that did not become stable: roll back to the
+// last stable spec when enabled, otherwise stop waiting and report.
+func (p *pass) notStable(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec, failure string) error {
+	op := p.rec.Operation
+	rs := &p.rec.Deployment.ReconciliationStatus
+	if op.Kind != OpRollback && p.confBool(tgt.FlinkConfiguration, keyRollbackEnabled, false) &&
+		rs.LastStableSpec != "" && rs.LastStableSpec != op.TargetSpec {
+		msg := "rolling back to the last stable spec: " + failure
+		p.r.Events.Warn(ctx, p.rec, ReasonRollback, msg)
+		p.rec.Common().Error = failure
+		rb := &Operation{Kind: OpRollback, Phase: PhaseDeleteCluster, TargetSpec: rs.LastStableSpec,
+			UpgradeMode: op.UpgradeMode, RestorePath: op.RestorePath, Source: p.rec.Deployment.Source, Message: failure}
+		now := p.now()
+		rb.Started, rb.PhaseStarted = now, now
+		p.rec.Operation = rb
+		return p.persist(ctx)
+	}
+	p.fail(ctx, ReasonUpgradeFailed, failure+"; fix the spec and push again")
+	return nil
+}
+
+// settle runs at rest: it marks a healthy deployment stable, re-applies
+// objects to undo drift, disposes pruned savepoints and schedules the next
+// pass.
+func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
+	st := p.rec.Deployment
+	rs := &st.ReconciliationStatus
+	res := p.rest()
+	if rs.LastReconciledSpec == "" {
+		p.updateLifecycle()
+		return res, nil
+	}
+	last, err := deploymentSpec(rs.LastReconciledSpec)
+	if err != nil {
+		return res, err
+	}
+	healthy := st.JobManagerDeploymentStatus == v1beta1.JMReady && (last.Job == nil || (obs.job != nil && obs.job.State == flinkclient.JobRunning))
+	if healthy && rs.LastStableSpec != rs.LastReconciledSpec && rs.State != v1beta1.ReconciliationRolledBack {
+		rs.LastStableSpec = rs.LastReconciledSpec
+		st.Error = ""
+		p.dirty = true
+	}
+	if healthy && st.Error != "" && st.LifecycleState == v1beta1.LifecycleFailed {
+		st.Error = ""
+		p.dirty = true
+	}
+	if obs.job != nil && obs.job.State == flinkclient.JobFailed && st.Error == "" {
+		st.Error = "job failed: " + p.jobFailure(ctx, obs)
+		p.dirty = true
+	}
+	if obs.jm != nil && p.rec.Deployed != nil && !cluster.Suspended(last) {
+		// Re-apply the same objects: drift is corrected, nothing restarts.
+		d := p.rec.Deployed
+		objs, err := cluster.Build(cluster.Input{Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: last, FlinkDefaults: p.set.FlinkDefaults,
+			SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath})
+		if err == nil {
+			if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
+				p.log.Warn("drift correction failed", "err", err)
+			}
+		}
+	}
+	if obs.flink != nil {
+		p.disposePending(ctx, obs.flink)
+	}
+	if last.Job != nil {
+		if _, next := p.periodicDue(last.FlinkConfiguration); next > 0 && next < res.RequeueAfter {
+			res.RequeueAfter = next
+		}
+	}
+	p.updateLifecycle()
+	return res, nil
+}
+
+// updateLifecycle derives the lifecycle state as the operator does.
+func (p *pass) updateLifecycle() {
+	c := p.rec.Common()
+	rs := p.rec.Reconciliation()
+	var s v1beta1.LifecycleState
+	switch op := p.rec.Operation; {
+	case c.LifecycleState == v1beta1.LifecycleDeleted && op == nil:
+		return
+	case op != nil && op.Kind == OpDelete:
+		s = v1beta1.LifecycleDeleting
+	case op != nil && op.Kind == OpRollback:
+		s = v1beta1.LifecycleRollingBack
+	case op != nil && op.Kind != OpSavepoint:
+		s = v1beta1.LifecycleUpgrading
+	case rs.LastReconciledSpec == "":
+		s = v1beta1.LifecycleCreated
+	case c.LifecycleState == v1beta1.LifecycleFailed && c.Error != "":
+		s = v1beta1.LifecycleFailed
+	case p.rec.Deployment != nil && isSuspendedJSON(rs.LastReconciledSpec):
+		s = v1beta1.LifecycleSuspended
+	case c.JobStatus.State == v1beta1.JobFailed:
+		s = v1beta1.LifecycleFailed
+	case rs.State == v1beta1.ReconciliationRolledBack:
+		s = v1beta1.LifecycleRolledBack
+	case rs.LastStableSpec == rs.LastReconciledSpec:
+		s = v1beta1.LifecycleStable
+	default:
+		s = v1beta1.LifecycleDeployed
+	}
+	if c.LifecycleState != s {
+		c.LifecycleState = s
+		p.dirty = true
+	}
+}
+
+func isSuspendedJSON(js string) bool {
+	s, err := deploymentSpec(js)
+	return err == nil && s != nil && cluster.Suspended(s)
+}

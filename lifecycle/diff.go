@@ -1,0 +1,216 @@
+package lifecycle
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// DiffType is how much a spec change demands, ordered: a diff is as strong
+// as its strongest change.
+type DiffType int
+
+// Diff types, as in the operator's DiffType.
+const (
+	// DiffIgnore changes need no action on the cluster (upgrade mode,
+	// operator settings, restore options for a later deploy).
+	DiffIgnore DiffType = iota
+	// DiffScale changes resize the cluster without restarting the job.
+	DiffScale
+	// DiffUpgrade changes need the job stopped and redeployed.
+	DiffUpgrade
+)
+
+func (t DiffType) String() string {
+	switch t {
+	case DiffIgnore:
+		return "ignore"
+	case DiffScale:
+		return "scale"
+	}
+	return "upgrade"
+}
+
+// Change is one differing field.
+type Change struct {
+	// Path in the spec's JSON names, e.g. spec.job.parallelism or
+	// spec.flinkConfiguration["state.savepoints.dir"].
+	Path     string
+	Old, New string
+	Type     DiffType
+}
+
+// Diff is the classified difference between two specs.
+type Diff struct {
+	Type    DiffType
+	Changes []Change
+}
+
+// Empty reports whether the specs are equal.
+func (d Diff) Empty() bool { return len(d.Changes) == 0 }
+
+// String renders the diff for status and plan output, one change a line.
+func (d Diff) String() string {
+	var b strings.Builder
+	for _, c := range d.Changes {
+		fmt.Fprintf(&b, "%s: %s -> %s (%s)\n", c.Path, c.Old, c.New, c.Type)
+	}
+	return b.String()
+}
+
+// handledApart are fields with their own handling: nonces and the desired
+// job state are compared by the reconciler itself.
+var handledApart = map[string]bool{
+	"spec.restartNonce":               true,
+	"spec.job.state":                  true,
+	"spec.job.savepointTriggerNonce":  true,
+	"spec.job.checkpointTriggerNonce": true,
+	"spec.job.savepointRedeployNonce": true,
+	"spec.job.autoscalerResetNonce":   true,
+}
+
+// CompareDeployments classifies the change from old to new, as the
+// operator's ReflectiveDiffBuilder does: upgrade mode, restore options and
+// kubernetes.operator.* keys are ignored; TaskManager replicas in standalone
+// mode, and parallelism with the reactive scheduler, scale; everything else
+// upgrades. Nonces and job.state are left to the caller.
+func CompareDeployments(old, new *v1beta1.FlinkDeploymentSpec) Diff {
+	reactive := new.FlinkConfiguration["scheduler-mode"] == "reactive"
+	standalone := new.EffectiveMode() == v1beta1.ModeStandalone
+	return compare(old, new, func(path string) DiffType {
+		switch {
+		case path == "spec.job.upgradeMode", path == "spec.job.initialSavepointPath", path == "spec.job.allowNonRestoredState":
+			return DiffIgnore
+		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`):
+			return DiffIgnore
+		case path == "spec.taskManager.replicas" && standalone:
+			return DiffScale
+		case path == "spec.job.parallelism" && standalone && reactive:
+			return DiffScale
+		}
+		return DiffUpgrade
+	})
+}
+
+// CompareSessionJobs classifies a session job change the same way.
+func CompareSessionJobs(old, new *v1beta1.FlinkSessionJobSpec) Diff {
+	return compare(old, new, func(path string) DiffType {
+		switch {
+		case path == "spec.job.upgradeMode", path == "spec.job.initialSavepointPath", path == "spec.job.allowNonRestoredState":
+			return DiffIgnore
+		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`):
+			return DiffIgnore
+		}
+		return DiffUpgrade
+	})
+}
+
+func compare(old, new any, classify func(path string) DiffType) Diff {
+	var r reporter
+	cmp.Equal(old, new,
+		cmp.Reporter(&r),
+		cmpopts.EquateEmpty(),
+		cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 }),
+	)
+	var d Diff
+	for _, c := range r.changes {
+		if handledApart[c.Path] {
+			continue
+		}
+		c.Type = classify(c.Path)
+		if c.Type > d.Type {
+			d.Type = c.Type
+		}
+		d.Changes = append(d.Changes, c)
+	}
+	sort.Slice(d.Changes, func(i, j int) bool { return d.Changes[i].Path < d.Changes[j].Path })
+	return d
+}
+
+// reporter collects the JSON paths of differing leaves.
+type reporter struct {
+	path    cmp.Path
+	changes []Change
+}
+
+func (r *reporter) PushStep(ps cmp.PathStep) { r.path = append(r.path, ps) }
+func (r *reporter) PopStep()                 { r.path = r.path[:len(r.path)-1] }
+
+func (r *reporter) Report(rs cmp.Result) {
+	if rs.Equal() {
+		return
+	}
+	vx, vy := r.path.Last().Values()
+	r.changes = append(r.changes, Change{Path: jsonPath(r.path), Old: show(vx), New: show(vy)})
+}
+
+// jsonPath renders a cmp path with the JSON names of struct fields, skipping
+// pointer indirections and inlined (embedded) structs.
+func jsonPath(p cmp.Path) string {
+	var b strings.Builder
+	b.WriteString("spec")
+	for i, step := range p {
+		switch s := step.(type) {
+		case cmp.StructField:
+			parent := p[i-1].Type()
+			for parent.Kind() == reflect.Pointer {
+				parent = parent.Elem()
+			}
+			f, ok := parent.FieldByName(s.Name())
+			name := s.Name()
+			if ok {
+				tag := strings.Split(f.Tag.Get("json"), ",")[0]
+				if tag == "" && f.Anonymous {
+					continue // inlined
+				}
+				if tag != "" && tag != "-" {
+					name = tag
+				}
+			}
+			b.WriteString(".")
+			b.WriteString(name)
+		case cmp.MapIndex:
+			fmt.Fprintf(&b, "[%q]", fmt.Sprint(s.Key().Interface()))
+		case cmp.SliceIndex:
+			k, n := s.SplitKeys() // -1 on the side that has no element
+			if k < 0 {
+				k = n
+			}
+			fmt.Fprintf(&b, "[%d]", k)
+		}
+	}
+	return b.String()
+}
+
+// show renders a value for a diff line, briefly.
+func show(v reflect.Value) string {
+	if !v.IsValid() {
+		return "<none>"
+	}
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return "<none>"
+		}
+		v = v.Elem()
+	}
+	if v.CanInterface() {
+		if q, ok := v.Interface().(resource.Quantity); ok {
+			return q.String()
+		}
+	}
+	s := fmt.Sprintf("%v", v)
+	if v.Kind() == reflect.String {
+		s = fmt.Sprintf("%q", v.String())
+	}
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}

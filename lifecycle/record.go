@@ -1,0 +1,159 @@
+package lifecycle
+
+import (
+	"time"
+
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// Kinds of managed resources.
+const (
+	KindDeployment = "FlinkDeployment"
+	KindSessionJob = "FlinkSessionJob"
+)
+
+// Record is everything the daemon knows about one managed resource. It is
+// persisted in the resource's status ConfigMap before every external step,
+// so a daemon started from the ConfigMap alone carries on where the last one
+// stopped.
+type Record struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+
+	// Deployment is the status of a FlinkDeployment, SessionJob of a
+	// FlinkSessionJob: the operator's status schema plus the source block.
+	Deployment *v1beta1.FlinkDeploymentStatus `json:"deployment,omitempty"`
+	SessionJob *v1beta1.FlinkSessionJobStatus `json:"sessionJob,omitempty"`
+
+	// Operation is the step in flight, nil at rest. It is the write-ahead
+	// intent: ids are chosen and written here before they are used.
+	Operation *Operation `json:"operation,omitempty"`
+
+	// LastSavepointNonce and LastRestartNonce are the nonces already acted on.
+	LastSavepointNonce *int64 `json:"lastSavepointNonce,omitempty"`
+	LastRestartNonce   *int64 `json:"lastRestartNonce,omitempty"`
+
+	// Deployed records the inputs the running cluster was built with, so a
+	// resync re-applies exactly the same objects (correcting drift without
+	// restarting anything).
+	Deployed *Deployed `json:"deployed,omitempty"`
+
+	// LatestCheckpoint is the newest completed, externalised checkpoint seen
+	// while observing: what last-state restores from when the job can no
+	// longer be asked.
+	LatestCheckpoint *v1beta1.Savepoint `json:"latestCheckpoint,omitempty"`
+
+	// PendingDisposal are savepoints pruned from the history whose files
+	// could not be disposed yet (no JobManager to ask).
+	PendingDisposal []string `json:"pendingDisposal,omitempty"`
+
+	// resourceVersion of the ConfigMap the record was read from (optimistic
+	// concurrency); not persisted.
+	resourceVersion string
+}
+
+// Common returns the status part shared by both kinds.
+func (r *Record) Common() *v1beta1.CommonStatus {
+	if r.Deployment != nil {
+		return &r.Deployment.CommonStatus
+	}
+	if r.SessionJob == nil {
+		r.SessionJob = &v1beta1.FlinkSessionJobStatus{}
+	}
+	return &r.SessionJob.CommonStatus
+}
+
+// Reconciliation returns the reconciliation status of either kind.
+func (r *Record) Reconciliation() *v1beta1.ReconciliationStatus {
+	if r.Deployment != nil {
+		return &r.Deployment.ReconciliationStatus
+	}
+	if r.SessionJob == nil {
+		r.SessionJob = &v1beta1.FlinkSessionJobStatus{}
+	}
+	return &r.SessionJob.ReconciliationStatus
+}
+
+// Deployed is what the running cluster or job was deployed with.
+type Deployed struct {
+	JobID       string    `json:"jobId,omitempty"`
+	RestorePath string    `json:"restorePath,omitempty"`
+	SpecHash    string    `json:"specHash,omitempty"`
+	Commit      string    `json:"commit,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// OpKind is what an operation does.
+type OpKind string
+
+// Operation kinds.
+const (
+	OpDeploy    OpKind = "Deploy"    // first deploy, or resume from suspended
+	OpUpgrade   OpKind = "Upgrade"   // suspend with the upgrade mode, then deploy the new spec
+	OpSuspend   OpKind = "Suspend"   // suspend with the upgrade mode and stay suspended
+	OpSavepoint OpKind = "Savepoint" // a manual or periodic savepoint
+	OpRestart   OpKind = "Restart"   // restartNonce: upgrade to the same spec
+	OpRollback  OpKind = "Rollback"  // upgrade back to lastStableSpec
+	OpDelete    OpKind = "Delete"    // the spec left Git
+)
+
+// Phase is a step of an operation. Each phase's work is idempotent.
+type Phase string
+
+// Phases, in the order an upgrade passes them.
+const (
+	// PhaseStopJob stops the running job the way the upgrade mode says
+	// (stop-with-savepoint, cancel, or nothing) and records where its state is.
+	PhaseStopJob Phase = "StopJob"
+	// PhaseTriggerSavepoint triggers a savepoint (or stop-with-savepoint)
+	// with the persisted TriggerID.
+	PhaseTriggerSavepoint Phase = "TriggerSavepoint"
+	// PhaseAwaitSavepoint waits for the triggered savepoint (TriggerID).
+	PhaseAwaitSavepoint Phase = "AwaitSavepoint"
+	// PhaseCancelJob cancels the job (stateless and last-state upgrades).
+	PhaseCancelJob Phase = "CancelJob"
+	// PhaseAwaitStopped waits for the job to reach a terminal state.
+	PhaseAwaitStopped Phase = "AwaitStopped"
+	// PhaseDeleteCluster removes the cluster's Kubernetes objects.
+	PhaseDeleteCluster Phase = "DeleteCluster"
+	// PhaseAwaitDeleted waits until the JobManager is gone.
+	PhaseAwaitDeleted Phase = "AwaitDeleted"
+	// PhaseApply applies the target's cluster objects (or submits a session job).
+	PhaseApply Phase = "Apply"
+	// PhaseAwaitRunning waits for the JobManager and the job to run.
+	PhaseAwaitRunning Phase = "AwaitRunning"
+)
+
+// Operation is an operation in flight, persisted before each step.
+type Operation struct {
+	Kind  OpKind `json:"kind"`
+	Phase Phase  `json:"phase"`
+	// TargetSpec is the JSON of the spec being moved to (empty for savepoints
+	// and deletion); TargetHash its render hash; Source where it came from.
+	TargetSpec string             `json:"targetSpec,omitempty"`
+	TargetHash string             `json:"targetHash,omitempty"`
+	Source     *v1beta1.SourceRef `json:"source,omitempty"`
+	// UpgradeMode is the mode in effect for stopping the current job.
+	UpgradeMode v1beta1.UpgradeMode `json:"upgradeMode,omitempty"`
+	// TriggerID is chosen by us and persisted before the savepoint is
+	// triggered, so a retry reuses it and Flink takes one savepoint.
+	TriggerID   string                      `json:"triggerId,omitempty"`
+	TriggerType v1beta1.SnapshotTriggerType `json:"triggerType,omitempty"`
+	// TriggerNonce is the savepointTriggerNonce a manual savepoint answers.
+	TriggerNonce *int64 `json:"triggerNonce,omitempty"`
+	// RestorePath is the savepoint or checkpoint the next deploy restores
+	// from, once known ("" means start empty, which only stateless allows).
+	RestorePath string `json:"restorePath,omitempty"`
+	// StoppedJobID is the job being stopped.
+	StoppedJobID string `json:"stoppedJobId,omitempty"`
+	// JobID is chosen by us and persisted before the job is submitted.
+	JobID string `json:"jobId,omitempty"`
+	// Started and PhaseStarted time the operation and its current phase.
+	Started      time.Time `json:"started"`
+	PhaseStarted time.Time `json:"phaseStarted"`
+	// Attempts counts failed tries of the current phase.
+	Attempts int `json:"attempts,omitempty"`
+	// Message is the latest progress or error note.
+	Message string `json:"message,omitempty"`
+}

@@ -1,0 +1,440 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// Limits of session job jars fetched from their jarURI.
+const (
+	maxJarBytes = 512 << 20
+	jarTimeout  = 2 * time.Minute
+	// keyJarSHA256 optionally pins the jar's SHA-256 (hex) in the session
+	// job's flinkConfiguration; a jar that does not match is not submitted.
+	keyJarSHA256 = "flink-gitops.jar.sha256"
+)
+
+// sessionJobSpec decodes a session job spec JSON kept in the record.
+func sessionJobSpec(js string) (*v1beta1.FlinkSessionJobSpec, error) {
+	if js == "" {
+		return nil, nil
+	}
+	var s v1beta1.FlinkSessionJobSpec
+	if err := json.Unmarshal([]byte(js), &s); err != nil {
+		return nil, fmt.Errorf("decode stored session job spec: %w", err)
+	}
+	return &s, nil
+}
+
+// jobStatus is the job status of either kind.
+func (p *pass) jobStatus() *v1beta1.JobStatus {
+	return &p.rec.Common().JobStatus
+}
+
+// lastJob returns the job of the last reconciled spec of either kind, its
+// Flink configuration, and whether it is suspended.
+func (p *pass) lastJob() (*v1beta1.JobSpec, v1beta1.FlinkConfiguration, bool, error) {
+	js := p.rec.Reconciliation().LastReconciledSpec
+	if p.rec.Kind == KindSessionJob {
+		s, err := sessionJobSpec(js)
+		if err != nil || s == nil || s.Job == nil {
+			return nil, nil, false, err
+		}
+		return s.Job, s.FlinkConfiguration, s.Job.State == v1beta1.JobStateSuspended, nil
+	}
+	s, err := deploymentSpec(js)
+	if err != nil || s == nil || s.Job == nil {
+		var fc v1beta1.FlinkConfiguration
+		if s != nil {
+			fc = s.FlinkConfiguration
+		}
+		return nil, fc, false, err
+	}
+	return s.Job, s.FlinkConfiguration, s.Job.State == v1beta1.JobStateSuspended, nil
+}
+
+// clusterName is the FlinkDeployment whose JobManager runs the job.
+func (p *pass) clusterName() string {
+	if p.rec.Kind != KindSessionJob {
+		return p.rec.Name
+	}
+	if op := p.rec.Operation; op != nil && op.TargetSpec != "" {
+		if s, _ := sessionJobSpec(op.TargetSpec); s != nil {
+			return s.DeploymentName
+		}
+	}
+	if s, _ := sessionJobSpec(p.rec.SessionJob.ReconciliationStatus.LastReconciledSpec); s != nil {
+		return s.DeploymentName
+	}
+	if p.desired != nil && p.desired.SessionJob != nil {
+		return p.desired.SessionJob.Spec.DeploymentName
+	}
+	return ""
+}
+
+// flink returns the REST client of the JobManager running the job.
+func (p *pass) flink() (Flink, error) {
+	name := p.clusterName()
+	if name == "" {
+		return nil, fmt.Errorf("no session cluster named")
+	}
+	return p.r.Flink(p.rec.Namespace, name)
+}
+
+// stopped moves on once the old job is stopped: a cluster is deleted next;
+// a session job is done (suspend, delete) or submitted again.
+func (p *pass) stopped(ctx context.Context) error {
+	if p.rec.Kind != KindSessionJob {
+		return p.to(ctx, PhaseDeleteCluster)
+	}
+	op := p.rec.Operation
+	switch op.Kind {
+	case OpDelete:
+		p.markDeleted()
+		p.finish("deleted")
+		return nil
+	case OpSuspend:
+		st := p.rec.SessionJob
+		st.ReconciliationStatus.LastReconciledSpec = op.TargetSpec
+		st.ReconciliationStatus.ReconciliationTimestamp = p.now().UnixMilli()
+		st.Source = op.Source
+		p.rec.Deployed = nil
+		p.r.Events.Normal(ctx, p.rec, ReasonSuspended, "job suspended; state in "+orNone(st.JobStatus.UpgradeSavepointPath))
+		p.finish("suspended")
+		return nil
+	}
+	return p.to(ctx, PhaseApply)
+}
+
+// reconcileSessionJob is one pass over a FlinkSessionJob.
+func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
+	st := p.rec.SessionJob
+	var job *flinkclient.JobDetails
+	if f, err := p.flink(); err == nil && p.rec.Deployed != nil && p.rec.Deployed.JobID != "" {
+		if j, err := f.Job(ctx, p.rec.Deployed.JobID); err == nil {
+			job = &j
+			p.setJobStatus(ctx, &j)
+			if j.State == flinkclient.JobRunning || isTerminal(j.State) {
+				p.observeCheckpoints(ctx, f, j.ID)
+			}
+		}
+	}
+	if p.rec.Operation == nil {
+		op, err := p.decideSessionJob(ctx, job)
+		if err != nil {
+			return p.rest(), err
+		}
+		if op == nil {
+			rs := &st.ReconciliationStatus
+			if job != nil && job.State == flinkclient.JobRunning && rs.LastStableSpec != rs.LastReconciledSpec {
+				rs.LastStableSpec = rs.LastReconciledSpec
+				p.dirty = true
+			}
+			if f, err := p.flink(); err == nil && job != nil {
+				p.disposePending(ctx, f)
+			}
+			res := p.rest()
+			if last, fc, _, _ := p.lastJob(); last != nil {
+				if _, next := p.periodicDue(fc); next > 0 && next < res.RequeueAfter {
+					res.RequeueAfter = next
+				}
+			}
+			p.updateLifecycle()
+			return res, nil
+		}
+		if err := p.begin(ctx, op); err != nil {
+			return p.fast(), err
+		}
+	}
+	return p.drive(ctx)
+}
+
+// decideSessionJob chooses the operation for a session job.
+func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails) (*Operation, error) {
+	st := p.rec.SessionJob
+	last, err := sessionJobSpec(st.ReconciliationStatus.LastReconciledSpec)
+	if err != nil {
+		return nil, err
+	}
+	if p.desired == nil {
+		if last == nil {
+			p.markDeleted()
+			return nil, nil
+		}
+		op := &Operation{Kind: OpDelete, Phase: PhaseStopJob, UpgradeMode: v1beta1.UpgradeModeStateless}
+		if p.confBool(last.FlinkConfiguration, keySavepointOnDeletion, false) {
+			op.UpgradeMode = v1beta1.UpgradeModeSavepoint
+		}
+		return op, nil
+	}
+	tgt := p.desired.SessionJob.Spec
+	src := p.desired.Source
+	src.RenderHash = p.desired.Hash
+	newOp := func(kind OpKind, phase Phase) *Operation {
+		return &Operation{Kind: kind, Phase: phase, TargetSpec: specJSON(tgt), TargetHash: p.desired.Hash, Source: &src, UpgradeMode: tgt.Job.UpgradeMode}
+	}
+	suspendedNow := tgt.Job.State == v1beta1.JobStateSuspended
+	if last == nil {
+		p.rec.LastSavepointNonce = tgt.Job.SavepointTriggerNonce
+		p.rec.LastRestartNonce = tgt.RestartNonce
+		if suspendedNow {
+			st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
+			st.Source = &src
+			p.dirty = true
+			return nil, nil
+		}
+		op := newOp(OpDeploy, PhaseApply)
+		op.RestorePath = tgt.Job.InitialSavepointPath
+		return op, nil
+	}
+	if last.DeploymentName != tgt.DeploymentName {
+		p.fail(ctx, ReasonValidationError, "spec.deploymentName: moving a session job to another session cluster is not supported; remove it from Git first, then add it again")
+		return nil, nil
+	}
+	wasSuspended := last.Job.State == v1beta1.JobStateSuspended
+	diff := CompareSessionJobs(last, &tgt)
+	switch {
+	case !wasSuspended && suspendedNow:
+		return newOp(OpSuspend, PhaseStopJob), nil
+	case wasSuspended && suspendedNow:
+		if !diff.Empty() {
+			st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
+			p.dirty = true
+		}
+		return nil, nil
+	case wasSuspended:
+		op := newOp(OpDeploy, PhaseApply)
+		if tgt.Job.UpgradeMode != v1beta1.UpgradeModeStateless {
+			op.RestorePath = st.JobStatus.UpgradeSavepointPath
+		}
+		return op, nil
+	}
+	if diff.Type == DiffUpgrade {
+		p.r.Events.Normal(ctx, p.rec, ReasonSpecChanged, "spec changed: "+strings.TrimSpace(strings.ReplaceAll(diff.String(), "\n", "; ")))
+		return newOp(OpUpgrade, PhaseStopJob), nil
+	}
+	if nonceChanged(p.rec.LastRestartNonce, tgt.RestartNonce) {
+		p.rec.LastRestartNonce = tgt.RestartNonce
+		return newOp(OpRestart, PhaseStopJob), nil
+	}
+	if !diff.Empty() {
+		st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
+		st.Source = &src
+		p.dirty = true
+	}
+	if job != nil && job.State == flinkclient.JobRunning {
+		if nonceChanged(p.rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce) {
+			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
+				TriggerType: v1beta1.TriggerManual, TriggerNonce: tgt.Job.SavepointTriggerNonce, StoppedJobID: job.ID}, nil
+		}
+		if due, _ := p.periodicDue(tgt.FlinkConfiguration); due {
+			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
+				TriggerType: v1beta1.TriggerPeriodic, StoppedJobID: job.ID}, nil
+		}
+	}
+	return nil, nil
+}
+
+// stepSessionJob runs one phase of a session job operation; stopping is
+// shared with application clusters.
+func (p *pass) stepSessionJob(ctx context.Context) (bool, error) {
+	switch p.rec.Operation.Phase {
+	case PhaseStopJob:
+		return false, p.stopJob(ctx)
+	case PhaseTriggerSavepoint:
+		return false, p.triggerSavepoint(ctx)
+	case PhaseAwaitSavepoint:
+		return p.awaitSavepoint(ctx)
+	case PhaseCancelJob:
+		return false, p.cancelJob(ctx)
+	case PhaseAwaitStopped:
+		return p.awaitStopped(ctx)
+	case PhaseApply:
+		return p.submitSessionJob(ctx)
+	case PhaseAwaitRunning:
+		return p.awaitSessionJobRunning(ctx)
+	}
+	return false, fmt.Errorf("session job: unexpected phase %q", p.rec.Operation.Phase)
+}
+
+// submitSessionJob uploads the jar and runs it with a job id chosen and
+// persisted first, so a retry never submits twice.
+func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
+	op := p.rec.Operation
+	tgt, err := sessionJobSpec(op.TargetSpec)
+	if err != nil {
+		return false, err
+	}
+	f, err := p.flink()
+	if err != nil {
+		return true, err
+	}
+	if op.JobID == "" {
+		op.JobID = flinkclient.NewJobID()
+		if err := p.persist(ctx); err != nil {
+			return false, err
+		}
+	}
+	jar, cleanup, err := fetchJar(ctx, tgt.Job.JarURI, tgt.FlinkConfiguration[keyJarSHA256])
+	if err != nil {
+		if errors.Is(err, errJarInvalid) {
+			p.fail(ctx, ReasonValidationError, err.Error())
+			return false, nil
+		}
+		return false, err
+	}
+	defer cleanup()
+	jarID, err := f.UploadJar(ctx, jar)
+	if err != nil {
+		return false, err
+	}
+	req := flinkclient.JarRunRequest{EntryClass: tgt.Job.EntryClass, Args: tgt.Job.Args, Parallelism: int(tgt.Job.Parallelism),
+		JobID: op.JobID, SavepointPath: op.RestorePath}
+	if tgt.Job.AllowNonRestoredState != nil {
+		req.AllowNonRestoredState = *tgt.Job.AllowNonRestoredState
+	}
+	conf := map[string]string{}
+	for k, v := range tgt.FlinkConfiguration {
+		if !strings.HasPrefix(k, "kubernetes.operator.") && k != keyJarSHA256 {
+			conf[k] = v
+		}
+	}
+	if len(conf) > 0 {
+		req.FlinkConfiguration = conf
+	}
+	if _, err := f.RunJar(ctx, jarID, req); err != nil && !errors.Is(err, flinkclient.ErrConflict) {
+		if errors.Is(err, flinkclient.ErrBadRequest) || errors.Is(err, flinkclient.ErrOperationFailed) {
+			p.fail(ctx, ReasonRestoreFailed, "submit session job: "+err.Error())
+			return false, nil
+		}
+		return false, err
+	}
+	st := p.rec.SessionJob
+	st.ReconciliationStatus.LastReconciledSpec = op.TargetSpec
+	st.ReconciliationStatus.ReconciliationTimestamp = p.now().UnixMilli()
+	st.ReconciliationStatus.State = v1beta1.ReconciliationDeployed
+	st.Source = op.Source
+	st.JobStatus.JobID = op.JobID
+	st.JobStatus.State = v1beta1.JobReconciling
+	commit := ""
+	if op.Source != nil {
+		commit = op.Source.Commit
+	}
+	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now()}
+	p.r.Events.Normal(ctx, p.rec, ReasonSubmit, fmt.Sprintf("job %s submitted to %s (restore from %s)", op.JobID, tgt.DeploymentName, orNone(op.RestorePath)))
+	return false, p.to(ctx, PhaseAwaitRunning)
+}
+
+// awaitSessionJobRunning waits for the submitted job to run.
+func (p *pass) awaitSessionJobRunning(ctx context.Context) (bool, error) {
+	op := p.rec.Operation
+	f, err := p.flink()
+	if err != nil {
+		return true, err
+	}
+	job, err := f.Job(ctx, op.JobID)
+	if err == nil {
+		p.setJobStatus(ctx, &job)
+		switch job.State {
+		case flinkclient.JobRunning:
+			p.finish("job running")
+			return false, nil
+		case flinkclient.JobFailed:
+			msg := "job failed"
+			if e, err := f.Exceptions(ctx, job.ID, 1); err == nil && len(e.Entries) > 0 {
+				msg += ": " + e.Entries[0].Message
+			}
+			p.fail(ctx, ReasonUpgradeFailed, msg+"; fix the spec and push again")
+			return false, nil
+		}
+	}
+	if p.now().Sub(op.PhaseStarted) > p.set.OperationTimeout {
+		p.fail(ctx, ReasonUpgradeFailed, fmt.Sprintf("job %s not running %s after submission", op.JobID, p.set.OperationTimeout))
+		return false, nil
+	}
+	return true, nil
+}
+
+// errJarInvalid marks jar problems a retry cannot fix.
+var errJarInvalid = errors.New("invalid jar")
+
+// fetchJar makes the job jar available as a local file: file:// paths are
+// used in place; http(s) URLs are downloaded (size-capped, optionally
+// checked against a SHA-256). The cleanup function removes a download.
+func fetchJar(ctx context.Context, jarURI, wantSHA string) (string, func(), error) {
+	none := func() {}
+	u, err := url.Parse(jarURI)
+	if err != nil {
+		return "", none, fmt.Errorf("%w: spec.job.jarURI %q: %v", errJarInvalid, jarURI, err)
+	}
+	var path string
+	cleanup := none
+	switch u.Scheme {
+	case "file":
+		path = u.Path
+	case "http", "https":
+		ctx, cancel := context.WithTimeout(ctx, jarTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, jarURI, nil)
+		if err != nil {
+			return "", none, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "", none, fmt.Errorf("fetch %s: HTTP %d", u.Redacted(), resp.StatusCode)
+		}
+		f, err := os.CreateTemp("", "flink-gitops-*-"+filepath.Base(u.Path))
+		if err != nil {
+			return "", none, err
+		}
+		cleanup = func() { os.Remove(f.Name()) }
+		n, err := io.Copy(f, io.LimitReader(resp.Body, maxJarBytes+1))
+		f.Close()
+		if err != nil {
+			cleanup()
+			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
+		}
+		if n > maxJarBytes {
+			cleanup()
+			return "", none, fmt.Errorf("%w: %s is larger than %d MiB", errJarInvalid, u.Redacted(), maxJarBytes>>20)
+		}
+		path = f.Name()
+	default:
+		return "", none, fmt.Errorf("%w: spec.job.jarURI %q: a session job jar must be file://, http:// or https:// (local:// names a jar inside an image, which a session cluster cannot see)", errJarInvalid, jarURI)
+	}
+	if wantSHA != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			cleanup()
+			return "", none, fmt.Errorf("read jar: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, wantSHA) {
+			cleanup()
+			return "", none, fmt.Errorf("%w: %s has SHA-256 %s, but %s says %s", errJarInvalid, jarURI, got, keyJarSHA256, wantSHA)
+		}
+	}
+	if _, err := os.Stat(path); err != nil {
+		cleanup()
+		return "", none, fmt.Errorf("%w: spec.job.jarURI: %v", errJarInvalid, err)
+	}
+	return path, cleanup, nil
+}
