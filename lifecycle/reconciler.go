@@ -81,7 +81,6 @@ type Reconciler struct {
 	Now func() time.Time
 }
 
-
 // Reconcile makes one pass over the FlinkDeployment or FlinkSessionJob kind
 // namespace/name. desired is nil when the resource is no longer in Git (the
 // caller must be sure of that: a failed fetch or render is not a deletion).

@@ -127,7 +127,9 @@ func dump(r *lifecycle.Record) string {
 	return s
 }
 
-func (b *bed) restURL(name string) string { return b.agent.ProxyURL + "/" + b.ns + "/" + name + "-rest" }
+func (b *bed) restURL(name string) string {
+	return b.agent.ProxyURL + "/" + b.ns + "/" + name + "-rest"
+}
 
 // progress waits until the job's counter reaches atLeast and returns it.
 func (b *bed) progress(name, jobID string, atLeast int64) int64 {
