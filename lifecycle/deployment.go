@@ -69,6 +69,9 @@ func (p *pass) reconcileDeployment(ctx context.Context) (Result, error) {
 		return p.fast(), err
 	}
 	if p.rec.Operation == nil {
+		if p.desired.observeOnly() {
+			return p.settle(ctx, obs)
+		}
 		op, err := p.decide(ctx, obs)
 		if err != nil || op == nil {
 			if err == nil {

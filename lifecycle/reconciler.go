@@ -56,6 +56,14 @@ type Desired struct {
 	Source v1beta1.SourceRef
 }
 
+// Observe is passed as the desired spec of a resource whose spec is unknown
+// this pass (its entry point failed to build, or Git is unreachable): an
+// operation in flight carries on, the resource is observed, and nothing new
+// is decided — in particular nothing is deleted.
+var Observe = &Desired{}
+
+func (d *Desired) observeOnly() bool { return d != nil && d.Deployment == nil && d.SessionJob == nil }
+
 // Result tells the caller when to come back.
 type Result struct {
 	// RequeueAfter is when the resource wants its next pass.
@@ -90,8 +98,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, kind, namespace, name string
 		return Result{}, err
 	}
 	if rec == nil {
-		if desired == nil {
-			return Result{}, nil // never deployed, gone from Git: nothing to do
+		if desired == nil || desired.observeOnly() {
+			return Result{}, nil // never deployed, gone from Git or unknown: nothing to do
 		}
 		rec = &Record{Kind: kind, Namespace: namespace, Name: name}
 		if kind == KindDeployment {
@@ -105,7 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, kind, namespace, name string
 		}
 	}
 	p := &pass{r: r, rec: rec, desired: desired, set: r.Settings(), log: r.Log.With("kind", kind, "namespace", namespace, "name", name)}
-	if desired != nil {
+	if desired != nil && !desired.observeOnly() {
 		p.log = p.log.With("commit", desired.Source.Commit)
 	}
 	var res Result

@@ -166,6 +166,9 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 // decideSessionJob chooses the operation for a session job.
 func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails) (*Operation, error) {
 	st := p.rec.SessionJob
+	if p.desired.observeOnly() {
+		return nil, nil
+	}
 	last, err := sessionJobSpec(st.ReconciliationStatus.LastReconciledSpec)
 	if err != nil {
 		return nil, err
