@@ -146,6 +146,19 @@ func (s *Source) Status() Status {
 	return s.status
 }
 
+// SetInterval changes the poll interval (and the backoff cap, 10× the
+// interval) from the next wait on, so a config reload applies live. The
+// current wait is cut short.
+func (s *Source) SetInterval(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.opts.Interval, s.opts.MaxBackoff = d, 10*d
+	s.mu.Unlock()
+	s.Wake()
+}
+
 // Wake makes Run poll now instead of at the next tick. It never blocks;
 // wakes that arrive while a poll is pending collapse into one.
 func (s *Source) Wake() {
@@ -334,8 +347,9 @@ func (s *Source) Run(ctx context.Context, onChange func(*Snapshot)) error {
 func (s *Source) nextDelay() time.Duration {
 	s.mu.Lock()
 	failures := s.status.Failures
+	interval, maxBackoff := s.opts.Interval, s.opts.MaxBackoff
 	s.mu.Unlock()
-	return delay(s.opts.Interval, s.opts.MaxBackoff, s.opts.Jitter, failures, rand.Float64())
+	return delay(interval, maxBackoff, s.opts.Jitter, failures, rand.Float64())
 }
 
 // delay computes the poll delay; r is uniform in [0,1).
