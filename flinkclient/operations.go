@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -43,7 +44,13 @@ func (t *throwableJSON) err(op string) error {
 	if msg == "" {
 		msg = "failed without a cause"
 	}
-	return &Error{Kind: KindOperationFailed, Op: op, Message: msg}
+	kind := KindOperationFailed
+	// Disposing a savepoint that is not there fails with this cause; it is
+	// "not found", which an idempotent disposal treats as done.
+	if strings.Contains(t.StackTrace, "java.io.FileNotFoundException: Cannot find checkpoint or savepoint") {
+		kind = KindNotFound
+	}
+	return &Error{Kind: kind, Op: op, Message: msg}
 }
 
 type operationJSON struct {
@@ -203,7 +210,10 @@ func (c *Client) DisposeSavepoint(ctx context.Context, path string) (string, err
 	return c.trigger(ctx, op, []string{"savepoint-disposal"}, body)
 }
 
-// DisposalStatus returns the state of a savepoint disposal.
+// DisposalStatus returns the state of a savepoint disposal. A disposal that
+// failed because the savepoint does not exist (already disposed, e.g. by a
+// retry after a crash) has a FailureCause of KindNotFound (errors.Is
+// ErrNotFound) instead of KindOperationFailed, so callers can treat it as done.
 func (c *Client) DisposalStatus(ctx context.Context, triggerID string) (Operation, error) {
 	op := "get savepoint disposal status " + triggerID
 	if err := checkID(op, "trigger id", triggerID); err != nil {

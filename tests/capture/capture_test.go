@@ -20,7 +20,7 @@ func TestRecorderSavesSanitizedExchange(t *testing.T) {
 			t.Errorf("server got body %q", b)
 		}
 		w.WriteHeader(http.StatusAccepted)
-		_, _ = w.Write([]byte(`{"request-id":"abc","where":"/tmp/TestX123/sp/savepoint-1","err":"<Exception on server side:>"}`))
+		_, _ = w.Write([]byte(`{"request-id":"abc","where":"/tmp/TestX123/sp/savepoint-1","err":"<Exception on server side:>","failure-cause":{"serialized-throwable":"rO0ABXNy+/="}}`))
 	}))
 	defer srv.Close()
 
@@ -51,7 +51,8 @@ func TestRecorderSavesSanitizedExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), "TestX123") || !strings.Contains(string(raw), "<Exception on server side:>") {
+	if strings.Contains(string(raw), "TestX123") || !strings.Contains(string(raw), "<Exception on server side:>") ||
+		strings.Contains(string(raw), "rO0ABXNy") {
 		t.Errorf("fixture not sanitized or HTML-escaped:\n%s", raw)
 	}
 	var x Exchange
@@ -63,7 +64,7 @@ func TestRecorderSavesSanitizedExchange(t *testing.T) {
 		compact(t, x.Request.Body) != `{"target-directory":"/flink/sp"}` {
 		t.Errorf("unexpected exchange: %+v (request body %s)", x, x.Request.Body)
 	}
-	var body map[string]string
+	var body map[string]any
 	if err := json.Unmarshal(x.Body, &body); err != nil || body["where"] != "/flink/sp/savepoint-1" {
 		t.Errorf("body = %v, %v", body, err)
 	}

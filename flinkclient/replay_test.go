@@ -1,0 +1,517 @@
+package flinkclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"mime/multipart"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests in this file replay answers captured from real Flink clusters
+// (testdata/<version>/*.json, written by the contract tests with
+// FLINK_CAPTURE=1 through tests/capture). Each case rebuilds the call from
+// the recorded request, checks that the client sends exactly that request
+// (method, path, query, JSON body), and checks the typed result against the
+// raw answer.
+
+// replayCase is one captured call.
+type replayCase struct {
+	fixture string
+	// optional cases are skipped when the fixture was not captured (e.g. an
+	// in-progress status the capture run did not happen to observe).
+	optional bool
+	run      func(t *testing.T, c *Client, f fixture)
+}
+
+func TestReplayCapturedFixtures(t *testing.T) {
+	t.Parallel()
+	for _, version := range fixtureVersions {
+		for _, rc := range replayCases {
+			t.Run(version+"/"+rc.fixture, func(t *testing.T) {
+				t.Parallel()
+				p := filepath.Join("testdata", version, rc.fixture+".json")
+				if _, err := os.Stat(p); rc.optional && errors.Is(err, os.ErrNotExist) {
+					t.Skipf("%s not captured", p)
+				}
+				f := loadFixture(t, version, rc.fixture)
+				if !strings.HasPrefix(f.FlinkVersion, version+".") {
+					t.Fatalf("fixture captured from Flink %q, want %s.x", f.FlinkVersion, version)
+				}
+				c, seen := replay(t, f)
+				v, err := ParseVersion(f.FlinkVersion)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.version = &v
+				rc.run(t, c, f)
+				if len(*seen) != 1 {
+					t.Fatalf("client sent %d requests, want 1", len(*seen))
+				}
+				checkRequest(t, f, (*seen)[0])
+			})
+		}
+	}
+}
+
+// checkRequest compares what the client sent with what was recorded.
+func checkRequest(t *testing.T, f fixture, s seenRequest) {
+	t.Helper()
+	if s.Method != f.Request.Method || pathOf(s) != f.Request.Path || s.Query != f.Request.Query {
+		t.Errorf("client sent %s %s?%s, recorded %s %s?%s", s.Method, pathOf(s), s.Query, f.Request.Method, f.Request.Path, f.Request.Query)
+	}
+	if len(f.Request.Body) == 0 {
+		return
+	}
+	var want, got any
+	if err := json.Unmarshal(f.Request.Body, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(s.Body, &got); err != nil {
+		t.Fatalf("client sent non-JSON body %q: %v", s.Body, err)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Errorf("client sent body %s, recorded %s", s.Body, f.Request.Body)
+	}
+}
+
+// seg returns the i-th segment of the recorded request path.
+func seg(f fixture, i int) string {
+	parts := strings.Split(strings.Trim(f.Request.Path, "/"), "/")
+	if i >= len(parts) {
+		return ""
+	}
+	return parts[i]
+}
+
+// reqField returns a field of the recorded JSON request body.
+func reqField(t *testing.T, f fixture, key string) any {
+	t.Helper()
+	var m map[string]any
+	if len(f.Request.Body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(f.Request.Body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m[key]
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// dig walks a decoded JSON value by object keys and array indexes.
+func dig(v any, keys ...any) any {
+	for _, k := range keys {
+		switch k := k.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+func num(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+func wantKind(t *testing.T, err error, kind Kind) {
+	t.Helper()
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Kind != kind {
+		t.Fatalf("err = %v, want kind %v", err, kind)
+	}
+	if fe.Message == "" || strings.Contains(fe.Message, "\tat ") || strings.Contains(fe.Message, "\n") {
+		t.Errorf("message is not one readable line: %q", fe.Message)
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func ms(v any) time.Time { return msTime(num(v)) }
+
+var replayCases = []replayCase{
+	{fixture: "config", run: func(t *testing.T, c *Client, f fixture) {
+		c.version = nil
+		cfg, err := c.Config(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := f.bodyMap(t)
+		if cfg.FlinkVersion != b["flink-version"] || cfg.FlinkRevision != b["flink-revision"] || cfg.WebSubmit != dig(b, "features", "web-submit") {
+			t.Errorf("config = %+v, body %v", cfg, b)
+		}
+		if c.version == nil || c.version.String() != cfg.FlinkVersion {
+			t.Errorf("Config did not remember the version: %v", c.version)
+		}
+	}},
+	{fixture: "overview", run: func(t *testing.T, c *Client, f fixture) {
+		ov, err := c.Overview(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := f.bodyMap(t)
+		if int64(ov.TaskManagers) != num(b["taskmanagers"]) || int64(ov.SlotsTotal) != num(b["slots-total"]) ||
+			ov.FlinkVersion != b["flink-version"] || ov.FlinkVersion == "" {
+			t.Errorf("overview = %+v, body %v", ov, b)
+		}
+	}},
+	{fixture: "jobmanager_config", run: func(t *testing.T, c *Client, f fixture) {
+		m, err := c.JobManagerConfig(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []map[string]string
+		if err := json.Unmarshal(f.Body, &entries); err != nil {
+			t.Fatal(err)
+		}
+		if len(m) == 0 || len(m) != len(entries) || m[entries[0]["key"]] != entries[0]["value"] {
+			t.Errorf("got %d keys, body has %d", len(m), len(entries))
+		}
+	}},
+	{fixture: "taskmanagers", run: func(t *testing.T, c *Client, f fixture) {
+		tms, err := c.TaskManagers(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := f.bodyMap(t)
+		tm0 := dig(b, "taskmanagers", 0)
+		if len(tms) == 0 || tms[0].ID != dig(tm0, "id") || int64(tms[0].SlotsNumber) != num(dig(tm0, "slotsNumber")) ||
+			!tms[0].LastHeartbeat.Equal(ms(dig(tm0, "timeSinceLastHeartbeat"))) || tms[0].Path != dig(tm0, "path") {
+			t.Errorf("taskmanagers = %+v, body %v", tms, tm0)
+		}
+	}},
+	{fixture: "jar_upload", run: func(t *testing.T, c *Client, f fixture) {
+		id, err := c.UploadJarFrom(ctx(t), "flink-gitops-testjob.jar", bytes.NewReader([]byte("PK\x03\x04 fake jar")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := path.Base(str(f.bodyMap(t)["filename"])); id != want || !strings.HasSuffix(id, ".jar") {
+			t.Errorf("jar id = %q, want %q", id, want)
+		}
+	}},
+	{fixture: "jar_run", run: runJarCase},
+	{fixture: "jar_run_restore", run: runJarCase},
+	{fixture: "error_duplicate_job", run: func(t *testing.T, c *Client, f fixture) {
+		_, err := c.RunJar(ctx(t), seg(f, 1), jarRunFromFixture(t, f))
+		wantKind(t, err, KindConflict)
+	}},
+	{fixture: "job_running", run: func(t *testing.T, c *Client, f fixture) {
+		d := jobCase(t, c, f)
+		if d.State != JobRunning || !d.AllTasksRunning() || d.Timestamps[JobRunning].IsZero() || !d.EndTime.IsZero() {
+			t.Errorf("running job = %+v", d)
+		}
+	}},
+	{fixture: "job_finished", run: func(t *testing.T, c *Client, f fixture) {
+		d := jobCase(t, c, f)
+		if d.State != JobFinished || !d.State.GloballyTerminal() || d.EndTime.IsZero() {
+			t.Errorf("finished job = %+v", d)
+		}
+	}},
+	{fixture: "job_canceled", run: func(t *testing.T, c *Client, f fixture) {
+		d := jobCase(t, c, f)
+		if d.State != JobCanceled || d.EndTime.IsZero() {
+			t.Errorf("canceled job = %+v", d)
+		}
+	}},
+	{fixture: "jobs_overview", run: func(t *testing.T, c *Client, f fixture) {
+		jobs, err := c.Jobs(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j0 := dig(f.bodyMap(t), "jobs", 0)
+		if len(jobs) == 0 || jobs[0].ID != dig(j0, "jid") || string(jobs[0].State) != dig(j0, "state") ||
+			jobs[0].Name != dig(j0, "name") || !jobs[0].StartTime.Equal(ms(dig(j0, "start-time"))) {
+			t.Errorf("jobs = %+v, body %v", jobs, j0)
+		}
+	}},
+	{fixture: "error_job_not_found", run: func(t *testing.T, c *Client, f fixture) {
+		_, err := c.Job(ctx(t), seg(f, 1))
+		wantKind(t, err, KindNotFound)
+		if !errors.Is(err, ErrNotFound) {
+			t.Error("errors.Is(err, ErrNotFound) is false")
+		}
+	}},
+	{fixture: "exceptions_empty", run: func(t *testing.T, c *Client, f fixture) {
+		ex, err := c.Exceptions(ctx(t), seg(f, 1), 5)
+		if err != nil || len(ex.Entries) != 0 {
+			t.Errorf("exceptions = %+v, %v", ex, err)
+		}
+	}},
+	{fixture: "exceptions", run: func(t *testing.T, c *Client, f fixture) {
+		ex, err := c.Exceptions(ctx(t), seg(f, 1), 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e0 := dig(f.bodyMap(t), "exceptionHistory", "entries", 0)
+		if len(ex.Entries) == 0 {
+			t.Fatal("no entries")
+		}
+		x := ex.Entries[0]
+		wantEndpoint := str(dig(e0, "endpoint"))
+		if wantEndpoint == "" {
+			wantEndpoint = str(dig(e0, "location"))
+		}
+		if x.Name != dig(e0, "exceptionName") || x.Stacktrace != dig(e0, "stacktrace") || !x.Time.Equal(ms(dig(e0, "timestamp"))) ||
+			x.Endpoint != wantEndpoint || x.TaskName != str(dig(e0, "taskName")) {
+			t.Errorf("exception = %+v, body %v", x, e0)
+		}
+		if x.Message == "" || strings.Contains(x.Message, "\tat ") || strings.Contains(x.Message, "\n") {
+			t.Errorf("message is not readable: %q", x.Message)
+		}
+		t.Logf("readable cause: %s", x.Message)
+	}},
+	{fixture: "checkpoints", run: func(t *testing.T, c *Client, f fixture) {
+		cp := checkpointsCase(t, c, f)
+		if cp.LatestCompleted == nil || cp.LatestCompleted.ExternalPath == "" || cp.Restored != nil {
+			t.Errorf("checkpoints = %+v", cp)
+		}
+	}},
+	{fixture: "checkpoints_with_savepoint", run: func(t *testing.T, c *Client, f fixture) {
+		cp := checkpointsCase(t, c, f)
+		if cp.LatestSavepoint == nil || !cp.LatestSavepoint.IsSavepoint || cp.LatestSavepoint.ExternalPath == "" {
+			t.Errorf("latest savepoint = %+v", cp.LatestSavepoint)
+		}
+	}},
+	{fixture: "checkpoints_restored", run: func(t *testing.T, c *Client, f fixture) {
+		cp := checkpointsCase(t, c, f)
+		if cp.Restored == nil || !cp.Restored.IsSavepoint || cp.Restored.ExternalPath == "" || cp.Restored.RestoreTime.IsZero() {
+			t.Errorf("restored = %+v", cp.Restored)
+		}
+	}},
+	{fixture: "checkpoint_trigger", run: func(t *testing.T, c *Client, f fixture) {
+		id, err := c.TriggerCheckpoint(ctx(t), seg(f, 1), str(reqField(t, f, "triggerId")), CheckpointType(str(reqField(t, f, "checkpointType"))))
+		if err != nil || id != f.bodyMap(t)["request-id"] || id != reqField(t, f, "triggerId") {
+			t.Errorf("trigger = %q, %v", id, err)
+		}
+	}},
+	{fixture: "checkpoint_status_completed", run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.CheckpointStatus(ctx(t), seg(f, 1), seg(f, 3))
+		if err != nil || op.Status != Completed || op.Err() != nil || op.CheckpointID != num(dig(f.bodyMap(t), "operation", "checkpointId")) || op.CheckpointID == 0 {
+			t.Errorf("status = %+v, %v", op, err)
+		}
+	}},
+	{fixture: "savepoint_trigger", run: savepointTriggerCase},
+	{fixture: "savepoint_trigger_retry", run: savepointTriggerCase},
+	{fixture: "savepoint_status_in_progress", optional: true, run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
+		if err != nil || op.Status != InProgress || !errors.Is(op.Err(), ErrInProgress) {
+			t.Errorf("status = %+v, %v", op, err)
+		}
+	}},
+	{fixture: "savepoint_status_completed", run: savepointDoneCase},
+	{fixture: "stop_status_completed", run: savepointDoneCase},
+	{fixture: "savepoint_status_failed", run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
+		if err != nil || op.Status != Completed || op.Location != "" {
+			t.Fatalf("status = %+v, %v", op, err)
+		}
+		wantKind(t, op.Err(), KindOperationFailed)
+		t.Logf("readable cause: %v", op.FailureCause)
+	}},
+	{fixture: "error_unknown_trigger", run: func(t *testing.T, c *Client, f fixture) {
+		_, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
+		wantKind(t, err, KindNotFound)
+	}},
+	{fixture: "error_bad_request", run: func(t *testing.T, c *Client, f fixture) {
+		_, err := c.TriggerSavepoint(ctx(t), seg(f, 1), SavepointOptions{FormatType: SavepointFormat(str(reqField(t, f, "formatType")))})
+		wantKind(t, err, KindBadRequest)
+	}},
+	{fixture: "stop_trigger", run: stopTriggerCase},
+	{fixture: "stop_trigger_retry", run: stopTriggerCase},
+	{fixture: "error_cancel_terminal", run: func(t *testing.T, c *Client, f fixture) {
+		wantKind(t, c.Cancel(ctx(t), seg(f, 1)), KindConflict)
+	}},
+	{fixture: "cancel", run: func(t *testing.T, c *Client, f fixture) {
+		if err := c.Cancel(ctx(t), seg(f, 1)); err != nil {
+			t.Error(err)
+		}
+	}},
+	{fixture: "disposal_trigger", run: func(t *testing.T, c *Client, f fixture) {
+		id, err := c.DisposeSavepoint(ctx(t), str(reqField(t, f, "savepoint-path")))
+		if err != nil || id != f.bodyMap(t)["request-id"] || !validID(id) {
+			t.Errorf("dispose = %q, %v", id, err)
+		}
+	}},
+	{fixture: "disposal_status_completed", run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.DisposalStatus(ctx(t), seg(f, 1))
+		if err != nil || op.Status != Completed || op.Err() != nil {
+			t.Errorf("status = %+v, %v", op, err)
+		}
+	}},
+	{fixture: "disposal_status_missing", run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.DisposalStatus(ctx(t), seg(f, 1))
+		if err != nil || op.Status != Completed {
+			t.Fatalf("status = %+v, %v", op, err)
+		}
+		wantKind(t, op.Err(), KindNotFound)
+		if !errors.Is(op.Err(), ErrNotFound) {
+			t.Error("a missing savepoint's disposal must match ErrNotFound")
+		}
+	}},
+	{fixture: "jar_delete", run: func(t *testing.T, c *Client, f fixture) {
+		if err := c.DeleteJar(ctx(t), seg(f, 1)); err != nil {
+			t.Error(err)
+		}
+	}},
+}
+
+// jarRunFromFixture rebuilds the JarRunRequest from a recorded /run body.
+func jarRunFromFixture(t *testing.T, f fixture) JarRunRequest {
+	t.Helper()
+	var b struct {
+		EntryClass            string            `json:"entryClass"`
+		ProgramArgsList       []string          `json:"programArgsList"`
+		Parallelism           int               `json:"parallelism"`
+		JobID                 string            `json:"jobId"`
+		SavepointPath         string            `json:"savepointPath"`
+		AllowNonRestoredState bool              `json:"allowNonRestoredState"`
+		RestoreMode           ClaimMode         `json:"restoreMode"`
+		ClaimMode             ClaimMode         `json:"claimMode"`
+		FlinkConfiguration    map[string]string `json:"flinkConfiguration"`
+	}
+	if err := json.Unmarshal(f.Request.Body, &b); err != nil {
+		t.Fatal(err)
+	}
+	mode := b.ClaimMode
+	if mode == "" {
+		mode = b.RestoreMode
+	}
+	return JarRunRequest{
+		EntryClass: b.EntryClass, Args: b.ProgramArgsList, Parallelism: b.Parallelism, JobID: b.JobID,
+		SavepointPath: b.SavepointPath, AllowNonRestoredState: b.AllowNonRestoredState, ClaimMode: mode,
+		FlinkConfiguration: b.FlinkConfiguration,
+	}
+}
+
+func runJarCase(t *testing.T, c *Client, f fixture) {
+	req := jarRunFromFixture(t, f)
+	id, err := c.RunJar(ctx(t), seg(f, 1), req)
+	if err != nil || id != f.bodyMap(t)["jobid"] || id != req.JobID {
+		t.Errorf("run = %q, %v; want %v", id, err, f.bodyMap(t)["jobid"])
+	}
+}
+
+func jobCase(t *testing.T, c *Client, f fixture) JobDetails {
+	d, err := c.Job(ctx(t), seg(f, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.bodyMap(t)
+	v0 := dig(b, "vertices", 0)
+	if d.ID != b["jid"] || string(d.State) != b["state"] || d.Name != b["name"] || !d.StartTime.Equal(ms(b["start-time"])) ||
+		len(d.Vertices) != len(dig(b, "vertices").([]any)) || d.Vertices[0].ID != dig(v0, "id") ||
+		int64(d.Vertices[0].Parallelism) != num(dig(v0, "parallelism")) || d.Vertices[0].Status != dig(v0, "status") {
+		t.Errorf("job = %+v, body %v", d, b)
+	}
+	return d
+}
+
+func checkpointsCase(t *testing.T, c *Client, f fixture) Checkpoints {
+	cp, err := c.Checkpoints(ctx(t), seg(f, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.bodyMap(t)
+	if cp.Counts.Completed != num(dig(b, "counts", "completed")) || cp.Counts.InProgress != num(dig(b, "counts", "in_progress")) ||
+		cp.Counts.Restored != num(dig(b, "counts", "restored")) || len(cp.History) != len(dig(b, "history").([]any)) {
+		t.Errorf("counts = %+v, body %v", cp.Counts, dig(b, "counts"))
+	}
+	if l := cp.LatestCompleted; l != nil && (l.ExternalPath != dig(b, "latest", "completed", "external_path") || l.ID != num(dig(b, "latest", "completed", "id"))) {
+		t.Errorf("latest completed = %+v, body %v", l, dig(b, "latest", "completed"))
+	}
+	if l := cp.LatestSavepoint; l != nil && l.ExternalPath != dig(b, "latest", "savepoint", "external_path") {
+		t.Errorf("latest savepoint = %+v, body %v", l, dig(b, "latest", "savepoint"))
+	}
+	if r := cp.Restored; r != nil && r.ExternalPath != dig(b, "latest", "restored", "external_path") {
+		t.Errorf("restored = %+v, body %v", r, dig(b, "latest", "restored"))
+	}
+	if cp.InProgress() != (cp.Counts.InProgress > 0) {
+		t.Error("InProgress disagrees with counts")
+	}
+	return cp
+}
+
+func savepointTriggerCase(t *testing.T, c *Client, f fixture) {
+	opts := SavepointOptions{
+		TargetDir:  str(reqField(t, f, "target-directory")),
+		TriggerID:  str(reqField(t, f, "triggerId")),
+		FormatType: SavepointFormat(str(reqField(t, f, "formatType"))),
+		Cancel:     reqField(t, f, "cancel-job") == true,
+	}
+	id, err := c.TriggerSavepoint(ctx(t), seg(f, 1), opts)
+	if err != nil || id != f.bodyMap(t)["request-id"] || id != opts.TriggerID {
+		t.Errorf("trigger = %q, %v", id, err)
+	}
+}
+
+func stopTriggerCase(t *testing.T, c *Client, f fixture) {
+	opts := StopOptions{
+		TargetDir:  str(reqField(t, f, "targetDirectory")),
+		TriggerID:  str(reqField(t, f, "triggerId")),
+		FormatType: SavepointFormat(str(reqField(t, f, "formatType"))),
+		Drain:      reqField(t, f, "drain") == true,
+	}
+	id, err := c.StopWithSavepoint(ctx(t), seg(f, 1), opts)
+	if err != nil || id != f.bodyMap(t)["request-id"] || id != opts.TriggerID {
+		t.Errorf("stop = %q, %v", id, err)
+	}
+}
+
+func savepointDoneCase(t *testing.T, c *Client, f fixture) {
+	op, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
+	want := str(dig(f.bodyMap(t), "operation", "location"))
+	if err != nil || op.Status != Completed || op.Err() != nil || op.Location != want || want == "" {
+		t.Errorf("status = %+v, %v; want location %q", op, err, want)
+	}
+}
+
+// TestUploadSendsJarfilePart checks the multipart shape Flink requires.
+func TestUploadSendsJarfilePart(t *testing.T) {
+	t.Parallel()
+	var f fixture
+	f.Status = 200
+	f.Body = json.RawMessage(`{"filename":"/tmp/flink-web-x/flink-web-upload/1f2e_job.jar","status":"success"}`)
+	c, seen := replay(t, f)
+	id, err := c.UploadJarFrom(ctx(t), "job.jar", strings.NewReader("jar bytes"))
+	if err != nil || id != "1f2e_job.jar" {
+		t.Fatalf("upload = %q, %v", id, err)
+	}
+	s := (*seen)[0]
+	if s.Method != "POST" || pathOf(s) != "/jars/upload" {
+		t.Errorf("sent %s %s", s.Method, s.Path)
+	}
+	mt, params, err := mime.ParseMediaType(s.ContentType)
+	if err != nil || mt != "multipart/form-data" {
+		t.Fatalf("content type %q: %v", s.ContentType, err)
+	}
+	part, err := multipart.NewReader(bytes.NewReader(s.Body), params["boundary"]).NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.FormName() != "jarfile" || part.FileName() != "job.jar" || part.Header.Get("Content-Type") != "application/x-java-archive" {
+		t.Errorf("part %q file %q type %q", part.FormName(), part.FileName(), part.Header.Get("Content-Type"))
+	}
+}
