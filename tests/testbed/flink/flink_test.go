@@ -17,7 +17,7 @@ var jobArgs = []string{"--keys", "2", "--checkpoint-interval-ms", "1000"}
 // minBeforeSavepoint is how far the counter must be before the job is stopped
 // with a savepoint, so that a restored job (continuing from there) and a fresh
 // one (starting near 0) are easy to tell apart.
-const minBeforeSavepoint = 60
+const minBeforeSavepoint = 100
 
 func TestFlink(t *testing.T) {
 	if testing.Short() {
