@@ -46,6 +46,9 @@ type Options struct {
 	// Logger receives one line per new snapshot and per failure (default:
 	// slog.Default()).
 	Logger *slog.Logger
+	// OnPoll, if set, is called after every poll with its duration, whether
+	// it fetched a new commit, and its error (for metrics).
+	OnPoll func(took time.Duration, fetched bool, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -326,7 +329,11 @@ func (s *Source) fetch(ctx context.Context) (*object.Commit, error) {
 // goroutine. It returns ctx.Err().
 func (s *Source) Run(ctx context.Context, onChange func(*Snapshot)) error {
 	for {
-		snap, changed, _ := s.Poll(ctx)
+		start := time.Now()
+		snap, changed, err := s.Poll(ctx)
+		if s.opts.OnPoll != nil && ctx.Err() == nil {
+			s.opts.OnPoll(time.Since(start), changed, err)
+		}
 		if changed && onChange != nil {
 			onChange(snap)
 		}

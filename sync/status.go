@@ -121,6 +121,12 @@ func NewStatusWriter(opts StatusWriterOptions) (*StatusWriter, error) {
 // Write merges files (path → content; nil content deletes the path) into
 // the status branch as one commit whose message names sourceCommit.
 func (w *StatusWriter) Write(ctx context.Context, files map[string][]byte, sourceCommit string) (WriteResult, error) {
+	return w.WriteMessage(ctx, files, sourceCommit, "")
+}
+
+// WriteMessage is Write with a caller's commit subject (the body still
+// names the source commit); an empty subject means the default one.
+func (w *StatusWriter) WriteMessage(ctx context.Context, files map[string][]byte, sourceCommit, subject string) (WriteResult, error) {
 	for p := range files {
 		if err := validStatusPath(p); err != nil {
 			return WriteResult{}, err
@@ -129,7 +135,7 @@ func (w *StatusWriter) Write(ctx context.Context, files map[string][]byte, sourc
 	var lastErr error
 	wait := w.opts.Backoff
 	for attempt := 1; attempt <= w.opts.MaxAttempts; attempt++ {
-		res, err := w.attempt(ctx, files, sourceCommit, attempt)
+		res, err := w.attempt(ctx, files, sourceCommit, subject, attempt)
 		res.Attempts = attempt
 		if err == nil {
 			if res.Changed {
@@ -172,7 +178,7 @@ func isConflict(err error) bool {
 }
 
 // attempt is one round: read the tip, build the commit, push it.
-func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sourceCommit string, n int) (WriteResult, error) {
+func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sourceCommit, subject string, n int) (WriteResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	branch := plumbing.NewBranchReferenceName(w.opts.Branch)
@@ -254,7 +260,7 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 	commit := &object.Commit{
 		Author:       sig,
 		Committer:    sig,
-		Message:      statusMessage(sourceCommit, len(files)),
+		Message:      statusMessage(sourceCommit, subject, len(files)),
 		TreeHash:     treeHash,
 		ParentHashes: parents,
 	}
@@ -289,7 +295,7 @@ func (w *StatusWriter) attempt(ctx context.Context, files map[string][]byte, sou
 	return WriteResult{Commit: commitHash.String(), Changed: true}, nil
 }
 
-func statusMessage(sourceCommit string, n int) string {
+func statusMessage(sourceCommit, subject string, n int) string {
 	short := sourceCommit
 	if len(short) > 12 {
 		short = short[:12]
@@ -297,7 +303,10 @@ func statusMessage(sourceCommit string, n int) string {
 	if short == "" {
 		short = "(none)"
 	}
-	return fmt.Sprintf("status: source %s\n\n%d file(s) written.\n\nSource-Commit: %s\n", short, n, sourceCommit)
+	if subject == "" {
+		subject = "status: source " + short
+	}
+	return fmt.Sprintf("%s\n\n%d file(s) written.\n\nSource-Commit: %s\n", subject, n, sourceCommit)
 }
 
 // remoteHead returns the hash of ref on the remote, or the zero hash if the
@@ -430,4 +439,61 @@ func buildTree(st storer.EncodedObjectStorer, files map[string]object.TreeEntry)
 		return st.SetEncodedObject(obj)
 	}
 	return write("")
+}
+
+// Read returns the files on the status branch and its tip commit; an
+// absent branch is no files and "".
+func (w *StatusWriter) Read(ctx context.Context) (map[string][]byte, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	branch := plumbing.NewBranchReferenceName(w.opts.Branch)
+	st := memory.NewStorage()
+	repo, err := git.Init(st, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("init in-memory repository: %w", err)
+	}
+	remote, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{w.opts.URL}})
+	if err != nil {
+		return nil, "", fmt.Errorf("configure remote: %w", err)
+	}
+	tip, err := remoteHead(ctx, remote, branch, w.auth)
+	if err != nil {
+		return nil, "", w.auth.secrets.classify("ls-remote", w.opts.URL, err)
+	}
+	if tip.IsZero() {
+		return map[string][]byte{}, "", nil
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", branch, branch))},
+		Depth:      1, Auth: w.auth.method, CABundle: w.auth.caBundle, Tags: git.NoTags,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, "", w.auth.secrets.classify("fetch", w.opts.URL, err)
+	}
+	ref, err := repo.Reference(branch, true)
+	if err != nil {
+		return nil, "", fmt.Errorf("fetched status branch is missing: %w", err)
+	}
+	c, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return nil, "", fmt.Errorf("read status branch tip: %w", err)
+	}
+	files := map[string][]byte{}
+	iter, err := c.Files()
+	if err != nil {
+		return nil, "", err
+	}
+	err = iter.ForEach(func(f *object.File) error {
+		s, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		files[f.Name] = []byte(s)
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("read status branch files: %w", err)
+	}
+	return files, ref.Hash().String(), nil
 }

@@ -4,14 +4,114 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/daemon"
+	gitsync "github.com/flink-gitops/flink-gitops/sync"
 )
 
-// runStatus is filled by the daemon issue (#9).
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "--repo URL", "Prints the status table from the status branch.", stderr)
+	fs := newFlags("status", "--repo URL [--branch flink-gitops/status]",
+		"Reads the status branch of a repository and prints one line per resource:\n"+
+			"lifecycle state, job state, last reconciled commit, newest savepoint and error.\n"+
+			"Exit code 1 when a resource is FAILED or has problems.", stderr)
+	repo := fs.String("repo", "", "repository URL (https://, http://, ssh://, file://)")
+	branch := fs.String("branch", "flink-gitops/status", "status branch")
+	user := fs.String("username", "", "HTTPS user")
+	tokenFile := fs.String("token-file", "", "file holding the HTTPS password or token")
+	tokenEnv := fs.String("token-env", "", "environment variable holding the HTTPS password or token")
+	sshKey := fs.String("ssh-key-file", "", "SSH private key (ssh:// URLs)")
+	knownHosts := fs.String("known-hosts-file", "", "known_hosts file (ssh:// URLs)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
-	fmt.Fprintln(stderr, "status: not implemented yet (the daemon, issue #9)")
-	return exitError
+	if *repo == "" {
+		fmt.Fprintln(stderr, "status: --repo URL is required")
+		return exitError
+	}
+	w, err := gitsync.NewStatusWriter(gitsync.StatusWriterOptions{URL: *repo, Branch: *branch,
+		Auth: gitsync.Auth{Username: *user, TokenFile: *tokenFile, TokenEnv: *tokenEnv, SSHKeyFile: *sshKey, KnownHostsFile: *knownHosts}})
+	if err != nil {
+		fmt.Fprintf(stderr, "status: %v\n", err)
+		return exitError
+	}
+	files, tip, err := w.Read(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "status: %v\n", err)
+		return exitError
+	}
+	if tip == "" {
+		fmt.Fprintf(stderr, "status: %s has no branch %s yet (has the daemon run?)\n", *repo, *branch)
+		return exitError
+	}
+	rows, err := parseStatusFiles(files)
+	if err != nil {
+		fmt.Fprintf(stderr, "status: %v\n", err)
+		return exitError
+	}
+	return printStatus(stdout, tip, rows)
+}
+
+// parseStatusFiles reads the per-resource files of a status branch.
+func parseStatusFiles(files map[string][]byte) ([]daemon.ResourceStatus, error) {
+	var rows []daemon.ResourceStatus
+	for p, b := range files {
+		if !strings.HasSuffix(p, ".yaml") || strings.Count(p, "/") != 2 {
+			continue
+		}
+		var rs daemon.ResourceStatus
+		if err := yaml.Unmarshal(b, &rs); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		rows = append(rows, rs)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		return daemon.StatusPath(rows[i].Kind, rows[i].Namespace, rows[i].Name) < daemon.StatusPath(rows[j].Kind, rows[j].Namespace, rows[j].Name)
+	})
+	return rows, nil
+}
+
+func printStatus(w io.Writer, tip string, rows []daemon.ResourceStatus) int {
+	fmt.Fprintf(w, "status branch at %s\n\n", short(tip))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tKIND\tNAME\tLIFECYCLE\tJOB\tRECONCILED\tLAST SAVEPOINT\tERROR")
+	code := exitOK
+	for _, r := range rows {
+		state := r.LifecycleState
+		if r.Operation != "" {
+			state += " (" + r.Operation + ")"
+		}
+		sp := "-"
+		if len(r.Savepoints) > 0 {
+			sp = r.Savepoints[0].Path
+		}
+		errText := r.Error
+		if len(r.Problems) > 0 {
+			errText = strings.Join(r.Problems, "; ")
+		}
+		if r.LifecycleState == "FAILED" || len(r.Problems) > 0 {
+			code = exitFindings
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, state, dash(r.JobState), dash(short(r.LastReconciledCommit)), sp, dash(errText))
+	}
+	tw.Flush()
+	return code
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }

@@ -1,0 +1,601 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"text/template"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	gitsync "github.com/flink-gitops/flink-gitops/sync"
+)
+
+// Daemon is one running flink-gitops process.
+type Daemon struct {
+	cfg     *config.Store
+	log     *slog.Logger
+	kube    kubernetes.Interface
+	metrics *Metrics
+
+	source   *gitsync.Source
+	webhook  *gitsync.WebhookHandler
+	writer   *gitsync.StatusWriter
+	renderer *render.Renderer
+	rec      *lifecycle.Reconciler
+	flinkHTTP *http.Client
+
+	queue   workqueue.TypedDelayingInterface[string]
+	limit   *limiter
+	ready   atomic.Bool
+	leading atomic.Bool
+
+	mu       gosync.Mutex
+	commit   string                        // commit of the last rendered snapshot
+	desired  map[string]*lifecycle.Desired // last good desired spec per key
+	removed  map[string]bool               // keys confirmed gone from Git
+	problems map[string][]string           // validation problems per key, this commit
+	global   []string                      // problems not tied to a resource
+	records  map[string]*lifecycle.Record  // latest record per key
+	dirty    bool                          // records changed since the last status write
+	renders  chan struct{}                 // asks the render loop to render the current snapshot again
+}
+
+// New builds a daemon from the running configuration. It connects to
+// nothing yet.
+func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
+	c := cfg.Current()
+	kube, err := kubeClient(c.Kubernetes)
+	if err != nil {
+		return nil, err
+	}
+	auth := gitAuth(c.Git.Auth)
+	var verify *gitsync.VerifyOptions
+	if v := c.Git.Verify; len(v.OpenPGPKeyFiles) > 0 || v.SSHAllowedSignersFile != "" {
+		verify = &gitsync.VerifyOptions{OpenPGPKeyRingFiles: v.OpenPGPKeyFiles}
+		if v.SSHAllowedSignersFile != "" {
+			verify.SSHKeyFiles = []string{v.SSHAllowedSignersFile}
+		}
+	}
+	d := &Daemon{
+		cfg:      cfg,
+		log:      log,
+		kube:     kube,
+		metrics:  NewMetrics(),
+		renderer: render.NewRenderer(),
+		queue:    workqueue.NewTypedDelayingQueue[string](),
+		limit:    newLimiter(c.Reconcile.Concurrency),
+		desired:  map[string]*lifecycle.Desired{},
+		removed:  map[string]bool{},
+		problems: map[string][]string{},
+		records:  map[string]*lifecycle.Record{},
+		renders:  make(chan struct{}, 1),
+	}
+	d.source, err = gitsync.NewSource(gitsync.Options{
+		URL: c.Git.URL, Branch: c.Git.Branch, Auth: auth, Interval: c.Git.PollInterval, Timeout: c.Git.Timeout,
+		Verify: verify, Logger: log.With("component", "git"), OnPoll: d.metrics.observePoll,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.writer, err = gitsync.NewStatusWriter(gitsync.StatusWriterOptions{
+		URL: c.Git.URL, Branch: c.Status.Branch, WatchedBranch: c.Git.Branch, Auth: auth,
+		Author:  gitsync.Signature{Name: c.Status.AuthorName, Email: c.Status.AuthorEmail},
+		Timeout: c.Git.Timeout, Logger: log.With("component", "status-writer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.Webhook.Listen != "" {
+		secret, err := webhookSecret(c.Webhook.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		d.webhook, err = gitsync.NewWebhookHandler(gitsync.WebhookOptions{
+			Secret: secret, Branch: c.Git.Branch, MaxBodyBytes: c.Webhook.MaxBodyBytes, Logger: log.With("component", "webhook"),
+		}, d.source.Wake)
+		if err != nil {
+			return nil, err
+		}
+	}
+	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(http.DefaultTransport)}
+	var clients gosync.Map
+	d.rec = &lifecycle.Reconciler{
+		Kube:  kube,
+		Store: &lifecycle.Store{Client: kube},
+		Flink: func(namespace, name string) (lifecycle.Flink, error) {
+			cur := d.cfg.Current().Flink
+			u, err := cur.RESTURL(name, namespace)
+			if err != nil {
+				return nil, err
+			}
+			key := u + "|" + cur.RequestTimeout.String()
+			if c, ok := clients.Load(key); ok {
+				return c.(*flinkclient.Client), nil
+			}
+			c := flinkclient.New(u, flinkclient.WithHTTPClient(d.flinkHTTP), flinkclient.WithTimeout(cur.RequestTimeout),
+				flinkclient.WithLogger(log.With("component", "flink-rest")))
+			clients.Store(key, c)
+			return c, nil
+		},
+		Events: &lifecycle.Events{Client: kube, Log: log},
+		Log:    log.With("component", "lifecycle"),
+		Settings: func() lifecycle.Settings {
+			cur := d.cfg.Current()
+			return lifecycle.Settings{
+				FlinkDefaults:    cur.Flink.DefaultConfiguration,
+				FastPoll:         cur.Reconcile.FastPollInterval,
+				Resync:           cur.Reconcile.ResyncInterval,
+				OperationTimeout: cur.Reconcile.OperationTimeout,
+			}
+		},
+	}
+	return d, nil
+}
+
+func kubeClient(k config.Kubernetes) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if k.Kubeconfig == "" {
+		rc, err = rest.InClusterConfig()
+	} else {
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig},
+			&clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	rc.QPS, rc.Burst = float32(k.QPS), k.Burst
+	rc.UserAgent = "flink-gitops"
+	return kubernetes.NewForConfig(rc)
+}
+
+func gitAuth(a config.GitAuth) gitsync.Auth {
+	return gitsync.Auth{Username: a.Username, TokenFile: a.TokenFile, SSHKeyFile: a.SSHKeyFile,
+		SSHKeyPassphraseFile: a.SSHKeyPassphraseFile, KnownHostsFile: a.KnownHostsFile}
+}
+
+// webhookSecret reads the first configured secret file.
+func webhookSecret(s config.WebhookSecrets) ([]byte, error) {
+	for _, f := range []string{s.GitHubFile, s.GiteaFile, s.GitLabFile, s.GenericFile} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("webhook secret: %w", err)
+		}
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	return nil, errors.New("webhook secret: none configured")
+}
+
+// Run serves health and metrics, takes the lead (when leader election is
+// on) and reconciles until ctx is done. It returns after in-flight passes
+// have finished: every pass leaves its state persisted.
+func (d *Daemon) Run(ctx context.Context) error {
+	c := d.cfg.Current()
+	d.metrics.watchConfig(d.cfg)
+	var servers []*http.Server
+	if c.Server.Listen != "" {
+		srv, err := d.serve(c.Server.Listen, d.httpHandler())
+		if err != nil {
+			return err
+		}
+		servers = append(servers, srv)
+	}
+	if d.webhook != nil {
+		srv, err := d.serve(c.Webhook.Listen, d.metrics.instrumentWebhook(d.webhook))
+		if err != nil {
+			return err
+		}
+		servers = append(servers, srv)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+	}()
+	if c.LeaderElection.Enabled {
+		return d.runWithLeaderElection(ctx)
+	}
+	d.leading.Store(true)
+	return d.lead(ctx)
+}
+
+func (d *Daemon) serve(addr string, h http.Handler) (*http.Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server stopped", "addr", addr, "err", err)
+		}
+	}()
+	d.log.Info("listening", "addr", l.Addr().String())
+	return srv, nil
+}
+
+// lead is the work of the leader: poll, render, reconcile, publish.
+func (d *Daemon) lead(ctx context.Context) error {
+	d.log.Info("reconciling", "repo", redact(d.cfg.Current().Git.URL), "branch", d.cfg.Current().Git.Branch)
+	// Existing records first: operations in flight continue before the
+	// first snapshot arrives.
+	if err := d.loadRecords(ctx); err != nil {
+		d.log.Warn("cannot list status ConfigMaps yet", "err", err)
+	}
+	unsub := d.cfg.Subscribe(func(old, cur *config.Config) { d.applyConfig(old, cur) })
+	defer unsub()
+
+	var wg gosync.WaitGroup
+	wctx, stopWorkers := context.WithCancel(context.Background()) // workers finish their pass, then stop
+	for i := 0; i < maxWorkers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.worker(wctx) }()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = d.source.Run(ctx, func(*gitsync.Snapshot) { d.requestRender() })
+	}()
+	go func() { defer wg.Done(); d.renderLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.publishLoop(ctx) }()
+
+	<-ctx.Done()
+	d.log.Info("shutting down: finishing passes in flight")
+	d.queue.ShutDown()
+	stopWorkers()
+	wg.Wait()
+	pctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d.publish(pctx)
+	return nil
+}
+
+// maxWorkers bounds reconcile.concurrency; the limiter applies the value.
+const maxWorkers = 256
+
+func (d *Daemon) loadRecords(ctx context.Context) error {
+	recs, err := d.rec.Store.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range recs {
+		key := Key(r.Kind, r.Namespace, r.Name)
+		d.records[key] = r
+		if r.Operation != nil {
+			d.queue.Add(key)
+		}
+	}
+	return nil
+}
+
+// applyConfig makes a reloaded configuration take effect.
+func (d *Daemon) applyConfig(old, cur *config.Config) {
+	if old.Git.PollInterval != cur.Git.PollInterval {
+		d.source.SetInterval(cur.Git.PollInterval)
+	}
+	d.limit.SetLimit(cur.Reconcile.Concurrency)
+	// Entry points, namespaces and Flink defaults change what renders.
+	d.requestRender()
+}
+
+func (d *Daemon) requestRender() {
+	select {
+	case d.renders <- struct{}{}:
+	default:
+	}
+}
+
+// renderLoop renders the current snapshot whenever asked.
+func (d *Daemon) renderLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.renders:
+		}
+		if snap := d.source.Last(); snap != nil {
+			d.onSnapshot(ctx, snap)
+		}
+	}
+}
+
+// onSnapshot renders a snapshot and queues every resource it concerns.
+func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
+	c := d.cfg.Current()
+	start := time.Now()
+	res, err := d.renderer.Render(ctx, snap, render.Options{
+		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
+		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
+	})
+	if err != nil {
+		return // cancelled
+	}
+	d.metrics.renderDuration.Observe(time.Since(start).Seconds())
+	log := d.log.With("commit", snap.Commit)
+	log.Info("rendered", "resources", len(res.Resources), "invalid", len(res.Invalid), "problems", len(res.Problems), "built", res.Built, "reused", res.Reused)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.commit = snap.Commit
+	d.problems = map[string][]string{}
+	d.global = nil
+	for _, p := range res.Problems {
+		if p.Resource != "" {
+			key := problemKey(p.Resource)
+			d.problems[key] = append(d.problems[key], p.String())
+		} else {
+			d.global = append(d.global, p.String())
+		}
+	}
+	present := map[string]bool{}
+	for _, r := range res.Resources {
+		k := r.Key()
+		key := Key(k.Kind, k.Namespace, k.Name)
+		present[key] = true
+		d.desired[key] = &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
+			Source: sourceRef(snap.Commit, r)}
+		delete(d.removed, key)
+		d.queue.Add(key)
+	}
+	for _, k := range res.Invalid {
+		key := Key(k.Kind, k.Namespace, k.Name)
+		present[key] = true // keep what is deployed; the problems say why
+		d.queue.Add(key)
+	}
+	// A resource is gone from Git only when the entry point that declared
+	// it built fine this time (or no longer exists) and nothing declares it.
+	built := map[string]bool{}
+	failed := map[string]bool{}
+	for _, ep := range res.EntryPoints {
+		if ep.Failed {
+			failed[ep.EntryPoint] = true
+		} else {
+			built[ep.EntryPoint] = true
+		}
+	}
+	for key, r := range d.records {
+		if present[key] || r.Common().LifecycleState == "DELETED" {
+			continue
+		}
+		ep := ""
+		if s := r.Common().Source; s != nil {
+			ep = s.EntryPoint
+		}
+		if failed[ep] || len(failed) > 0 && ep == "" {
+			continue // unknown: keep it
+		}
+		if built[ep] || !snapshotHasDir(snap, ep) {
+			if !d.removed[key] {
+				log.Info("resource removed from Git", "resource", key)
+			}
+			d.removed[key] = true
+			delete(d.desired, key)
+			d.queue.Add(key)
+		}
+	}
+	d.dirty = true
+}
+
+func snapshotHasDir(snap *gitsync.Snapshot, dir string) bool {
+	if dir == "" {
+		return false
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	for _, p := range snap.Paths() {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func sourceRef(commit string, r render.Resource) v1beta1.SourceRef {
+	return v1beta1.SourceRef{Commit: commit, EntryPoint: r.EntryPoint, Path: r.File}
+}
+
+// problemKey turns a problem's "Kind namespace/name" into a key.
+func problemKey(resource string) string {
+	kind, nn, _ := strings.Cut(resource, " ")
+	ns, name, _ := strings.Cut(nn, "/")
+	return Key(kind, ns, name)
+}
+
+// worker reconciles keys from the queue, one pass at a time.
+func (d *Daemon) worker(ctx context.Context) {
+	for {
+		key, quit := d.queue.Get()
+		if quit {
+			return
+		}
+		d.limit.Acquire()
+		next := d.reconcile(ctx, key)
+		d.limit.Release()
+		d.queue.Done(key)
+		if next > 0 {
+			d.queue.AddAfter(key, next)
+		}
+	}
+}
+
+// reconcile makes one pass over key and returns when to come back (0: not
+// until something changes).
+func (d *Daemon) reconcile(ctx context.Context, key string) time.Duration {
+	parts := strings.SplitN(key, "/", 3)
+	kind, ns, name := parts[0], parts[1], parts[2]
+	d.mu.Lock()
+	desired, known := d.desired[key]
+	removed := d.removed[key]
+	d.mu.Unlock()
+	switch {
+	case removed:
+		desired = nil
+	case !known:
+		desired = lifecycle.Observe
+	}
+	c := d.cfg.Current()
+	if !c.NamespaceAllowed(ns) {
+		d.log.Warn("namespace not allowed any more; leaving the resource alone", "resource", key)
+		return 0
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.Reconcile.OperationTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := d.rec.Reconcile(rctx, kind, ns, name, desired)
+	d.metrics.observeReconcile(kind, time.Since(start), err)
+	if err != nil {
+		d.log.Warn("reconcile failed; will retry", "resource", key, "err", err)
+	}
+	d.mu.Lock()
+	if res.Record != nil {
+		prev := d.records[key]
+		d.metrics.observeRecord(prev, res.Record)
+		d.records[key] = res.Record
+		d.dirty = true
+	}
+	done := removed && (res.Record == nil || (res.Record.Operation == nil && res.Record.Common().LifecycleState == "DELETED"))
+	if done {
+		delete(d.removed, key)
+	}
+	d.mu.Unlock()
+	if done {
+		return 0
+	}
+	if err != nil {
+		return max(res.RequeueAfter, 2*time.Second)
+	}
+	return res.RequeueAfter
+}
+
+// publishLoop writes the status branch when records changed, at most
+// once per interval.
+func (d *Daemon) publishLoop(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.publish(ctx)
+		}
+	}
+}
+
+// publish writes one status commit if anything changed.
+func (d *Daemon) publish(ctx context.Context) {
+	d.mu.Lock()
+	if !d.dirty || d.commit == "" {
+		d.mu.Unlock()
+		return
+	}
+	d.dirty = false
+	recs := make([]*lifecycle.Record, 0, len(d.records))
+	for _, r := range d.records {
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		return Key(recs[i].Kind, recs[i].Namespace, recs[i].Name) < Key(recs[j].Kind, recs[j].Namespace, recs[j].Name)
+	})
+	problems := map[string][]string{}
+	for k, v := range d.problems {
+		problems[k] = v
+	}
+	desiredCommit := map[string]string{}
+	for k, v := range d.desired {
+		desiredCommit[k] = v.Source.Commit
+	}
+	sum := Summary{SourceCommit: d.commit, Problems: append([]string(nil), d.global...), Generated: time.Now()}
+	d.mu.Unlock()
+
+	files, err := StatusFiles(recs, problems, desiredCommit, sum)
+	if err != nil {
+		d.log.Error("cannot render status files", "err", err)
+		return
+	}
+	counts := countStates(recs, problems)
+	msg := commitMessage(d.cfg.Current().Status.MessageTemplate, sum.SourceCommit, counts)
+	start := time.Now()
+	res, err := d.writer.WriteMessage(ctx, files, sum.SourceCommit, msg)
+	d.metrics.observeStatusWrite(time.Since(start), err)
+	if err != nil {
+		d.log.Warn("status branch write failed; will retry", "err", err)
+		d.mu.Lock()
+		d.dirty = true
+		d.mu.Unlock()
+		return
+	}
+	if res.Changed {
+		d.log.Info("status branch written", "commit", res.Commit, "source", short(sum.SourceCommit))
+	}
+	d.ready.Store(true)
+}
+
+type stateCounts struct{ Resources, Changed, Failed int }
+
+func countStates(recs []*lifecycle.Record, problems map[string][]string) stateCounts {
+	var c stateCounts
+	for _, r := range recs {
+		c.Resources++
+		st := r.Common().LifecycleState
+		if r.Operation != nil {
+			c.Changed++
+		}
+		if st == "FAILED" || len(problems[Key(r.Kind, r.Namespace, r.Name)]) > 0 {
+			c.Failed++
+		}
+	}
+	return c
+}
+
+// commitMessage renders status.messageTemplate; on error, a plain message.
+func commitMessage(tmpl, source string, c stateCounts) string {
+	data := struct {
+		SourceCommit               string
+		Resources, Changed, Failed int
+	}{short(source), c.Resources, c.Changed, c.Failed}
+	t, err := template.New("m").Parse(tmpl)
+	if err == nil {
+		var b strings.Builder
+		if err = t.Execute(&b, data); err == nil {
+			return b.String()
+		}
+	}
+	return fmt.Sprintf("status for %s: %d resources, %d changed, %d failed", data.SourceCommit, c.Resources, c.Changed, c.Failed)
+}
+
+// redact drops credentials from a URL for logs.
+func redact(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,180 @@
+package daemon
+
+import (
+	"net/http"
+	"strconv"
+	gosync "sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+)
+
+// Metrics are the daemon's Prometheus metrics, on a registry of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	reconciles        *prometheus.CounterVec
+	reconcileDuration *prometheus.HistogramVec
+	resources         *prometheus.GaugeVec
+	savepoints        *prometheus.CounterVec
+	savepointErrors   *prometheus.CounterVec
+	lastSavepoint     *prometheus.GaugeVec
+	gitPolls          *prometheus.CounterVec
+	gitPollDuration   *prometheus.HistogramVec
+	renderDuration    prometheus.Histogram
+	statusWrites      *prometheus.CounterVec
+	statusDuration    prometheus.Histogram
+	webhooks          *prometheus.CounterVec
+	flinkREST         *prometheus.HistogramVec
+
+	mu     gosync.Mutex
+	states map[string]string // key → lifecycle state, for the resources gauge
+}
+
+// NewMetrics registers every metric.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), states: map[string]string{}}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_reconcile_total", Help: "Reconcile passes by kind and outcome (ok, error)."}, []string{"kind", "outcome"})
+	m.reconcileDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_reconcile_duration_seconds", Help: "Duration of one reconcile pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"kind", "outcome"})
+	m.resources = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_resources", Help: "Managed resources by lifecycle state."}, []string{"lifecycle_state"})
+	m.savepoints = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_savepoints_total", Help: "Completed savepoints by trigger type."}, []string{"trigger_type"})
+	m.savepointErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_savepoint_errors_total", Help: "Failed savepoints (from SavepointError events recorded in status)."}, []string{"namespace", "name"})
+	m.lastSavepoint = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_last_savepoint_timestamp_seconds", Help: "Time of each resource's newest savepoint; age is time() minus this."}, []string{"kind", "namespace", "name"})
+	m.gitPolls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_git_polls_total", Help: "Git polls by result (noop, fetched, error)."}, []string{"result"})
+	m.gitPollDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_git_poll_duration_seconds", Help: "Duration of a git poll (ls-remote, plus fetch when the head moved).", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)}, []string{"result"})
+	m.renderDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flink_gitops_render_duration_seconds", Help: "Duration of rendering one snapshot.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)})
+	m.statusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_status_writes_total", Help: "Status branch writes by result."}, []string{"result"})
+	m.statusDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flink_gitops_status_write_duration_seconds", Help: "Duration of one status branch write.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 8)})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_webhook_requests_total", Help: "Webhook deliveries by HTTP status code."}, []string{"code"})
+	m.flinkREST = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_flink_rest_request_duration_seconds", Help: "Flink REST calls by method and status code (0: no answer).", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)}, []string{"method", "code"})
+	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors, m.lastSavepoint,
+		m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// watchConfig exports the config reload status.
+func (m *Metrics) watchConfig(s *config.Store) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flink_gitops_config_reloads_total", Help: "Accepted config reloads."},
+			func() float64 { return float64(s.Status().Reloads) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flink_gitops_config_reload_failures_total", Help: "Rejected config reloads."},
+			func() float64 { return float64(s.Status().Failures) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flink_gitops_config_last_reload_failed", Help: "1 when the last config reload was rejected."},
+			func() float64 {
+				if s.Status().LastError != nil {
+					return 1
+				}
+				return 0
+			}),
+	)
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+func (m *Metrics) observeReconcile(kind string, d time.Duration, err error) {
+	m.reconciles.WithLabelValues(kind, outcome(err)).Inc()
+	m.reconcileDuration.WithLabelValues(kind, outcome(err)).Observe(d.Seconds())
+}
+
+func (m *Metrics) observePoll(d time.Duration, fetched bool, err error) {
+	r := "noop"
+	switch {
+	case err != nil:
+		r = "error"
+	case fetched:
+		r = "fetched"
+	}
+	m.gitPolls.WithLabelValues(r).Inc()
+	m.gitPollDuration.WithLabelValues(r).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeStatusWrite(d time.Duration, err error) {
+	m.statusWrites.WithLabelValues(outcome(err)).Inc()
+	m.statusDuration.Observe(d.Seconds())
+}
+
+// observeRecord updates the per-state gauge and counts savepoints that
+// appeared since the previous record.
+func (m *Metrics) observeRecord(prev, cur *lifecycle.Record) {
+	key := Key(cur.Kind, cur.Namespace, cur.Name)
+	m.mu.Lock()
+	if old, ok := m.states[key]; ok {
+		m.resources.WithLabelValues(old).Dec()
+	}
+	st := string(cur.Common().LifecycleState)
+	m.states[key] = st
+	m.resources.WithLabelValues(st).Inc()
+	m.mu.Unlock()
+
+	si := cur.Common().JobStatus.SavepointInfo
+	if si == nil || si.LastSavepoint == nil {
+		return
+	}
+	m.lastSavepoint.WithLabelValues(cur.Kind, cur.Namespace, cur.Name).Set(float64(si.LastSavepoint.TimeStamp) / 1000)
+	var prevLoc string
+	if prev != nil {
+		if psi := prev.Common().JobStatus.SavepointInfo; psi != nil && psi.LastSavepoint != nil {
+			prevLoc = psi.LastSavepoint.Location
+		}
+	}
+	if prev != nil && si.LastSavepoint.Location != prevLoc {
+		m.savepoints.WithLabelValues(string(si.LastSavepoint.TriggerType)).Inc()
+	}
+}
+
+// instrumentWebhook counts deliveries by status code.
+func (m *Metrics) instrumentWebhook(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		m.webhooks.WithLabelValues(strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// instrumentFlink times Flink REST calls.
+func (m *Metrics) instrumentFlink(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		start := time.Now()
+		resp, err := rt.RoundTrip(r)
+		code := "0"
+		if resp != nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.flinkREST.WithLabelValues(r.Method, code).Observe(time.Since(start).Seconds())
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,208 @@
+// Package daemon is flink-gitops's run loop: it wires the config, the Git
+// source, the renderer, the lifecycle reconciler and the status writer,
+// and serves metrics and health.
+package daemon
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// ResourceStatus is one resource's file on the status branch,
+// <namespace>/<kind>/<name>.yaml: what a person needs to see after a push.
+type ResourceStatus struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+
+	// LifecycleState, JobState and JobManager as in the operator's status.
+	LifecycleState string `json:"lifecycleState"`
+	JobState       string `json:"jobState,omitempty"`
+	JobID          string `json:"jobId,omitempty"`
+	JobManager     string `json:"jobManager,omitempty"`
+
+	// SourceCommit is the commit whose spec the daemon is working towards;
+	// LastReconciledCommit the one whose spec is deployed.
+	SourceCommit         string `json:"sourceCommit,omitempty"`
+	LastReconciledCommit string `json:"lastReconciledCommit,omitempty"`
+	EntryPoint           string `json:"entryPoint,omitempty"`
+	Path                 string `json:"path,omitempty"`
+
+	// Operation in flight, e.g. "Upgrade (savepoint): AwaitSavepoint".
+	Operation string `json:"operation,omitempty"`
+	// Error of the last reconciliation; Problems are validation problems of
+	// the resource in SourceCommit (nothing of it was applied).
+	Error    string   `json:"error,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+
+	// UpgradeSavepointPath is what a suspended job resumes from.
+	UpgradeSavepointPath string `json:"upgradeSavepointPath,omitempty"`
+	// Savepoints, newest first.
+	Savepoints []SavepointEntry `json:"savepoints,omitempty"`
+}
+
+// SavepointEntry is one savepoint of the history.
+type SavepointEntry struct {
+	Time    string `json:"time"`
+	Trigger string `json:"trigger"`
+	Path    string `json:"path"`
+}
+
+// Summary is what the status branch's README says about one cycle.
+type Summary struct {
+	// SourceCommit is the watched branch's commit the cycle rendered.
+	SourceCommit string
+	// Problems not tied to one resource (entry points that failed).
+	Problems []string
+	// Generated is when the files were made.
+	Generated time.Time
+}
+
+// StatusFiles renders the status branch: one YAML file per resource and a
+// README.md table. problems holds validation problems per resource key
+// ("Kind/namespace/name"); desiredCommit the commit of each key's desired
+// spec. Files of resources without a record are not written.
+func StatusFiles(records []*lifecycle.Record, problems map[string][]string, desiredCommit map[string]string, sum Summary) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	var rows []ResourceStatus
+	for _, r := range records {
+		key := Key(r.Kind, r.Namespace, r.Name)
+		rs := resourceStatus(r, problems[key], desiredCommit[key])
+		b, err := yaml.Marshal(rs)
+		if err != nil {
+			return nil, fmt.Errorf("status file of %s: %w", key, err)
+		}
+		files[StatusPath(r.Kind, r.Namespace, r.Name)] = append([]byte("# Written by flink-gitops; do not edit.\n"), b...)
+		rows = append(rows, rs)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+	files["README.md"] = []byte(readme(rows, sum))
+	return files, nil
+}
+
+// Key is the daemon's key of a resource.
+func Key(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+// StatusPath is a resource's file on the status branch.
+func StatusPath(kind, namespace, name string) string {
+	return path.Join(namespace, kind, name+".yaml")
+}
+
+func resourceStatus(r *lifecycle.Record, problems []string, desiredCommit string) ResourceStatus {
+	c := r.Common()
+	rs := ResourceStatus{
+		Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+		LifecycleState: string(c.LifecycleState),
+		JobState:       string(c.JobStatus.State),
+		JobID:          c.JobStatus.JobID,
+		Error:          c.Error,
+		Problems:       problems,
+		SourceCommit:   desiredCommit,
+
+		UpgradeSavepointPath: c.JobStatus.UpgradeSavepointPath,
+	}
+	if r.Deployment != nil {
+		rs.JobManager = string(r.Deployment.JobManagerDeploymentStatus)
+	}
+	if c.Source != nil {
+		rs.LastReconciledCommit = c.Source.Commit
+		rs.EntryPoint, rs.Path = c.Source.EntryPoint, c.Source.Path
+	}
+	if op := r.Operation; op != nil {
+		rs.Operation = string(op.Kind)
+		if op.UpgradeMode != "" && op.Kind != lifecycle.OpSavepoint {
+			rs.Operation += " (" + string(op.UpgradeMode) + ")"
+		}
+		rs.Operation += ": " + string(op.Phase)
+		if op.Message != "" {
+			rs.Operation += " — " + op.Message
+		}
+		if op.Source != nil && rs.SourceCommit == "" {
+			rs.SourceCommit = op.Source.Commit
+		}
+	}
+	if si := c.JobStatus.SavepointInfo; si != nil {
+		for i := len(si.SavepointHistory) - 1; i >= 0; i-- {
+			rs.Savepoints = append(rs.Savepoints, savepointEntry(si.SavepointHistory[i]))
+		}
+	}
+	return rs
+}
+
+func savepointEntry(sp v1beta1.Savepoint) SavepointEntry {
+	return SavepointEntry{
+		Time:    time.UnixMilli(sp.TimeStamp).UTC().Format(time.RFC3339),
+		Trigger: string(sp.TriggerType),
+		Path:    sp.Location,
+	}
+}
+
+// readme renders the summary table, readable in any Git web UI.
+func readme(rows []ResourceStatus, sum Summary) string {
+	var b strings.Builder
+	b.WriteString("# flink-gitops status\n\n")
+	fmt.Fprintf(&b, "Source commit `%s`, written %s. One file per resource: `<namespace>/<kind>/<name>.yaml`.\n\n",
+		short(sum.SourceCommit), sum.Generated.UTC().Format(time.RFC3339))
+	if len(sum.Problems) > 0 {
+		b.WriteString("## Problems\n\n")
+		for _, p := range sum.Problems {
+			fmt.Fprintf(&b, "- %s\n", mdEscape(p))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("| namespace | kind | name | lifecycle | job | last reconciled | last savepoint | error |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		lastSP := ""
+		if len(r.Savepoints) > 0 {
+			lastSP = r.Savepoints[0].Path
+		}
+		errText := r.Error
+		if len(r.Problems) > 0 {
+			errText = strings.Join(r.Problems, "; ")
+		}
+		state := r.LifecycleState
+		if r.Operation != "" {
+			state += " (" + r.Operation + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | [%s](%s) | %s | %s | %s | %s | %s |\n",
+			r.Namespace, r.Kind, r.Name, StatusPath(r.Kind, r.Namespace, r.Name),
+			mdEscape(state), r.JobState, short(r.LastReconciledCommit), mdEscape(lastSP), mdEscape(truncate(errText, 200)))
+	}
+	return b.String()
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
