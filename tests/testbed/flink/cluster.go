@@ -304,12 +304,15 @@ func start(ctx context.Context, dir, version string, s *settings, jmArgs []strin
 			return nil, err
 		}
 	}
+	// Registered means the slots are reported too; /overview counts the
+	// TaskManager a moment before its slots.
 	if err := c.waitFor(ctx, s.startTimeout, fmt.Sprintf("%d TaskManager(s) to register", s.taskManagers), func() (bool, error) {
 		var o struct {
 			TaskManagers int `json:"taskmanagers"`
+			Slots        int `json:"slots-total"`
 		}
 		code, err := getJSON(ctx, c.RESTURL+"/overview", &o)
-		return code == http.StatusOK && err == nil && o.TaskManagers >= s.taskManagers, nil
+		return code == http.StatusOK && err == nil && o.TaskManagers >= s.taskManagers && o.Slots >= s.taskManagers*s.slots, nil
 	}); err != nil {
 		c.Stop()
 		return nil, err

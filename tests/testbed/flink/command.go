@@ -111,12 +111,16 @@ type Invocation struct {
 // do:
 //
 //	jobmanager [host [webui-port]] rest...  -> StandaloneSessionClusterEntrypoint
-//	    --configDir C --executionMode cluster [--host host] [--webui-port port] rest...
+//	    --configDir C --executionMode cluster rest... [--host host] [--webui-port port]
 //	taskmanager rest...                     -> TaskManagerRunner --configDir C rest...
 //	standalone-job rest...                  -> StandaloneApplicationClusterEntryPoint --configDir C rest...
 //
-// (jobmanager.sh takes the first two args as host and web UI port unless they
-// start with '-'.) The image's other commands (help, history-server, or a
+// jobmanager.sh takes the first two args as host and web UI port unless they
+// are "-D" (here: unless they start with '-', so "-Dk=v" is not taken for a
+// host). The scripts then put the memory settings BashJavaUtils derives in
+// front of these arguments as "-D key=value" pairs (see Command). Job args of
+// standalone-job follow its options; Flink's parser stops at the first
+// argument it does not know and hands the rest to the job. The image's other commands (help, history-server, or a
 // pass-through command) are not supported.
 func ParseArgs(containerArgs []string, confDir string) (Invocation, error) {
 	if len(containerArgs) == 0 {
@@ -127,15 +131,19 @@ func ParseArgs(containerArgs []string, confDir string) (Invocation, error) {
 	switch containerArgs[0] {
 	case "jobmanager":
 		inv.Service, inv.MainClass = "standalonesession", MainSession
-		inv.Args = []string{"--configDir", confDir, "--executionMode", "cluster"}
+		var hostPort []string
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			inv.Args = append(inv.Args, "--host", rest[0])
+			hostPort = append(hostPort, "--host", rest[0])
 			rest = rest[1:]
 			if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-				inv.Args = append(inv.Args, "--webui-port", rest[0])
+				hostPort = append(hostPort, "--webui-port", rest[0])
 				rest = rest[1:]
 			}
 		}
+		inv.Args = append([]string{"--configDir", confDir, "--executionMode", "cluster"}, rest...)
+		inv.Args = append(inv.Args, hostPort...)
+		inv.DynamicProperties = dynamicProperties(rest)
+		return inv, nil
 	case "taskmanager":
 		inv.Service, inv.MainClass = "taskexecutor", MainTaskManager
 		inv.Args = []string{"--configDir", confDir}

@@ -28,8 +28,8 @@ func TestParseArgs(t *testing.T) {
 			name: "jobmanager with host, web ui port and dynamic properties",
 			args: []string{"jobmanager", "jm.example", "8082", "-D", "rest.port=9000", "-Dparallelism.default=2"},
 			want: Invocation{Service: "standalonesession", MainClass: MainSession,
-				Args: []string{"--configDir", "/conf", "--executionMode", "cluster", "--host", "jm.example",
-					"--webui-port", "8082", "-D", "rest.port=9000", "-Dparallelism.default=2"},
+				Args: []string{"--configDir", "/conf", "--executionMode", "cluster", "-D", "rest.port=9000",
+					"-Dparallelism.default=2", "--host", "jm.example", "--webui-port", "8082"},
 				DynamicProperties: []string{"rest.port=9000", "parallelism.default=2"}},
 		},
 		{

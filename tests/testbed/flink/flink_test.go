@@ -162,3 +162,40 @@ func progress(ctx context.Context, t *testing.T, c *Cluster, jobID string, atLea
 	}
 	return v
 }
+
+// TestTwoClusters starts two session clusters at once: every port is either
+// chosen free or left to the OS, so they must not clash, and each
+// TaskManager must register with its own JobManager.
+func TestTwoClusters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var a, b *Cluster
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a = StartSession(t, Version2, WithSlots(1))
+	}()
+	b = StartSession(t, Version2, WithSlots(3))
+	<-done
+	if a == nil {
+		t.FailNow() // StartSession already reported why
+	}
+	if a.RESTURL == b.RESTURL {
+		t.Fatalf("both clusters on %s", a.RESTURL)
+	}
+	for c, slots := range map[*Cluster]int{a: 1, b: 3} {
+		var o struct {
+			TaskManagers int `json:"taskmanagers"`
+			Slots        int `json:"slots-total"`
+		}
+		if _, err := getJSON(ctx, c.RESTURL+"/overview", &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.TaskManagers != 1 || o.Slots != slots {
+			t.Errorf("%s: %d TaskManagers with %d slots, want 1 with %d", c.RESTURL, o.TaskManagers, o.Slots, slots)
+		}
+	}
+}
