@@ -317,6 +317,16 @@ func runContract(t *testing.T, version string) {
 	})
 	k.save("checkpoints_with_savepoint")
 
+	// A trigger id is one operation's key whatever the operation: a stop that
+	// reuses the savepoint's id is acknowledged and does nothing.
+	id, err = c.StopWithSavepoint(ctx, jobID, flinkclient.StopOptions{TargetDir: spDir, TriggerID: spTrigger})
+	if err != nil || id != spTrigger {
+		t.Errorf("stop with a used trigger id: %s, %v; want the id acknowledged", id, err)
+	}
+	if d, err := c.Job(ctx, jobID); err != nil || d.State != flinkclient.JobRunning {
+		t.Errorf("job after a stop with a used trigger id: %s, %v; want still RUNNING", d.State, err)
+	}
+
 	// Operation errors: unknown trigger, a failing savepoint, a bad request.
 	_, err = c.SavepointStatus(ctx, jobID, flinkclient.NewTriggerID())
 	k.save("error_unknown_trigger")
@@ -370,6 +380,18 @@ func runContract(t *testing.T, version string) {
 	k.save("stop_status_completed")
 	d = k.waitState(jobID, flinkclient.JobFinished, false)
 	k.save("job_finished")
+	// Stop of a job that is no longer running: accepted, then failed with
+	// "job not found" (what lifecycle's fallback to last-state keys on).
+	goneTrigger := flinkclient.NewTriggerID()
+	_, err = c.StopWithSavepoint(ctx, jobID, flinkclient.StopOptions{TargetDir: cluster.SavepointDir, TriggerID: goneTrigger})
+	k.must(err, "stop a finished job")
+	op, err = flinkclient.Await(ctx, 100*time.Millisecond, func(ctx context.Context) (flinkclient.Operation, error) {
+		return c.SavepointStatus(ctx, jobID, goneTrigger)
+	})
+	k.save("stop_status_job_not_running")
+	if !errors.Is(err, flinkclient.ErrNotFound) || op.Location != "" {
+		t.Errorf("stop of a finished job: %+v, %v; want a failure matching ErrNotFound", op, err)
+	}
 	if d.EndTime.IsZero() {
 		t.Errorf("finished job has no end time: %+v", d)
 	}

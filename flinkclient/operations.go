@@ -44,13 +44,21 @@ func (t *throwableJSON) err(op string) error {
 	if msg == "" {
 		msg = "failed without a cause"
 	}
-	kind := KindOperationFailed
-	// Disposing a savepoint that is not there fails with this cause; it is
-	// "not found", which an idempotent disposal treats as done.
-	if strings.Contains(t.StackTrace, "java.io.FileNotFoundException: Cannot find checkpoint or savepoint") {
-		kind = KindNotFound
+	return &Error{Kind: failureKind(t.StackTrace), Op: op, Message: msg}
+}
+
+// failureKind classifies an operation's failure cause. Two causes mean
+// "not found" rather than a failure to investigate: a savepoint or stop of
+// a job that is no longer running (FlinkJobNotFoundException: lifecycle
+// falls back to last-state), and disposing a savepoint that is already gone
+// (an idempotent disposal treats that as done).
+func failureKind(stackTrace string) Kind {
+	switch {
+	case strings.Contains(stackTrace, "FlinkJobNotFoundException"),
+		strings.Contains(stackTrace, "java.io.FileNotFoundException: Cannot find checkpoint or savepoint"):
+		return KindNotFound
 	}
-	return &Error{Kind: kind, Op: op, Message: msg}
+	return KindOperationFailed
 }
 
 type operationJSON struct {
@@ -155,6 +163,9 @@ func (c *Client) StopWithSavepoint(ctx context.Context, jobID string, opts StopO
 // SavepointStatus returns the state of a savepoint or stop-with-savepoint
 // operation. A trigger id the JobManager does not know (never triggered, or
 // forgotten after a restart or rest.async.store-duration) is ErrNotFound.
+// A savepoint of a job that is not running (finished, cancelled, failed)
+// is accepted by Flink and then completes with a FailureCause matching
+// ErrNotFound.
 func (c *Client) SavepointStatus(ctx context.Context, jobID, triggerID string) (Operation, error) {
 	op := "get savepoint status of job " + jobID + " trigger " + triggerID
 	if err := checkID(op, "job id", jobID); err != nil {

@@ -331,6 +331,13 @@ var replayCases = []replayCase{
 		wantKind(t, op.Err(), KindOperationFailed)
 		t.Logf("readable cause: %v", op.FailureCause)
 	}},
+	{fixture: "stop_status_job_not_running", run: func(t *testing.T, c *Client, f fixture) {
+		op, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
+		if err != nil || op.Status != Completed || op.Location != "" {
+			t.Fatalf("status = %+v, %v", op, err)
+		}
+		wantKind(t, op.Err(), KindNotFound)
+	}},
 	{fixture: "error_unknown_trigger", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
 		wantKind(t, err, KindNotFound)

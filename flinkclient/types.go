@@ -295,6 +295,9 @@ type SavepointOptions struct {
 	// TriggerID is a caller-chosen 32-hex-digit id (see NewTriggerID). Choose
 	// and persist it before calling, so that a retry after a crash asks for
 	// the same savepoint instead of taking another one. Empty lets Flink choose.
+	// Use a fresh id per operation: Flink keys savepoints and stops by (job,
+	// trigger id) alone, so a stop that reuses a savepoint's id is
+	// acknowledged and silently does nothing.
 	TriggerID string
 	// FormatType is CANONICAL (default) or NATIVE.
 	FormatType SavepointFormat
