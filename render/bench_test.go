@@ -22,7 +22,7 @@ func benchRepo(tb testing.TB, bases, perBase int) MapSource {
 		set(d, "spec/flinkConfiguration/taskmanager.numberOfTaskSlots", "2")
 		set(d, "spec/podTemplate", map[string]any{"spec": map[string]any{"containers": []any{map[string]any{
 			"name": "flink-main-container", "env": []any{map[string]any{"name": "BASE", "value": fmt.Sprint(b)}}}}}})
-		src.Files[fmt.Sprintf("bases/b%d/kustomization.yaml", b)] = []byte("resources: [deployment.yaml]\ncommonLabels: {team: data}\n")
+		src.Files[fmt.Sprintf("bases/b%d/kustomization.yaml", b)] = []byte("resources: [deployment.yaml]\nlabels: [{pairs: {team: data}}]\n")
 		src.Files[fmt.Sprintf("bases/b%d/deployment.yaml", b)] = yamlDocs(tb, d)
 		for o := 0; o < perBase; o++ {
 			dir := fmt.Sprintf("overlays/b%d-o%d", b, o)
@@ -130,7 +130,7 @@ func BenchmarkRenderSharedBaseChanged(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		next := clone(src)
-		next.Files["bases/b5/kustomization.yaml"] = []byte(fmt.Sprintf("resources: [deployment.yaml]\ncommonLabels: {team: data, rev: \"%d\"}\n", i))
+		next.Files["bases/b5/kustomization.yaml"] = []byte(fmt.Sprintf("resources: [deployment.yaml]\nlabels: [{pairs: {team: data, rev: \"%d\"}}]\n", i))
 		res := mustRender(b, r, next)
 		if res.Built != 100 {
 			b.Fatalf("built %d entry points, want 100", res.Built)

@@ -3,6 +3,9 @@ package render
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -143,5 +146,122 @@ func TestDirSourceAndPlanDir(t *testing.T) {
 	}
 	if len(res.Resources) != 2 || !res.OK() {
 		t.Fatalf("resources %d problems %v", len(res.Resources), problemLines(res.Problems))
+	}
+}
+
+// TestDirSourceSymlinks uses real symlinks: one inside the repository is
+// followed, ones leaving it are refused with the link named.
+func TestDirSourceSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	writeFile(t, outside, "secret.yaml", yamlDocs(t, validDeployment("stolen")))
+	writeFile(t, dir, "shared/orders.yaml", yamlDocs(t, validDeployment("orders")))
+	writeFile(t, dir, "in/kustomization.yaml", []byte("resources: [orders.yaml]\n"))
+	writeFile(t, dir, "out/kustomization.yaml", []byte("resources: [secret.yaml]\n"))
+	writeFile(t, dir, "abs/kustomization.yaml", []byte("resources: [secret.yaml]\n"))
+	for link, target := range map[string]string{
+		"in/orders.yaml":  "../shared/orders.yaml",
+		"out/secret.yaml": filepath.Join("..", "..", filepath.Base(outside), "secret.yaml"),
+		"abs/secret.yaml": filepath.Join(outside, "secret.yaml"),
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := PlanDir(context.Background(), dir, Options{EntryPoints: []string{"in", "out", "abs"}, DefaultNamespace: "flink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Resources) != 1 || res.Resources[0].Key().Name != "orders" {
+		t.Fatalf("want only orders, got %+v", res.Resources)
+	}
+	want := []string{
+		"abs: abs/kustomization.yaml: resources[0]: symlink abs/secret.yaml points to the absolute path " + filepath.Join(outside, "secret.yaml") + ", outside the repository (fix: " + badFix + ")",
+		"out: out/kustomization.yaml: resources[0]: symlink out/secret.yaml points to ../../" + filepath.Base(outside) + "/secret.yaml, outside the repository (fix: " + badFix + ")",
+	}
+	if diff := cmp.Diff(want, problemLines(res.Problems)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestCustomOpenAPISchemaDoesNotLeak: an entry point with its own OpenAPI
+// schema is built between two that use the default one; all three render
+// as they do alone.
+func TestCustomOpenAPISchemaDoesNotLeak(t *testing.T) {
+	schema := `{"definitions": {"v1beta1.FlinkDeployment": {"properties": {"spec": {"properties": {"podTemplate": {"properties": {"spec": {"properties": {"containers": {"items": {"type": "object"}, "type": "array", "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge"}}, "type": "object"}}, "type": "object"}}, "type": "object"}}, "type": "object", "x-kubernetes-group-version-kind": [{"group": "flink.apache.org", "kind": "FlinkDeployment", "version": "v1beta1"}]}}}`
+	base := validDeployment("orders")
+	set(base, "spec/podTemplate", map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "flink-main-container", "env": []any{map[string]any{"name": "A", "value": "1"}}}}}})
+	patch := `apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata: {name: orders}
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: sidecar
+        image: busybox
+`
+	files := map[string]string{
+		"base/kustomization.yaml": "resources: [d.yaml]\n",
+		"base/d.yaml":             string(yamlDocs(t, base)),
+	}
+	for _, e := range []string{"a", "b", "c"} {
+		k := "namespace: " + e + "\nresources: [../base]\npatches:\n- path: p.yaml\n"
+		if e == "b" {
+			k += "openapi:\n  path: schema.json\n"
+			files["b/schema.json"] = schema
+		}
+		files[e+"/kustomization.yaml"] = k
+		files[e+"/p.yaml"] = patch
+	}
+	containers := func(res *Result, ns string) int {
+		r, ok := res.Lookup(Key{"FlinkDeployment", ns, "orders"})
+		if !ok {
+			t.Fatalf("%s/orders missing; problems %v", ns, problemLines(res.Problems))
+		}
+		return len(r.Deployment.Spec.PodTemplate.Spec.Containers)
+	}
+	together := renderFiles(t, files, Options{EntryPoints: []string{"a", "b", "c"}})
+	for _, e := range []string{"a", "b", "c"} {
+		alone := renderFiles(t, files, Options{EntryPoints: []string{e}})
+		if got, want := containers(together, e), containers(alone, e); got != want {
+			t.Errorf("entry point %s: %d containers rendered together, %d alone", e, got, want)
+		}
+	}
+	// With the merge key, b merges the sidecar into the list; without a
+	// schema for the kind, a and c replace the list.
+	if containers(together, "b") != 2 || containers(together, "a") != 1 {
+		t.Errorf("containers: a=%d b=%d", containers(together, "a"), containers(together, "b"))
+	}
+}
+
+// TestConcurrentRenders runs renders from several goroutines (run with
+// -race): builds are serialised inside, results stay correct.
+func TestConcurrentRenders(t *testing.T) {
+	src := overlayRepo(t, 4)
+	opts := Options{EntryPoints: []string{"overlays/*"}, DefaultNamespace: "flink"}
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			res, err := NewRenderer().Render(context.Background(), src, opts)
+			if err == nil && len(res.Resources) != 4 {
+				err = fmt.Errorf("got %d resources, problems %v", len(res.Resources), problemLines(res.Problems))
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRenderCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := NewRenderer().Render(ctx, overlayRepo(t, 2), Options{EntryPoints: []string{"overlays/*"}})
+	if err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("err = %v, want context canceled", err)
 	}
 }

@@ -124,7 +124,9 @@ type Key struct {
 func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Kind, k.Namespace, k.Name) }
 
 // Resource is one rendered, valid FlinkDeployment or FlinkSessionJob.
-// Exactly one of Deployment and SessionJob is set.
+// Exactly one of Deployment and SessionJob is set. The objects are shared
+// with the Renderer's cache and later Results: treat them as read-only
+// (copy before changing).
 type Resource struct {
 	// EntryPoint that produced it.
 	EntryPoint string

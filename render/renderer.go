@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -28,6 +29,21 @@ type cacheEntry struct {
 	objs     []rawObject
 	problems []Problem
 	failed   bool
+
+	// decoded holds objs decoded and validated under the options whose
+	// fingerprint is decodedFor, so an unchanged entry point is not decoded
+	// again while the options stay the same.
+	decoded    []decodedObject
+	decodedFor string
+}
+
+// decodedObject is decodeObject's result for one object.
+type decodedObject struct {
+	key      Key
+	file     string
+	resource *Resource
+	problems []Problem
+	warnings []Problem
 }
 
 // NewRenderer returns a Renderer with an empty cache.
@@ -124,14 +140,42 @@ func buildProblem(t *tree, entry string, err error) Problem {
 	if kf, ok := t.kustomizationFile(entry); ok {
 		p.File = kf
 	}
-	for bad := range t.bad {
-		if strings.Contains(msg, "/"+bad) || strings.Contains(msg, " "+bad+" ") {
-			p.File = bad
-		}
+	if f := fileInError(t, entry, msg); f != "" {
+		p.File = f
 	}
 	return p
 }
 
+var (
+	quotedPath = regexp.MustCompile(`'([^' ]+)'`)
+	inFile     = regexp.MustCompile(`in File: (\S+)`)
+)
+
+// fileInError finds the repository file a kustomize error names: the last
+// quoted path or "in File:" that is a file of the snapshot, taken as
+// absolute (kustomize's in-memory root) or relative to the entry point.
+func fileInError(t *tree, entry, msg string) string {
+	var candidates []string
+	for _, m := range quotedPath.FindAllStringSubmatch(msg, -1) {
+		candidates = append(candidates, m[1])
+	}
+	for _, m := range inFile.FindAllStringSubmatch(msg, -1) {
+		candidates = append(candidates, m[1])
+	}
+	found := ""
+	for _, c := range candidates {
+		var p string
+		if strings.HasPrefix(c, "/") {
+			p = strings.TrimPrefix(path.Clean(c), "/")
+		} else {
+			p = path.Join(entry, c)
+		}
+		if t.isFile(p) {
+			found = p
+		}
+	}
+	return found
+}
 func firstPoisoned(t *tree, msg string) string {
 	for _, why := range t.bad {
 		if strings.Contains(msg, why) {
@@ -236,19 +280,27 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 		valid       *Resource
 	}
 	declared := map[Key][]decl{}
+	optsKey := optionsFingerprint(opts)
 	for _, e := range entries {
 		c := built[e]
 		er := EntryResult{EntryPoint: e, Failed: c.failed, Cached: reused[e]}
 		res.Problems = append(res.Problems, c.problems...)
-		for _, o := range c.objs {
-			key, resource, ps, ws := decodeObject(e, o, opts)
-			res.Problems = append(res.Problems, ps...)
-			res.Warnings = append(res.Warnings, ws...)
-			if key.Kind == "" {
+		if c.decoded == nil || c.decodedFor != optsKey {
+			c.decoded = make([]decodedObject, 0, len(c.objs))
+			for _, o := range c.objs {
+				key, resource, ps, ws := decodeObject(e, o, opts)
+				c.decoded = append(c.decoded, decodedObject{key: key, file: o.File, resource: resource, problems: ps, warnings: ws})
+			}
+			c.decodedFor = optsKey
+		}
+		for _, d := range c.decoded {
+			res.Problems = append(res.Problems, d.problems...)
+			res.Warnings = append(res.Warnings, d.warnings...)
+			if d.key.Kind == "" {
 				continue
 			}
-			er.Keys = append(er.Keys, key)
-			declared[key] = append(declared[key], decl{entry: e, file: o.File, valid: resource})
+			er.Keys = append(er.Keys, d.key)
+			declared[d.key] = append(declared[d.key], decl{entry: e, file: d.file, valid: d.resource})
 		}
 		res.EntryPoints = append(res.EntryPoints, er)
 	}
@@ -304,6 +356,13 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 	sort.Slice(res.Invalid, func(i, j int) bool { return keyLess(res.Invalid[i], res.Invalid[j]) })
 	sortProblems(res.Problems)
 	sortProblems(res.Warnings)
+}
+
+// optionsFingerprint identifies the options that decoding and validation
+// depend on (everything but the entry points); fmt prints maps sorted.
+func optionsFingerprint(o Options) string {
+	o.EntryPoints = nil
+	return fmt.Sprintf("%#v", o)
 }
 
 func keyLess(a, b Key) bool {

@@ -89,11 +89,17 @@ func (t *tree) addLinks(links map[string]string) {
 	// Directory prefixes of real files, to follow links to directories.
 	realDirs := map[string]bool{}
 	for p := range t.files {
+		if _, isLink := links[p]; isLink {
+			continue
+		}
 		for d := path.Dir(p); d != "."; d = path.Dir(d) {
 			realDirs[d] = true
 		}
 	}
 	for _, l := range names {
+		// A Source may also list a link as a file (a Git snapshot stores its
+		// target as the blob); the link wins.
+		delete(t.files, l)
 		if _, err := cleanRepoPath(l); err != nil {
 			continue
 		}
