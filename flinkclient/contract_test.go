@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -317,6 +319,24 @@ func runContract(t *testing.T, version string) {
 	})
 	k.save("checkpoints_with_savepoint")
 
+	// The same calls through a proxy that serves the JobManager under a path
+	// prefix, as the test bed's per-deployment proxy does.
+	pc := flinkclient.New(prefixProxy(t, cluster.RESTURL, "/ns/app")+"/ns/app/", flinkclient.WithTimeout(30*time.Second))
+	if cfg, err := pc.Config(ctx); err != nil || cfg.FlinkVersion != version {
+		t.Errorf("config through proxy: %+v, %v", cfg, err)
+	}
+	if d, err := pc.Job(ctx, jobID); err != nil || d.ID != jobID {
+		t.Errorf("job through proxy: %+v, %v", d, err)
+	}
+	if op, err := pc.SavepointStatus(ctx, jobID, spTrigger); err != nil || op.Location != loc {
+		t.Errorf("savepoint status through proxy: %+v, %v", op, err)
+	}
+	if pjar, err := pc.UploadJar(ctx, jar); err != nil {
+		t.Errorf("upload through proxy: %v", err)
+	} else if err := pc.DeleteJar(ctx, pjar); err != nil {
+		t.Errorf("delete jar through proxy: %v", err)
+	}
+
 	// A trigger id is one operation's key whatever the operation: a stop that
 	// reuses the savepoint's id is acknowledged and does nothing.
 	id, err = c.StopWithSavepoint(ctx, jobID, flinkclient.StopOptions{TargetDir: spDir, TriggerID: spTrigger})
@@ -486,4 +506,18 @@ func containsJob(jobs []flinkclient.JobSummary, id string, state flinkclient.Job
 		}
 	}
 	return false
+}
+
+// prefixProxy serves target under prefix on a loopback port and returns the
+// proxy's base URL (without the prefix). Requests outside prefix get 404.
+func prefixProxy(t *testing.T, target, prefix string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.StripPrefix(prefix, rp))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
