@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/daemon"
+	"github.com/flink-gitops/flink-gitops/lifecycle"
 	gitsync "github.com/flink-gitops/flink-gitops/sync"
 )
 
@@ -57,25 +57,25 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // parseStatusFiles reads the per-resource files of a status branch.
-func parseStatusFiles(files map[string][]byte) ([]daemon.ResourceStatus, error) {
-	var rows []daemon.ResourceStatus
+func parseStatusFiles(files map[string][]byte) ([]lifecycle.ResourceStatus, error) {
+	var rows []lifecycle.ResourceStatus
 	for p, b := range files {
 		if !strings.HasSuffix(p, ".yaml") || strings.Count(p, "/") != 2 {
 			continue
 		}
-		var rs daemon.ResourceStatus
+		var rs lifecycle.ResourceStatus
 		if err := yaml.Unmarshal(b, &rs); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		rows = append(rows, rs)
 	}
 	sort.Slice(rows, func(i, j int) bool {
-		return daemon.StatusPath(rows[i].Kind, rows[i].Namespace, rows[i].Name) < daemon.StatusPath(rows[j].Kind, rows[j].Namespace, rows[j].Name)
+		return lifecycle.StatusPath(rows[i].Kind, rows[i].Namespace, rows[i].Name) < lifecycle.StatusPath(rows[j].Kind, rows[j].Namespace, rows[j].Name)
 	})
 	return rows, nil
 }
 
-func printStatus(w io.Writer, tip string, rows []daemon.ResourceStatus) int {
+func printStatus(w io.Writer, tip string, rows []lifecycle.ResourceStatus) int {
 	fmt.Fprintf(w, "status branch at %s\n\n", short(tip))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tKIND\tNAME\tLIFECYCLE\tJOB\tRECONCILED\tLAST SAVEPOINT\tERROR")

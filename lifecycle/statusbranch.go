@@ -1,7 +1,4 @@
-// Package daemon is flink-gitops's run loop: it wires the config, the Git
-// source, the renderer, the lifecycle reconciler and the status writer,
-// and serves metrics and health.
-package daemon
+package lifecycle
 
 import (
 	"fmt"
@@ -12,7 +9,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -70,7 +66,7 @@ type Summary struct {
 // README.md table. problems holds validation problems per resource key
 // ("Kind/namespace/name"); desiredCommit the commit of each key's desired
 // spec. Files of resources without a record are not written.
-func StatusFiles(records []*lifecycle.Record, problems map[string][]string, desiredCommit map[string]string, sum Summary) (map[string][]byte, error) {
+func StatusFiles(records []*Record, problems map[string][]string, desiredCommit map[string]string, sum Summary) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	var rows []ResourceStatus
 	for _, r := range records {
@@ -97,7 +93,7 @@ func StatusFiles(records []*lifecycle.Record, problems map[string][]string, desi
 	return files, nil
 }
 
-// Key is the daemon's key of a resource.
+// Key is the daemon's key of a resource: Kind/namespace/name.
 func Key(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 // StatusPath is a resource's file on the status branch.
@@ -105,7 +101,7 @@ func StatusPath(kind, namespace, name string) string {
 	return path.Join(namespace, kind, name+".yaml")
 }
 
-func resourceStatus(r *lifecycle.Record, problems []string, desiredCommit string) ResourceStatus {
+func resourceStatus(r *Record, problems []string, desiredCommit string) ResourceStatus {
 	c := r.Common()
 	rs := ResourceStatus{
 		Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
@@ -127,7 +123,7 @@ func resourceStatus(r *lifecycle.Record, problems []string, desiredCommit string
 	}
 	if op := r.Operation; op != nil {
 		rs.Operation = string(op.Kind)
-		if op.UpgradeMode != "" && op.Kind != lifecycle.OpSavepoint {
+		if op.UpgradeMode != "" && op.Kind != OpSavepoint {
 			rs.Operation += " (" + string(op.UpgradeMode) + ")"
 		}
 		rs.Operation += ": " + string(op.Phase)
@@ -187,13 +183,6 @@ func readme(rows []ResourceStatus, sum Summary) string {
 			mdEscape(state), r.JobState, short(r.LastReconciledCommit), mdEscape(lastSP), mdEscape(truncate(errText, 200)))
 	}
 	return b.String()
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 func truncate(s string, n int) string {
