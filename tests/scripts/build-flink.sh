@@ -72,6 +72,12 @@ container_version() {
 
 MVN=(nice -n 10 mvn -q -B -Dstyle.color=never ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local=$MAVEN_REPO_LOCAL})
 
+# mvn_run ARGS...: Maven quietly, its output on stderr without the colour
+# resets Debian's Maven 3.8 prints even in batch mode.
+mvn_run() {
+	"${MVN[@]}" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
+}
+
 build_version() {
 	local v="$1" dir="$CACHE_ROOT/flink-$1"
 	local lib="$dir/lib" rt_hash tj_hash tj_jar
@@ -90,10 +96,10 @@ build_version() {
 	if [ "$(cat "$lib/.complete" 2>/dev/null)" != "$rt_hash" ]; then
 		log "resolving the Flink $v runtime classpath from Maven Central"
 		rm -rf "$lib.tmp"
-		"${MVN[@]}" -f "$MVN_PROJECT/runtime/pom.xml" \
+		mvn_run -f "$MVN_PROJECT/runtime/pom.xml" \
 			-Dflink.version="$v" -Dflink.container.version="$(container_version "$v")" \
 			-DbuildDir="$dir/build/runtime" \
-			dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib.tmp" >&2
+			dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib.tmp"
 		echo "$rt_hash" >"$lib.tmp/.complete"
 		rm -rf "$lib"
 		mv "$lib.tmp" "$lib"
@@ -102,8 +108,8 @@ build_version() {
 
 	if [ ! -s "$tj_jar" ]; then
 		log "building the test job against Flink $v"
-		"${MVN[@]}" -f "$MVN_PROJECT/testjob/pom.xml" \
-			-Dflink.version="$v" -DbuildDir="$dir/build/testjob-$tj_hash" package >&2
+		mvn_run -f "$MVN_PROJECT/testjob/pom.xml" \
+			-Dflink.version="$v" -DbuildDir="$dir/build/testjob-$tj_hash" package
 		cp "$dir/build/testjob-$tj_hash/testjob.jar" "$tj_jar.tmp"
 		mv "$tj_jar.tmp" "$tj_jar"
 		rm -rf "$dir/build/testjob-$tj_hash"

@@ -3,12 +3,16 @@ package flinktb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -291,14 +295,33 @@ func JavaArgs(inv Invocation, res Resources, conf map[string]string, spec Proces
 	return a
 }
 
+// resourceCache remembers BashJavaUtils results by their inputs, so starting
+// the same container again does not cost another JVM start.
+var resourceCache sync.Map // key string -> Resources
+
 // DeriveResources runs Flink's BashJavaUtils, as config.sh does, to turn the
 // memory configuration (e.g. jobmanager.memory.process.size,
 // taskmanager.memory.process.size) into JVM options and pinned dynamic
-// configs for the invocation's process.
+// configs for the invocation's process. Results are cached per process by
+// classpath, config file contents, role and dynamic properties.
 func DeriveResources(ctx context.Context, java string, jars []string, confDir string, inv Invocation) (Resources, error) {
 	command := "GET_JM_RESOURCE_PARAMS"
 	if inv.MainClass == MainTaskManager {
 		command = "GET_TM_RESOURCE_PARAMS"
+	}
+	h := sha256.New()
+	for _, part := range [][]string{{java, command}, jars, inv.DynamicProperties} {
+		fmt.Fprintf(h, "%q\n", part)
+	}
+	for _, name := range []string{"config.yaml", "flink-conf.yaml"} {
+		data, _ := os.ReadFile(filepath.Join(confDir, name))
+		fmt.Fprintf(h, "%s %d\n", name, len(data))
+		h.Write(data)
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	if r, ok := resourceCache.Load(key); ok {
+		res := r.(Resources)
+		return Resources{JVMParams: slices.Clone(res.JVMParams), DynamicConfigs: slices.Clone(res.DynamicConfigs)}, nil
 	}
 	args := []string{
 		"-Xmx256m", "-XX:TieredStopAtLevel=1", "-Dlog4j2.level=WARN",
@@ -324,7 +347,9 @@ func DeriveResources(ctx context.Context, java string, jars []string, confDir st
 	if len(results) != 2 {
 		return Resources{}, fmt.Errorf("derive flink memory settings (%s): want 2 result lines, got %d:\n%s", command, len(results), lastLines(out.String(), 40))
 	}
-	return Resources{JVMParams: strings.Fields(results[0]), DynamicConfigs: strings.Fields(results[1])}, nil
+	res := Resources{JVMParams: strings.Fields(results[0]), DynamicConfigs: strings.Fields(results[1])}
+	resourceCache.Store(key, res)
+	return Resources{JVMParams: slices.Clone(res.JVMParams), DynamicConfigs: slices.Clone(res.DynamicConfigs)}, nil
 }
 
 // libJars lists the jars in dir, sorted, as config.sh's constructFlinkClassPath
