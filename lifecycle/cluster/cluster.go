@@ -626,22 +626,39 @@ type podParams struct {
 func (b *builder) pod(t *corev1.PodTemplateSpec, p podParams) (corev1.PodTemplateSpec, error) {
 	s := b.in.Spec
 	out := *t.DeepCopy()
+	opts, err := readPodOptions(b.conf, s.ServiceAccount, p.component)
+	if err != nil {
+		return out, err
+	}
+	// Template, then Flink's label and annotation options, then ours.
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
+	maps.Copy(out.Labels, opts.labels)
 	maps.Copy(out.Labels, Labels(b.in.Name, p.component))
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
+	maps.Copy(out.Annotations, opts.annotations)
 	maps.Copy(out.Annotations, b.annotations())
 	out.Annotations[AnnotationConfigHash] = b.configHash
 
 	ps := &out.Spec
-	if s.ServiceAccount != "" {
-		ps.ServiceAccountName = s.ServiceAccount
+	if sa := opts.serviceAccount; sa != "" {
+		ps.ServiceAccountName = sa
 		if ps.DeprecatedServiceAccount != "" {
-			ps.DeprecatedServiceAccount = s.ServiceAccount
+			ps.DeprecatedServiceAccount = sa
 		}
+	}
+	if len(opts.nodeSelector) > 0 {
+		if ps.NodeSelector == nil {
+			ps.NodeSelector = map[string]string{}
+		}
+		maps.Copy(ps.NodeSelector, opts.nodeSelector)
+	}
+	ps.Tolerations = append(ps.Tolerations, opts.tolerations...)
+	for _, ref := range opts.pullSecrets {
+		ps.ImagePullSecrets = upsert(ps.ImagePullSecrets, ref, func(r corev1.LocalObjectReference) string { return r.Name })
 	}
 	if ps.RestartPolicy != "" && ps.RestartPolicy != corev1.RestartPolicyAlways {
 		ps.RestartPolicy = corev1.RestartPolicyAlways
@@ -735,9 +752,24 @@ func (b *builder) internalService() *corev1.Service {
 }
 
 func (b *builder) restService() (*corev1.Service, error) {
+	meta := b.meta(RESTServiceName(b.in.Name), ComponentJobManager)
+	ann, err := FlinkMap(b.conf, KeyRESTAnnotations)
+	if err != nil {
+		return nil, err
+	}
+	if len(ann) > 0 {
+		if meta.Annotations == nil {
+			meta.Annotations = map[string]string{}
+		}
+		for k, v := range ann {
+			if _, own := meta.Annotations[k]; !own {
+				meta.Annotations[k] = v
+			}
+		}
+	}
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: b.meta(RESTServiceName(b.in.Name), ComponentJobManager),
+		ObjectMeta: meta,
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: Selector(b.in.Name, ComponentJobManager),

@@ -239,3 +239,29 @@ func TestConfigChangeRollsPods(t *testing.T) {
 		t.Error("the config hash is not stable")
 	}
 }
+
+func TestFlinkMapAndTolerations(t *testing.T) {
+	t.Parallel()
+	m, err := FlinkMap(map[string]string{"k": " a:1, b : x:y "}, "k")
+	if err != nil || !cmp.Equal(m, map[string]string{"a": "1", "b": "x:y"}) {
+		t.Errorf("FlinkMap = %v, %v", m, err)
+	}
+	if m, err := FlinkMap(nil, "k"); m != nil || err != nil {
+		t.Errorf("FlinkMap of an unset key = %v, %v", m, err)
+	}
+	if _, err := FlinkMap(map[string]string{"k": "novalue"}, "k"); err == nil || !strings.Contains(err.Error(), "flinkConfiguration k") {
+		t.Errorf("FlinkMap(novalue) error = %v", err)
+	}
+	tols, err := tolerations(map[string]string{"t": "key:a,operator:Exists,effect:NoExecute,tolerationSeconds:30;key:b,operator:Equal,value:v"}, "t")
+	secs := int64(30)
+	want := []corev1.Toleration{
+		{Key: "a", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs},
+		{Key: "b", Operator: corev1.TolerationOpEqual, Value: "v"},
+	}
+	if err != nil || !cmp.Equal(tols, want) {
+		t.Errorf("tolerations = %v, %v; want %v", tols, err, want)
+	}
+	if _, err := tolerations(map[string]string{"t": "key:a,color:blue"}, "t"); err == nil {
+		t.Error("unknown toleration field accepted")
+	}
+}
