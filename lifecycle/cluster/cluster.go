@@ -23,6 +23,13 @@
 //   - Client-side keys (kubernetes.container.image.ref, execution.target,
 //     pod template paths, kubernetes.internal.*) are not written to the
 //     ConfigMap: no process in the cluster reads them.
+//   - When the spec has no log4j-console.properties, a default one is written:
+//     the ConfigMap hides the image's conf directory.
+//
+// Like the operator, the JobManager of an HA cluster gets "-D jobmanager.rpc.address=
+// $(_POD_IP_ADDRESS)" so standby JobManagers announce themselves, and the
+// JobManager gets a startup probe on the REST API unless
+// kubernetes.operator.jm-deployment.startup.probe.enabled is false.
 package cluster
 
 import (
@@ -89,13 +96,23 @@ const (
 	LogFileLogback = "logback-console.xml"
 )
 
-// Object names of the cluster called name.
-func JobManagerName(name string) string  { return name }
+// JobManagerName is the JobManager Deployment of cluster name: name.
+func JobManagerName(name string) string { return name }
+
+// TaskManagerName is the TaskManager Deployment of cluster name: name-taskmanager.
 func TaskManagerName(name string) string { return name + "-taskmanager" }
-func ConfigMapName(name string) string   { return "flink-config-" + name }
-func ServiceName(name string) string     { return name }
+
+// ConfigMapName is the Flink configuration ConfigMap of cluster name: flink-config-name.
+func ConfigMapName(name string) string { return "flink-config-" + name }
+
+// ServiceName is the headless rpc/blob Service of cluster name: name.
+func ServiceName(name string) string { return name }
+
+// RESTServiceName is the REST Service of cluster name: name-rest.
 func RESTServiceName(name string) string { return name + "-rest" }
-func IngressName(name string) string     { return name }
+
+// IngressName is the Ingress of cluster name: name.
+func IngressName(name string) string { return name }
 
 // Input is everything a cluster's objects are built from.
 type Input struct {
