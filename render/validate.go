@@ -226,10 +226,9 @@ func (v *validator) config(conf v1beta1.FlinkConfiguration, deployment bool) []f
 			errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %q for %s: %s", conf[k], k, msg), Fix: fixFor(typ)})
 		}
 	}
-	if eff := v.effective(conf); deployment && strings.EqualFold(strings.TrimSpace(eff[keyRollbackEnabled]), "true") && !haEnabled(eff) {
-		errs = append(errs, fieldError{Field: mapKey("spec.flinkConfiguration", keyRollbackEnabled), Message: "rollback needs high availability",
-			Fix: "set high-availability.type (e.g. kubernetes) and high-availability.storageDir, or disable rollback"})
-	}
+	// Unlike the operator, rollback does not need high availability here:
+	// the reconciler rolls back by redeploying lastStableSpec from the
+	// savepoint or checkpoint the upgrade started from.
 	return errs
 }
 

@@ -204,10 +204,9 @@ func TestValidationRules(t *testing.T) {
 			set(d, "spec/flinkConfiguration/kubernetes.operator.periodic.savepoint.interval", "PT1H")
 			set(d, "spec/flinkConfiguration/kubernetes.operator.job.upgrade.last-state-fallback.enabled", true)
 		}), Options{}, nil},
-		{"rollback without HA", dep(func(d map[string]any) {
+		{"rollback without HA is fine (rolled back from the upgrade's savepoint)", dep(func(d map[string]any) {
 			set(d, "spec/flinkConfiguration/kubernetes.operator.deployment.rollback.enabled", "true")
-		}), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkConfiguration["kubernetes.operator.deployment.rollback.enabled"]: rollback needs high availability (fix: set high-availability.type (e.g. kubernetes) and high-availability.storageDir, or disable rollback)`}},
+		}), Options{}, nil},
 		{"forbidden key", dep(func(d map[string]any) { set(d, "spec/flinkConfiguration/kubernetes.cluster-id", "x") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkConfiguration["kubernetes.cluster-id"]: config key kubernetes.cluster-id is set by flink-gitops and must not be given (fix: remove the key)`}},
 		{"memory quantity does not parse", dep(func(d map[string]any) { set(d, "spec/taskManager/resources/requests/memory", "2 gigs") }), Options{},
