@@ -1,0 +1,130 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
+)
+
+// flinkLoad writes text as the configuration file of version into a fresh
+// directory and returns what Flink's own GlobalConfiguration reads from it.
+func flinkLoad(t *testing.T, version string, file, text string) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	lib, err := flinktb.Classpath(ctx, version)
+	if err != nil {
+		t.Fatalf("flink %s runtime: %v", version, err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := filepath.Abs("testdata/LoadConfig.java")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "java", "-cp", filepath.Join(lib, "*"), src, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("java LoadConfig: %v\n%s", err, stderr.String())
+	}
+	unesc := strings.NewReplacer(`\\`, `\`, `\t`, "\t", `\n`, "\n")
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n") {
+		k, v, ok := strings.Cut(line, "\t")
+		if !ok {
+			t.Fatalf("unexpected LoadConfig line %q", line)
+		}
+		out[unesc.Replace(k)] = unesc.Replace(v)
+	}
+	return out
+}
+
+// TestRenderedConfigReadsBackInFlink: what RenderConfig writes, Flink 1.20
+// and 2.2 read back as the same keys and values, awkward ones included.
+func TestRenderedConfigReadsBackInFlink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	common := map[string]string{
+		"taskmanager.numberOfTaskSlots":       "2",
+		"web.cancel.enable":                   "false",
+		"jobmanager.memory.process.size":      "1536 mb",
+		"env.java.opts.all":                   "-XX:+UseG1GC -Dfoo=bar",
+		"metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+		"a.colon":                             "host: port",
+		"a.url":                               "s3://bucket/path?x=1",
+		"a.semicolon":                         "a;b;c",
+		"a.map":                               "k1:v1,k2:v2",
+		"a.duration":                          "5 min",
+		"a.float":                             "0.5",
+		"a.quote":                             `it's "quoted"`,
+		"a.percent":                           "%d{yyyy}",
+		"a.unicode":                           "Grüße",
+		"a.dollar":                            "$(_POD_IP_ADDRESS)",
+		"a.dash":                              "-1",
+		"pipeline.name":                       "orders",
+	}
+	v2only := map[string]string{
+		"a.version":   "1.10",
+		"a.octal":     "0755",
+		"a.yes":       "yes",
+		"a.True":      "True",
+		"a.null":      "null",
+		"a.tilde":     "~",
+		"a.hash":      "value # not a comment",
+		"a.star":      "*alias",
+		"a.brace":     "{not: a map}",
+		"a.list":      "[1, 2]",
+		"a.at":        "@at",
+		"a.pipe":      "|pipe",
+		"a.seq":       "- item",
+		"a.multiline": "line one\nline two",
+		"a.tab":       "tab\there",
+		"a.space":     " padded ",
+	}
+	for _, tc := range []struct {
+		version string
+		fv      v1beta1.FlinkVersion
+		conf    map[string]string
+	}{
+		{flinktb.Version1, v1beta1.FlinkV1_20, common},
+		{flinktb.Version2, v1beta1.FlinkV2_2, merge(common, v2only)},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			text, err := cluster.RenderConfig(tc.fv, tc.conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := flinkLoad(t, tc.version, cluster.ConfigFileName(tc.fv), text)
+			if diff := cmp.Diff(tc.conf, got); diff != "" {
+				t.Errorf("Flink %s reads the rendered %s differently (-written +read):\n%s\n%s", tc.version, cluster.ConfigFileName(tc.fv), diff, text)
+			}
+		})
+	}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
