@@ -59,3 +59,25 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestExamplesRepoRendersCleanly keeps examples-repo copyable: it renders
+// with its own daemon config, with no problem and no warning.
+func TestExamplesRepoRendersCleanly(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := dispatch(context.Background(), []string{"plan", "--repo", "../../examples-repo", "--config", "../../examples-repo/flink-gitops.yaml"}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("plan exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{
+		"FlinkDeployment  flink-dev/event-counter application",
+		"FlinkDeployment  flink-prod/event-counter application",
+		"FlinkDeployment  flink-dev/analytics session",
+		"FlinkSessionJob  flink-dev/clicks -> analytics",
+		"FlinkSessionJob  flink-dev/views -> analytics",
+		"5 resources valid, 0 invalid, 0 problems, 0 warnings",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
