@@ -383,6 +383,7 @@ func runContract(t *testing.T, version string) {
 		return before >= 50, err
 	})
 	stopTrigger := flinkclient.NewTriggerID()
+	stopStart := time.Now()
 	stopOpts := flinkclient.StopOptions{TargetDir: cluster.SavepointDir, TriggerID: stopTrigger, Drain: false}
 	id, err = c.StopWithSavepoint(ctx, jobID, stopOpts)
 	k.must(err, "stop with savepoint")
@@ -399,6 +400,7 @@ func runContract(t *testing.T, version string) {
 	k.must(err, "await stop-with-savepoint")
 	k.save("stop_status_completed")
 	d = k.waitState(jobID, flinkclient.JobFinished, false)
+	t.Logf("timing: stop-with-savepoint to FINISHED took %s", time.Since(stopStart).Round(time.Millisecond))
 	k.save("job_finished")
 	// Stop of a job that is no longer running: accepted, then failed with
 	// "job not found" (what lifecycle's fallback to last-state keys on).
@@ -422,6 +424,7 @@ func runContract(t *testing.T, version string) {
 	}
 
 	restored := flinkclient.NewJobID()
+	restoreStart := time.Now()
 	_, err = c.RunJar(ctx, jarID, flinkclient.JarRunRequest{
 		EntryClass: flinktb.TestJobClass, Args: jobArgs, Parallelism: 1, JobID: restored,
 		SavepointPath: stopLoc, ClaimMode: flinkclient.ClaimNoClaim,
@@ -429,6 +432,7 @@ func runContract(t *testing.T, version string) {
 	k.must(err, "run jar from savepoint")
 	k.save("jar_run_restore")
 	k.waitState(restored, flinkclient.JobRunning, true)
+	t.Logf("timing: jar run from the savepoint to all tasks RUNNING took %s", time.Since(restoreStart).Round(time.Millisecond))
 	cps, err = c.Checkpoints(ctx, restored)
 	k.must(err, "checkpoints of restored job")
 	k.save("checkpoints_restored")
