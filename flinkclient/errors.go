@@ -231,6 +231,9 @@ func ReadableCause(trace string) string {
 	}
 	root := causes[len(causes)-1]
 	msg := stripJavaClass(root[0])
+	// Flink's REST layer wraps its own readable messages in this class; the
+	// class name adds nothing.
+	msg = strings.TrimPrefix(msg, "RestHandlerException: ")
 	if len(causes) == 1 && len(root) > 1 {
 		// A plain message of several lines: keep at most three.
 		n := min(len(root), 3)

@@ -35,7 +35,7 @@ func TestReadableCause(t *testing.T) {
 			"server side wrapper",
 			"<Exception on server side:\norg.apache.flink.runtime.rest.handler.RestHandlerException: Job cancellation failed because the job has already reached another terminal state (FINISHED).\n" +
 				"\tat org.apache.flink.runtime.rest.handler.job.JobCancellationHandler.lambda$handleRequest$0(JobCancellationHandler.java:128)\n\nEnd of exception on server side>",
-			"RestHandlerException: Job cancellation failed because the job has already reached another terminal state (FINISHED).",
+			"Job cancellation failed because the job has already reached another terminal state (FINISHED).",
 		},
 		{
 			"suppressed exceptions are skipped",

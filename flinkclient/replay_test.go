@@ -133,7 +133,9 @@ func num(v any) int64 {
 	return int64(f)
 }
 
-func wantKind(t *testing.T, err error, kind Kind) {
+// wantKind checks the error's kind and that its message is one readable
+// line containing each of substrings.
+func wantKind(t *testing.T, err error, kind Kind, substrings ...string) {
 	t.Helper()
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Kind != kind {
@@ -141,6 +143,11 @@ func wantKind(t *testing.T, err error, kind Kind) {
 	}
 	if fe.Message == "" || strings.Contains(fe.Message, "\tat ") || strings.Contains(fe.Message, "\n") {
 		t.Errorf("message is not one readable line: %q", fe.Message)
+	}
+	for _, s := range substrings {
+		if !strings.Contains(fe.Message, s) {
+			t.Errorf("message %q lacks %q", fe.Message, s)
+		}
 	}
 }
 
@@ -216,7 +223,7 @@ var replayCases = []replayCase{
 	{fixture: "jar_run_restore", run: runJarCase},
 	{fixture: "error_duplicate_job", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.RunJar(ctx(t), seg(f, 1), jarRunFromFixture(t, f))
-		wantKind(t, err, KindConflict)
+		wantKind(t, err, KindConflict, "DuplicateJobSubmissionException: Job has already been submitted.")
 	}},
 	{fixture: "job_running", run: func(t *testing.T, c *Client, f fixture) {
 		d := jobCase(t, c, f)
@@ -249,7 +256,7 @@ var replayCases = []replayCase{
 	}},
 	{fixture: "error_job_not_found", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.Job(ctx(t), seg(f, 1))
-		wantKind(t, err, KindNotFound)
+		wantKind(t, err, KindNotFound, "Could not find Flink job ("+seg(f, 1)+")")
 		if !errors.Is(err, ErrNotFound) {
 			t.Error("errors.Is(err, ErrNotFound) is false")
 		}
@@ -328,7 +335,7 @@ var replayCases = []replayCase{
 		if err != nil || op.Status != Completed || op.Location != "" {
 			t.Fatalf("status = %+v, %v", op, err)
 		}
-		wantKind(t, op.Err(), KindOperationFailed)
+		wantKind(t, op.Err(), KindOperationFailed, "FileAlreadyExistsException: ")
 		t.Logf("readable cause: %v", op.FailureCause)
 	}},
 	{fixture: "stop_status_job_not_running", run: func(t *testing.T, c *Client, f fixture) {
@@ -336,20 +343,20 @@ var replayCases = []replayCase{
 		if err != nil || op.Status != Completed || op.Location != "" {
 			t.Fatalf("status = %+v, %v", op, err)
 		}
-		wantKind(t, op.Err(), KindNotFound)
+		wantKind(t, op.Err(), KindNotFound, "Could not find Flink job ("+seg(f, 1)+")")
 	}},
 	{fixture: "error_unknown_trigger", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.SavepointStatus(ctx(t), seg(f, 1), seg(f, 3))
-		wantKind(t, err, KindNotFound)
+		wantKind(t, err, KindNotFound, "There is no savepoint operation with triggerId="+seg(f, 3))
 	}},
 	{fixture: "error_bad_request", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.TriggerSavepoint(ctx(t), seg(f, 1), SavepointOptions{FormatType: SavepointFormat(str(reqField(t, f, "formatType")))})
-		wantKind(t, err, KindBadRequest)
+		wantKind(t, err, KindBadRequest, "BOGUS")
 	}},
 	{fixture: "stop_trigger", run: stopTriggerCase},
 	{fixture: "stop_trigger_retry", run: stopTriggerCase},
 	{fixture: "error_cancel_terminal", run: func(t *testing.T, c *Client, f fixture) {
-		wantKind(t, c.Cancel(ctx(t), seg(f, 1)), KindConflict)
+		wantKind(t, c.Cancel(ctx(t), seg(f, 1)), KindConflict, "Job cancellation failed because the job has already reached another terminal state (FINISHED).")
 	}},
 	{fixture: "cancel", run: func(t *testing.T, c *Client, f fixture) {
 		if err := c.Cancel(ctx(t), seg(f, 1)); err != nil {
@@ -373,7 +380,7 @@ var replayCases = []replayCase{
 		if err != nil || op.Status != Completed {
 			t.Fatalf("status = %+v, %v", op, err)
 		}
-		wantKind(t, op.Err(), KindNotFound)
+		wantKind(t, op.Err(), KindNotFound, "Cannot find checkpoint or savepoint")
 		if !errors.Is(op.Err(), ErrNotFound) {
 			t.Error("a missing savepoint's disposal must match ErrNotFound")
 		}
