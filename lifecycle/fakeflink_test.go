@@ -78,6 +78,7 @@ type simOp struct {
 	Stop             bool
 	TargetDir        string
 	PollsLeft        int
+	TicksLeft        int
 	Done             bool
 	Location         string
 	Failure          string
@@ -110,15 +111,17 @@ type flinkSim struct {
 	Disposals   []string
 	Calls       []string
 
-	// SavepointPolls is how many status polls a savepoint stays in progress.
-	SavepointPolls int
+	// SavepointPolls is how many status polls a savepoint stays in
+	// progress; SavepointTicks how many ticks, polled or not (Flink finishes
+	// a savepoint whether anybody asks or not).
+	SavepointPolls, SavepointTicks int
 	// FailSavepoints makes every savepoint fail.
 	FailSavepoints bool
 	seq            int
 }
 
 func newFlinkSim(clock *simClock) *flinkSim {
-	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1}
+	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1, SavepointTicks: 2}
 }
 
 func simKey(namespace, name string) string { return namespace + "/" + name }
@@ -213,6 +216,18 @@ func (s *flinkSim) advance() {
 	sort.Strings(keys)
 	for _, k := range keys {
 		jm := s.jms[k]
+		ops := make([]*simOp, 0, len(jm.Ops))
+		for _, o := range jm.Ops {
+			ops = append(ops, o)
+		}
+		sort.Slice(ops, func(a, b int) bool { return ops[a].TriggerID < ops[b].TriggerID })
+		for _, o := range ops {
+			if !o.Done {
+				if o.TicksLeft--; o.TicksLeft <= 0 {
+					s.complete(jm, o)
+				}
+			}
+		}
 		for _, j := range sortedJobs(jm) {
 			if j.State != flinkclient.JobRunning {
 				continue
@@ -430,7 +445,7 @@ func (f *fakeFlink) trigger(op, jobID, triggerID, dir string, stop bool) (string
 	if o := jm.Ops[triggerID]; o != nil {
 		return triggerID, nil
 	}
-	o := &simOp{TriggerID: triggerID, JobID: jobID, Stop: stop, TargetDir: dir, PollsLeft: f.sim.SavepointPolls}
+	o := &simOp{TriggerID: triggerID, JobID: jobID, Stop: stop, TargetDir: dir, PollsLeft: f.sim.SavepointPolls, TicksLeft: f.sim.SavepointTicks}
 	jm.Ops[triggerID] = o
 	if o.PollsLeft == 0 {
 		f.sim.complete(jm, o)

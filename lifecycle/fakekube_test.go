@@ -24,19 +24,28 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes/fake"
+	clientscheme "k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
-// The client-go fake clientset of v0.37 (fake.NewClientset, with the
-// field-managed object tracker) does server-side apply, but like every
-// fake tracker it keeps no object metadata: resourceVersion stays empty and
-// is not checked on update, generation never moves, there are no UIDs and
+// The client-go fake clientset of v0.37 does server-side apply:
+// fake.NewClientset (not the deprecated NewSimpleClientset) has a
+// field-managed object tracker, and the reconciler's apply bodies go through
+// it (TestServerSideApplyFake). But every apply costs some 15 ms of
+// field-manager work, which makes the exhaustive crash tests (thousands of
+// passes) take many minutes, so the simulated world uses a plain tracker by
+// default and turns an apply into a create or a replace: exact for this
+// daemon, which is the only field manager of its objects and always applies
+// whole objects with force. Status, written by the simulated kubelet, is
+// kept across applies as the apiserver keeps it.
+//
+// Neither tracker keeps object metadata: resourceVersion stays empty and is
+// not checked on update, generation never moves, there are no UIDs and
 // generateName is not honoured. The reconciler depends on all four (the
 // Store's optimistic concurrency, the JobManager's observedGeneration,
 // owner references, Events), so apiserverReactor adds them in front of the
-// tracker. Status is written by the simulated kubelet straight into the
 // tracker.
 
 var (
@@ -52,7 +61,9 @@ var (
 // Conflict for a stale one, a UID and creationTimestamp on create, a name
 // from generateName, and a generation that moves when anything but
 // metadata and status changes.
-func apiserverReactor(tracker k8stesting.ObjectTracker, clock *simClock) k8stesting.ReactionFunc {
+// With ssa, applies go through the tracker's field manager; otherwise an
+// apply creates or replaces the object, keeping its status.
+func apiserverReactor(tracker k8stesting.ObjectTracker, clock *simClock, ssa bool) k8stesting.ReactionFunc {
 	rv := 1000
 	next := func() string { rv++; return fmt.Sprint(rv) }
 	delegate := k8stesting.ObjectReaction(tracker)
@@ -112,23 +123,49 @@ func apiserverReactor(tracker k8stesting.ObjectTracker, clock *simClock) k8stest
 			if oldErr != nil && !apierrors.IsNotFound(oldErr) {
 				return true, nil, oldErr
 			}
-			if _, _, err := delegate(action); err != nil {
-				return true, nil, err
-			}
-			obj, err := tracker.Get(gvr, ns, a.GetName())
-			if err != nil {
-				return true, nil, err
+			var obj runtime.Object
+			if ssa {
+				if _, _, err := delegate(action); err != nil {
+					return true, nil, err
+				}
+				var err error
+				if obj, err = tracker.Get(gvr, ns, a.GetName()); err != nil {
+					return true, nil, err
+				}
+			} else {
+				var err error
+				if obj, _, err = clientscheme.Codecs.UniversalDeserializer().Decode(a.GetPatch(), nil, nil); err != nil {
+					return true, nil, apierrors.NewBadRequest(err.Error())
+				}
+				if oldErr == nil {
+					if st := reflect.ValueOf(obj).Elem().FieldByName("Status"); st.IsValid() {
+						st.Set(reflect.ValueOf(old).Elem().FieldByName("Status"))
+					}
+				}
 			}
 			m, _ := meta.Accessor(obj)
 			if oldErr != nil { // created by this apply
 				m.SetUID(types.UID(fmt.Sprintf("uid-%s-%s", m.GetName(), next())))
 				m.SetGeneration(1)
 				m.SetCreationTimestamp(metav1.NewTime(clock.Now()))
-			} else if !sameContent(old, obj) {
+				m.SetResourceVersion(next())
+				if !ssa {
+					if err := tracker.Create(gvr, obj, ns, metav1.CreateOptions{}); err != nil {
+						return true, nil, err
+					}
+					out, err := tracker.Get(gvr, ns, a.GetName())
+					return true, out, err
+				}
+			} else {
 				om, _ := meta.Accessor(old)
-				m.SetGeneration(om.GetGeneration() + 1)
+				m.SetUID(om.GetUID())
+				m.SetCreationTimestamp(om.GetCreationTimestamp())
+				m.SetGeneration(om.GetGeneration())
+				if !sameContent(old, obj) {
+					m.SetGeneration(om.GetGeneration() + 1)
+				}
+				m.SetResourceVersion(next())
 			}
-			m.SetResourceVersion(next())
 			if err := tracker.Update(gvr, obj, ns, metav1.UpdateOptions{}); err != nil {
 				return true, nil, err
 			}
@@ -184,23 +221,39 @@ type simWorld struct {
 	ns       string
 	clock    *simClock
 	kube     *fake.Clientset
+	tracker  k8stesting.ObjectTracker
 	flink    *flinkSim
 	crash    *crasher
 	rec      *Reconciler
 	logs     *bytes.Buffer
 	settings Settings
 	commit   int
-	// BrokenImages never become ready.
+	// brokenImage names an image whose JobManager never becomes ready.
 	brokenImage string
+	// retired worlds keep their logs to themselves when the test fails
+	// later (the crash tests make hundreds of worlds).
+	retired bool
 }
 
-func newSimWorld(t *testing.T) *simWorld {
+// newSimWorld makes a world whose fake clientset applies by replacing.
+func newSimWorld(t *testing.T) *simWorld { return newSimWorldWith(t, false) }
+
+// newSimWorldWith makes a world; ssa selects the fake clientset's real
+// server-side apply (fake.NewClientset) instead of apply-as-replace.
+func newSimWorldWith(t *testing.T, ssa bool) *simWorld {
 	t.Helper()
 	clock := newSimClock()
 	w := &simWorld{t: t, ns: "apps", clock: clock, flink: newFlinkSim(clock), crash: &crasher{}, logs: &bytes.Buffer{},
 		settings: Settings{FastPoll: time.Second, Resync: time.Minute, OperationTimeout: 2 * time.Minute}}
-	w.kube = fake.NewClientset()
-	w.kube.PrependReactor("*", "*", apiserverReactor(w.kube.Tracker(), clock))
+	if ssa {
+		w.kube = fake.NewClientset()
+		w.tracker = w.kube.Tracker()
+	} else {
+		w.kube = &fake.Clientset{}
+		w.tracker = k8stesting.NewObjectTracker(clientscheme.Scheme, clientscheme.Codecs.UniversalDecoder())
+		w.kube.AddReactor("*", "*", k8stesting.ObjectReaction(w.tracker))
+	}
+	w.kube.PrependReactor("*", "*", apiserverReactor(w.tracker, clock, ssa))
 	w.kube.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		name := ""
 		if n, ok := a.(interface{ GetName() string }); ok {
@@ -211,7 +264,7 @@ func newSimWorld(t *testing.T) *simWorld {
 	})
 	w.rec = w.newReconciler()
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() && !w.retired {
 			lines := strings.Split(strings.TrimRight(w.logs.String(), "\n"), "\n")
 			if len(lines) > 60 {
 				lines = lines[len(lines)-60:]
@@ -257,7 +310,7 @@ func (w *simWorld) tick() {
 // that is new or changed (generation) starts a JobManager from its args; its
 // status reports it ready. A Deployment that is gone takes its JobManager.
 func (w *simWorld) kubelet() {
-	tr := w.kube.Tracker()
+	tr := w.tracker
 	l, err := tr.List(deploymentsGVR, deploymentsGVK, "")
 	if err != nil {
 		w.t.Fatalf("kubelet: %v", err)
@@ -360,7 +413,7 @@ func (w *simWorld) until(kind, name string, d *Desired, what string, cond func(*
 // record reads the stored record straight from the tracker (not counted
 // as a reconciler call).
 func (w *simWorld) record(kind, name string) *Record {
-	obj, err := w.kube.Tracker().Get(configMapsGVR, w.ns, StatusConfigMapName(kind, name))
+	obj, err := w.tracker.Get(configMapsGVR, w.ns, StatusConfigMapName(kind, name))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -376,7 +429,7 @@ func (w *simWorld) record(kind, name string) *Record {
 
 // deployment returns the JobManager or TaskManager Deployment, nil if none.
 func (w *simWorld) deploymentObj(name string) *appsv1.Deployment {
-	obj, err := w.kube.Tracker().Get(deploymentsGVR, w.ns, name)
+	obj, err := w.tracker.Get(deploymentsGVR, w.ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -388,7 +441,7 @@ func (w *simWorld) deploymentObj(name string) *appsv1.Deployment {
 
 // events lists the recorded events as "Type Reason: message", oldest first.
 func (w *simWorld) events() []string {
-	l, err := w.kube.Tracker().List(eventsGVR, eventsGVK, w.ns)
+	l, err := w.tracker.List(eventsGVR, eventsGVK, w.ns)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -49,3 +49,19 @@ func TestFirstDeploy(t *testing.T) {
 	}
 	t.Logf("events: %v", w.events())
 }
+
+// TestServerSideApplyFake runs a deploy and a savepoint upgrade over the
+// fake clientset's real server-side apply (field-managed tracker), to show
+// the reconciler's apply bodies are valid apply configurations.
+func TestServerSideApplyFake(t *testing.T) {
+	w := newSimWorldWith(t, true)
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+	r := w.until(KindDeployment, "app", d, "first deploy stable", stableRunning)
+	old := r.Common().JobStatus.JobID
+	d = w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4))
+	r = w.until(KindDeployment, "app", d, "upgraded", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	jm := w.deploymentObj("app")
+	if len(jm.ManagedFields) == 0 || jm.ManagedFields[0].Manager != FieldManager {
+		t.Fatalf("JobManager Deployment not applied by %s: %+v", FieldManager, jm.ManagedFields)
+	}
+}

@@ -1,0 +1,353 @@
+package lifecycle
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// Issue 8: "Prove it with a test that runs each upgrade mode and, for every
+// step k, stops the reconciler right after its k-th external call
+// (Kubernetes or Flink), builds a fresh reconciler from the ConfigMap alone,
+// and lets it finish: the end state is right, and no savepoint or checkpoint
+// is lost or taken twice."
+//
+// A crash is simulated by the world's crasher: call k (a Kubernetes request
+// through the fake clientset's reactor chain, or a Flink REST call) takes
+// effect, and every later call of that reconciler panics, which unwinds the
+// pass like a killed process: nothing it held in memory survives. A brand
+// new Reconciler (new Store, new Flink clients, nothing shared but the
+// simulated cluster) then reconciles until the operation is done.
+
+// crashBefore is what the world looked like before the change was pushed.
+type crashBefore struct {
+	rec        *Record
+	jobID      string
+	savepoints int // savepoints ever taken
+	started    int // jobs ever started
+}
+
+type crashCase struct {
+	name string
+	kind string
+	res  string
+	// setup brings a new world to the starting state.
+	setup func(w *simWorld)
+	// change is the pushed spec the run reconciles to.
+	change func(w *simWorld) *Desired
+	// done says when the operation is over.
+	done func(b crashBefore) func(*Record) bool
+	// check asserts the end state.
+	check func(t *testing.T, w *simWorld, b crashBefore, r *Record)
+}
+
+func TestCrashAtEveryStep(t *testing.T) {
+	jar := filepath.Join(t.TempDir(), "counter.jar")
+	if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := func(b crashBefore) func(*Record) bool {
+		return func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != b.jobID }
+	}
+	suspended := func(b crashBefore) func(*Record) bool {
+		return func(r *Record) bool { return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended }
+	}
+	deployApp := func(mode v1beta1.UpgradeMode) func(w *simWorld) {
+		return func(w *simWorld) {
+			w.until(KindDeployment, "app", w.desired("app", appSpecOf(mode, 2)), "deployed", stableRunning)
+			for i := 0; i < 3; i++ { // let it run and checkpoint
+				w.tick()
+			}
+		}
+	}
+	cases := []crashCase{
+		{
+			name: "savepoint upgrade", kind: KindDeployment, res: "app",
+			setup:  deployApp(v1beta1.UpgradeModeSavepoint),
+			change: func(w *simWorld) *Desired { return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4)) },
+			done:   upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, sp.Path, sp.Counter)
+				wantJobState(t, w, b.jobID, flinkclient.JobFinished)
+				wantUpgradeSavepoint(t, r, sp.Path)
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeSavepoint, 4))
+			},
+		},
+		{
+			name: "last-state upgrade", kind: KindDeployment, res: "app",
+			setup:  deployApp(v1beta1.UpgradeModeLastState),
+			change: func(w *simWorld) *Desired { return w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 4)) },
+			done:   upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				old := w.flink.job(b.jobID)
+				if old == nil || len(old.Checkpoints) == 0 {
+					t.Fatalf("old job %s has no checkpoints", b.jobID)
+				}
+				last := old.Checkpoints[len(old.Checkpoints)-1]
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, last.Path, last.Counter)
+				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+				if got := r.Common().JobStatus.UpgradeSavepointPath; got != last.Path {
+					t.Errorf("upgradeSavepointPath %q, want the newest checkpoint %q", got, last.Path)
+				}
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeLastState, 4))
+			},
+		},
+		{
+			name: "stateless upgrade", kind: KindDeployment, res: "app",
+			setup:  deployApp(v1beta1.UpgradeModeStateless),
+			change: func(w *simWorld) *Desired { return w.desired("app", appSpecOf(v1beta1.UpgradeModeStateless, 4)) },
+			done:   upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, "", 0)
+				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeStateless, 4))
+			},
+		},
+		{
+			name: "suspend", kind: KindDeployment, res: "app",
+			setup: deployApp(v1beta1.UpgradeModeSavepoint),
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, suspend))
+			},
+			done: suspended,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				if n := len(w.flink.Started) - b.started; n != 0 {
+					t.Errorf("%d jobs started by a suspend", n)
+				}
+				wantJobState(t, w, b.jobID, flinkclient.JobFinished)
+				wantUpgradeSavepoint(t, r, sp.Path)
+				if w.deploymentObj("app") != nil || w.deploymentObj("app-taskmanager") != nil {
+					t.Errorf("cluster Deployments still there after suspend")
+				}
+				if r.Deployed != nil {
+					t.Errorf("suspended record still says deployed: %+v", r.Deployed)
+				}
+			},
+		},
+		{
+			name: "resume", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				deployApp(v1beta1.UpgradeModeSavepoint)(w)
+				w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, suspend)), "suspended",
+					suspended(crashBefore{}))
+			},
+			change: func(w *simWorld) *Desired { return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)) },
+			done:   upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				path := b.rec.Common().JobStatus.UpgradeSavepointPath
+				sp := w.flink.fs[path]
+				if sp == nil || !sp.Savepoint {
+					t.Fatalf("suspend savepoint %q unknown", path)
+				}
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, path, sp.Counter)
+			},
+		},
+		{
+			name: "session job savepoint upgrade", kind: KindSessionJob, res: "job",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+				})
+				w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")), "session job", stableRunning)
+				for i := 0; i < 3; i++ {
+					w.tick()
+				}
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "20"))
+			},
+			done: upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, sp.Path, sp.Counter)
+				wantJobState(t, w, b.jobID, flinkclient.JobFinished)
+				wantUpgradeSavepoint(t, r, sp.Path)
+				if jm := w.flink.jm(w.ns, "session"); jm == nil || len(jm.Jobs) != 2 {
+					t.Errorf("session cluster should know the old and the new job: %+v", jm)
+				}
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			prepare := func() (*simWorld, crashBefore) {
+				w := newSimWorld(t)
+				c.setup(w)
+				w.restart() // a fresh call counter
+				r := w.record(c.kind, c.res)
+				return w, crashBefore{rec: r, jobID: r.Common().JobStatus.JobID, savepoints: len(w.flink.Savepoints), started: len(w.flink.Started)}
+			}
+			// The reference run, without a crash, counts the calls.
+			w, b := prepare()
+			r := w.until(c.kind, c.res, c.change(w), "the reference run", c.done(b))
+			c.check(t, w, b, r)
+			calls := w.crash.calls
+			if t.Failed() {
+				return
+			}
+			w.retired = true
+			t.Logf("%d external calls without a crash", len(calls))
+			for k := 1; k <= len(calls); k++ {
+				w, b := prepare()
+				d := c.change(w)
+				w.crash.at = k
+				done := c.done(b)
+				died := false
+				for i := 0; i < maxPasses && !died; i++ {
+					w.tick()
+					_, _, died = w.pass(c.kind, c.res, d)
+					if r := w.record(c.kind, c.res); !died && r != nil && done(r) {
+						break
+					}
+				}
+				if !died && k < len(calls) {
+					t.Fatalf("the reconciler armed to crash after call %d of %d did not crash", k, len(calls))
+				}
+				w.restart()
+				r := w.until(c.kind, c.res, d, fmt.Sprintf("finishing after a crash right after call %d (%s)", k, calls[k-1]), done)
+				c.check(t, w, b, r)
+				if t.Failed() {
+					t.Fatalf("crash right after call %d of %d (%s) broke it; calls of the crashed reconciler:\n%s", k, len(calls), calls[k-1], joinCalls(calls[:k]))
+				}
+				w.retired = true
+			}
+		})
+	}
+}
+
+func suspend(s *v1beta1.FlinkDeploymentSpec) { s.Job.State = v1beta1.JobStateSuspended }
+
+// sessionSpecOf is a session cluster (no job).
+func sessionSpecOf() v1beta1.FlinkDeploymentSpec {
+	s := appSpecOf(v1beta1.UpgradeModeStateless, 1)
+	s.Job = nil
+	return s
+}
+
+// sessionJobSpecOf is a counter job for a session cluster; rate is part of
+// its args, so changing it is an upgrade.
+func sessionJobSpecOf(cluster, jar string, mode v1beta1.UpgradeMode, rate string) v1beta1.FlinkSessionJobSpec {
+	return v1beta1.FlinkSessionJobSpec{
+		DeploymentName: cluster,
+		FlinkConfiguration: v1beta1.FlinkConfiguration{
+			"execution.checkpointing.savepoint-dir": "file:/state/session-savepoints",
+		},
+		Job: &v1beta1.JobSpec{JarURI: "file://" + jar, EntryClass: "io.example.Counter", Parallelism: 1,
+			UpgradeMode: mode, Args: []string{"--rate", rate}},
+	}
+}
+
+func joinCalls(calls []string) string {
+	s := ""
+	for i, c := range calls {
+		s += fmt.Sprintf("  %3d %s\n", i+1, c)
+	}
+	return s
+}
+
+// oneSavepointOf asserts exactly one savepoint was taken since b, of b's job.
+func oneSavepointOf(t *testing.T, w *simWorld, b crashBefore) *simSnapshot {
+	t.Helper()
+	sps := w.flink.Savepoints[b.savepoints:]
+	if len(sps) != 1 {
+		var paths []string
+		for _, sp := range sps {
+			paths = append(paths, sp.Path+" trigger "+sp.TriggerID)
+		}
+		t.Fatalf("%d savepoints taken, want exactly 1: %v", len(sps), paths)
+	}
+	if sps[0].JobID != b.jobID {
+		t.Fatalf("savepoint of job %s, want of %s", sps[0].JobID, b.jobID)
+	}
+	return sps[0]
+}
+
+func noNewSavepoints(t *testing.T, w *simWorld, b crashBefore) {
+	t.Helper()
+	if n := len(w.flink.Savepoints) - b.savepoints; n != 0 {
+		t.Errorf("%d savepoints taken, want none", n)
+	}
+}
+
+// oneNewJob asserts exactly one job was started since b, and that it is
+// the job of the record.
+func oneNewJob(t *testing.T, w *simWorld, b crashBefore, r *Record) *simJob {
+	t.Helper()
+	started := w.flink.Started[b.started:]
+	if len(started) != 1 {
+		var ids []string
+		for _, j := range started {
+			ids = append(ids, j.ID+" from "+orNone(j.RestoredFrom))
+		}
+		t.Fatalf("%d jobs started, want exactly 1: %v", len(started), ids)
+	}
+	if got := r.Common().JobStatus.JobID; started[0].ID != got || r.Deployed == nil || r.Deployed.JobID != got {
+		t.Fatalf("started job %s, record says job %s, deployed %+v", started[0].ID, got, r.Deployed)
+	}
+	if started[0].State != flinkclient.JobRunning {
+		t.Fatalf("new job is %s: %s", started[0].State, started[0].Failure)
+	}
+	return started[0]
+}
+
+// wantRestored asserts the job started from path with the counter there.
+func wantRestored(t *testing.T, j *simJob, path string, counter int64) {
+	t.Helper()
+	if j.RestoredFrom != path || j.StartCounter != counter {
+		t.Errorf("job %s restored from %q at counter %d, want %q at %d", j.ID, j.RestoredFrom, j.StartCounter, orNone(path), counter)
+	}
+}
+
+func wantJobState(t *testing.T, w *simWorld, id string, want flinkclient.JobStatus) {
+	t.Helper()
+	if j := w.flink.job(id); j == nil || j.State != want {
+		t.Errorf("old job %s: %+v, want %s", id, j, want)
+	}
+}
+
+// wantUpgradeSavepoint asserts the record keeps the upgrade savepoint once.
+func wantUpgradeSavepoint(t *testing.T, r *Record, path string) {
+	t.Helper()
+	js := r.Common().JobStatus
+	if js.UpgradeSavepointPath != path {
+		t.Errorf("upgradeSavepointPath %q, want %q", js.UpgradeSavepointPath, path)
+	}
+	si := js.SavepointInfo
+	if si == nil || si.LastSavepoint == nil || si.LastSavepoint.Location != path || si.LastSavepoint.TriggerType != v1beta1.TriggerUpgrade {
+		t.Errorf("last savepoint %+v, want the upgrade savepoint %s", si, path)
+		return
+	}
+	n := 0
+	for _, sp := range si.SavepointHistory {
+		if sp.Location == path {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("savepoint %s is %d times in the history", path, n)
+	}
+}
+
+func wantReconciled(t *testing.T, r *Record, spec v1beta1.FlinkDeploymentSpec) {
+	t.Helper()
+	if got, want := r.Reconciliation().LastReconciledSpec, specJSON(spec); got != want {
+		t.Errorf("lastReconciledSpec\n got %s\nwant %s", got, want)
+	}
+	if r.Reconciliation().LastStableSpec != r.Reconciliation().LastReconciledSpec {
+		t.Errorf("lastStableSpec is not the new spec")
+	}
+}
