@@ -54,7 +54,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 		return func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != b.jobID }
 	}
 	suspended := func(b crashBefore) func(*Record) bool {
-		return func(r *Record) bool { return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended }
+		return func(r *Record) bool {
+			return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended
+		}
 	}
 	deployApp := func(mode v1beta1.UpgradeMode) func(w *simWorld) {
 		return func(w *simWorld) {
