@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -35,11 +36,11 @@ type Daemon struct {
 	kube    kubernetes.Interface
 	metrics *Metrics
 
-	source   *gitsync.Source
-	webhook  *gitsync.WebhookHandler
-	writer   *gitsync.StatusWriter
-	renderer *render.Renderer
-	rec      *lifecycle.Reconciler
+	source    *gitsync.Source
+	webhook   *gitsync.WebhookHandler
+	writer    *gitsync.StatusWriter
+	renderer  *render.Renderer
+	rec       *lifecycle.Reconciler
 	flinkHTTP *http.Client
 
 	queue   workqueue.TypedDelayingInterface[string]
@@ -54,6 +55,7 @@ type Daemon struct {
 	problems map[string][]string           // validation problems per key, this commit
 	global   []string                      // problems not tied to a resource
 	records  map[string]*lifecycle.Record  // latest record per key
+	failures map[string]string             // last reconcile error of keys without a record
 	dirty    bool                          // records changed since the last status write
 	renders  chan struct{}                 // asks the render loop to render the current snapshot again
 }
@@ -86,6 +88,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		removed:  map[string]bool{},
 		problems: map[string][]string{},
 		records:  map[string]*lifecycle.Record{},
+		failures: map[string]string{},
 		renders:  make(chan struct{}, 1),
 	}
 	d.source, err = gitsync.NewSource(gitsync.Options{
@@ -278,10 +281,18 @@ func (d *Daemon) lead(ctx context.Context) error {
 // maxWorkers bounds reconcile.concurrency; the limiter applies the value.
 const maxWorkers = 256
 
+// loadRecords reads the status ConfigMaps of every allowed namespace. It
+// lists namespace by namespace unless every namespace is allowed: a
+// least-privilege install (deploy/) is bound per namespace and may not list
+// across all of them.
 func (d *Daemon) loadRecords(ctx context.Context) error {
-	recs, err := d.rec.Store.List(ctx, "")
-	if err != nil {
-		return err
+	var recs []*lifecycle.Record
+	for _, ns := range listNamespaces(d.cfg.Current().Kubernetes.AllowedNamespaces) {
+		r, err := d.rec.Store.List(ctx, ns)
+		if err != nil {
+			return fmt.Errorf("namespace %q: %w", ns, err)
+		}
+		recs = append(recs, r...)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -293,6 +304,15 @@ func (d *Daemon) loadRecords(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// listNamespaces is the namespaces to list status ConfigMaps in: "" (all)
+// when the allow-list has "*".
+func listNamespaces(allowed []string) []string {
+	if slices.Contains(allowed, "*") {
+		return []string{""}
+	}
+	return allowed
 }
 
 // applyConfig makes a reloaded configuration take effect.
@@ -473,6 +493,7 @@ func (d *Daemon) reconcile(ctx context.Context, key string) time.Duration {
 		d.log.Warn("reconcile failed; will retry", "resource", key, "err", err)
 	}
 	d.mu.Lock()
+	d.noteFailure(key, res.Record, err)
 	if res.Record != nil {
 		prev := d.records[key]
 		d.metrics.observeRecord(prev, res.Record)
@@ -491,6 +512,24 @@ func (d *Daemon) reconcile(ctx context.Context, key string) time.Duration {
 		return max(res.RequeueAfter, 2*time.Second)
 	}
 	return res.RequeueAfter
+}
+
+// noteFailure keeps the error of a resource that has no record (e.g. its
+// namespace is forbidden to the daemon's ServiceAccount), so the status
+// branch says why nothing happens. Callers hold d.mu.
+func (d *Daemon) noteFailure(key string, rec *lifecycle.Record, err error) {
+	msg := ""
+	if err != nil && rec == nil && d.records[key] == nil {
+		msg = err.Error()
+	}
+	if d.failures[key] != msg {
+		if msg == "" {
+			delete(d.failures, key)
+		} else {
+			d.failures[key] = msg
+		}
+		d.dirty = true
+	}
 }
 
 // publishLoop writes the status branch when records changed, at most
@@ -524,14 +563,22 @@ func (d *Daemon) publish(ctx context.Context) {
 		return Key(recs[i].Kind, recs[i].Namespace, recs[i].Name) < Key(recs[j].Kind, recs[j].Namespace, recs[j].Name)
 	})
 	problems := map[string][]string{}
+	var orphans []string // problems of resources without a record: no file of their own
 	for k, v := range d.problems {
 		problems[k] = v
+		if d.records[k] == nil {
+			orphans = append(orphans, v...)
+		}
 	}
+	for k, msg := range d.failures {
+		orphans = append(orphans, fmt.Sprintf("%s: reconcile failed: %s", k, msg))
+	}
+	sort.Strings(orphans)
 	desiredCommit := map[string]string{}
 	for k, v := range d.desired {
 		desiredCommit[k] = v.Source.Commit
 	}
-	sum := Summary{SourceCommit: d.commit, Problems: append([]string(nil), d.global...), Generated: time.Now()}
+	sum := Summary{SourceCommit: d.commit, Problems: append(append([]string(nil), d.global...), orphans...), Generated: time.Now()}
 	d.mu.Unlock()
 
 	files, err := StatusFiles(recs, problems, desiredCommit, sum)
