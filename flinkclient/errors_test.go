@@ -240,3 +240,22 @@ func TestEndpointJoinsPrefix(t *testing.T) {
 		t.Errorf("bad base URL: err = %v, want ErrBadRequest", err)
 	}
 }
+
+func TestCheckpointsDisabledIsNotJobNotFound(t *testing.T) {
+	t.Parallel()
+	body := `{"errors":["org.apache.flink.runtime.rest.handler.RestHandlerException: Checkpointing has not been enabled.\n\tat org.apache.flink.runtime.rest.handler.job.checkpoints.CheckpointingStatisticsHandler.createCheckpointingStatistics(CheckpointingStatisticsHandler.java:107)\n"]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	cp, err := New(srv.URL).Checkpoints(context.Background(), "0123456789abcdef0123456789abcdef")
+	if err != nil || !cp.Disabled || cp.LatestCompleted != nil {
+		t.Fatalf("Checkpoints = %+v, %v; want Disabled", cp, err)
+	}
+	body = `{"errors":["org.apache.flink.runtime.rest.NotFoundException: Job 0123456789abcdef0123456789abcdef not found"]}`
+	_, err = New(srv.URL).Checkpoints(context.Background(), "0123456789abcdef0123456789abcdef")
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown job: err = %v, want ErrNotFound", err)
+	}
+}

@@ -2,9 +2,11 @@ package flinkclient
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -207,7 +209,8 @@ func (c *checkpointJSON) convert() *Checkpoint {
 
 // Checkpoints returns the job's checkpointing statistics: counts, the latest
 // completed checkpoint and savepoint with their paths, and what the job was
-// restored from. A job without checkpointing returns empty statistics.
+// restored from. A job without checkpointing gives Checkpoints{Disabled:
+// true}; an unknown job is ErrNotFound.
 func (c *Client) Checkpoints(ctx context.Context, jobID string) (Checkpoints, error) {
 	op := "get checkpoints of job " + jobID
 	if err := checkID(op, "job id", jobID); err != nil {
@@ -235,6 +238,10 @@ func (c *Client) Checkpoints(ctx context.Context, jobID string) (Checkpoints, er
 		History []checkpointJSON `json:"history"`
 	}
 	if err := c.do(ctx, request{op: op, method: http.MethodGet, segments: []string{"jobs", jobID, "checkpoints"}}, &j); err != nil {
+		var fe *Error
+		if errors.As(err, &fe) && fe.Kind == KindNotFound && strings.Contains(fe.Message, "Checkpointing has not been enabled") {
+			return Checkpoints{Disabled: true}, nil
+		}
 		return Checkpoints{}, err
 	}
 	cp := Checkpoints{

@@ -220,6 +220,9 @@ type CheckpointCounts struct {
 
 // Checkpoints is a job's checkpointing statistics (GET /jobs/:jobid/checkpoints).
 type Checkpoints struct {
+	// Disabled is set, and everything else empty, when the job runs without
+	// checkpointing (Flink answers 404 "Checkpointing has not been enabled.").
+	Disabled        bool
 	Counts          CheckpointCounts
 	LatestCompleted *Checkpoint // nil if none yet
 	LatestSavepoint *Checkpoint // nil if none yet
