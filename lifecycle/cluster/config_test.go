@@ -77,14 +77,19 @@ func TestProcessMemory(t *testing.T) {
 		{name: "process beats flink", conf: map[string]string{"taskmanager.memory.process.size": "4g", "taskmanager.memory.flink.size": "1g"}, comp: "taskmanager", want: 4 * gib},
 		// 1g + 256m metaspace = 1280m; overhead 1280m/9 = 142.2m is below the 192m minimum.
 		{name: "flink size, overhead at min", conf: map[string]string{"jobmanager.memory.flink.size": "1g"}, comp: "jobmanager", want: 1280*mib + 192*mib},
-		// 4g + 256m = 4352m; overhead 4352m/9 = 483.6m, between min and max.
-		{name: "flink size, overhead by fraction", conf: map[string]string{"taskmanager.memory.flink.size": "4g"}, comp: "taskmanager", want: 4352*mib + 507044750},
+		// 4g + 256m = 4352m; overhead 4352m × 0.1f/(1-0.1f) = 483.6m, between
+		// min and max. The value is what Flink 1.20's TaskExecutorProcessUtils
+		// computes (the float fraction makes it 8 bytes more than 4352m/9).
+		{name: "flink size, overhead by fraction", conf: map[string]string{"taskmanager.memory.flink.size": "4g"}, comp: "taskmanager", want: 5070447510},
 		// 16g + 256m; overhead would be 1.8g, capped at 1g.
 		{name: "flink size, overhead at max", conf: map[string]string{"taskmanager.memory.flink.size": "16g"}, comp: "taskmanager", want: 16*gib + 256*mib + gib},
-		{name: "custom metaspace and fraction", conf: map[string]string{
-			"taskmanager.memory.flink.size": "8g", "taskmanager.memory.jvm-metaspace.size": "512m",
+		// Also checked against Flink 1.20 and 2.2 in the e2e tests.
+		{name: "custom fraction and max", conf: map[string]string{
+			"taskmanager.memory.flink.size":            "8g",
 			"taskmanager.memory.jvm-overhead.fraction": "0.2", "taskmanager.memory.jvm-overhead.max": "4g",
-		}, comp: "taskmanager", want: 8*gib + 512*mib + (8*gib+512*mib)/4},
+		}, comp: "taskmanager", want: 11072962601},
+		{name: "custom metaspace", conf: map[string]string{"jobmanager.memory.flink.size": "2g", "jobmanager.memory.jvm-metaspace.size": "512m"},
+			comp: "jobmanager", want: 2982616182},
 		{name: "missing", conf: map[string]string{"taskmanager.memory.task.heap.size": "1g"}, comp: "taskmanager",
 			wantErr: "set spec.taskManager.resource.memory, or taskmanager.memory.process.size or taskmanager.memory.flink.size"},
 		{name: "bad size", conf: map[string]string{"jobmanager.memory.process.size": "2Gi"}, comp: "jobmanager",

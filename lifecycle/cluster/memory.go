@@ -102,7 +102,7 @@ type memoryModel struct {
 	metaspace   int64
 	overheadMin int64
 	overheadMax int64
-	fraction    float64
+	fraction    float32
 }
 
 var (
@@ -152,17 +152,16 @@ func ProcessMemory(conf map[string]string, component string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		frac := m.fraction
+		frac := float32(m.fraction)
 		if v, ok := conf[key("jvm-overhead.fraction")]; ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
 			if err != nil || f < 0 || f >= 1 {
 				return 0, fmt.Errorf("flinkConfiguration %s: %q is not a fraction in [0, 1)", key("jvm-overhead.fraction"), v)
 			}
-			frac = f
+			frac = float32(f)
 		}
 		base := flink + meta
-		overhead := int64(float64(base) * frac / (1 - frac))
-		overhead = max(lo, min(hi, overhead))
+		overhead := max(lo, min(hi, inverseFraction(base, frac)))
 		return base + overhead, nil
 	}
 	spec := "spec.jobManager.resource.memory"
@@ -171,4 +170,18 @@ func ProcessMemory(conf map[string]string, component string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s memory is not defined as a total size: set %s, or %s or %s in flinkConfiguration",
 		component, spec, key("process.size"), key("flink.size"))
+}
+
+// inverseFraction is the part of a total that fraction makes up when base is
+// the rest, computed as Flink's MemorySize.multiply does: the fraction is a
+// float option, the multiplier a double taken at its decimal value, the
+// product truncated to whole bytes.
+func inverseFraction(base int64, fraction float32) int64 {
+	f := float64(fraction)
+	mult, ok := new(big.Rat).SetString(strconv.FormatFloat(f/(1-f), 'g', -1, 64))
+	if !ok {
+		return 0
+	}
+	p := new(big.Rat).Mul(new(big.Rat).SetInt64(base), mult)
+	return new(big.Int).Quo(p.Num(), p.Denom()).Int64()
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,4 +128,82 @@ func merge(ms ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// flinkProcessMemory returns the total process memory Flink derives for the
+// JobManager and TaskManager from conf.
+func flinkProcessMemory(t *testing.T, version string, conf map[string]string) (jm, tm string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	lib, err := flinktb.Classpath(ctx, version)
+	if err != nil {
+		t.Fatalf("flink %s runtime: %v", version, err)
+	}
+	fv := v1beta1.FlinkV1_20
+	if strings.HasPrefix(version, "2.") {
+		fv = v1beta1.FlinkV2_2
+	}
+	text, err := cluster.RenderConfig(fv, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, cluster.ConfigFileName(fv)), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := filepath.Abs("testdata/ProcessMemory.java")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "java", "-cp", filepath.Join(lib, "*"), src, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("java ProcessMemory: %v\n%s", err, stderr.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		comp, v, _ := strings.Cut(line, " ")
+		switch comp {
+		case "jobmanager":
+			jm = v
+		case "taskmanager":
+			tm = v
+		}
+	}
+	return jm, tm
+}
+
+// TestProcessMemoryMatchesFlink: the container memory derived from a total
+// Flink memory (flink.size plus metaspace and overhead) is what Flink's own
+// memory model computes.
+func TestProcessMemoryMatchesFlink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	cases := []map[string]string{
+		{"jobmanager.memory.process.size": "1600m", "taskmanager.memory.process.size": "1728m"},
+		{"jobmanager.memory.flink.size": "1g", "taskmanager.memory.flink.size": "4g"},
+		{"jobmanager.memory.flink.size": "16g", "taskmanager.memory.flink.size": "16g"},
+		{"jobmanager.memory.flink.size": "2g", "jobmanager.memory.jvm-metaspace.size": "512m",
+			"taskmanager.memory.flink.size": "8g", "taskmanager.memory.jvm-overhead.fraction": "0.2", "taskmanager.memory.jvm-overhead.max": "4g"},
+	}
+	for _, version := range []string{flinktb.Version1, flinktb.Version2} {
+		t.Run(version, func(t *testing.T) {
+			for _, conf := range cases {
+				jm, tm := flinkProcessMemory(t, version, conf)
+				for comp, flink := range map[string]string{cluster.ComponentJobManager: jm, cluster.ComponentTaskManager: tm} {
+					ours, err := cluster.ProcessMemory(conf, comp)
+					if err != nil {
+						t.Errorf("%v: ProcessMemory(%s): %v", conf, comp, err)
+						continue
+					}
+					if strconv.FormatInt(ours, 10) != flink {
+						t.Errorf("%v: %s process memory %d, Flink %s says %s", conf, comp, ours, version, flink)
+					}
+				}
+			}
+		})
+	}
 }
