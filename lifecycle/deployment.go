@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -393,7 +394,7 @@ func (p *pass) newestState() string {
 func (p *pass) applyInPlace(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec, src *v1beta1.SourceRef) error {
 	d := p.rec.Deployed
 	objs, err := cluster.Build(cluster.Input{
-		Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: tgt, FlinkDefaults: p.set.FlinkDefaults,
+		Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: tgt, FlinkDefaults: d.defaults(p.set.FlinkDefaults),
 		SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath,
 	})
 	if err != nil {
@@ -829,7 +830,11 @@ func (p *pass) applyTarget(ctx context.Context) error {
 		rs.State = v1beta1.ReconciliationRolledBack
 	}
 	st.Source = op.Source
-	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now()}
+	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now(),
+		FlinkDefaults: maps.Clone(in.FlinkDefaults)}
+	if p.rec.Deployed.FlinkDefaults == nil {
+		p.rec.Deployed.FlinkDefaults = map[string]string{}
+	}
 	if tgt.Job != nil {
 		st.JobStatus.JobID = op.JobID
 		st.JobStatus.State = v1beta1.JobReconciling
@@ -942,7 +947,7 @@ func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
 	if obs.jm != nil && p.rec.Deployed != nil && !cluster.Suspended(last) {
 		// Re-apply the same objects: drift is corrected, nothing restarts.
 		d := p.rec.Deployed
-		objs, err := cluster.Build(cluster.Input{Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: last, FlinkDefaults: p.set.FlinkDefaults,
+		objs, err := cluster.Build(cluster.Input{Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: last, FlinkDefaults: d.defaults(p.set.FlinkDefaults),
 			SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath})
 		if err == nil {
 			if err := applyCluster(ctx, p.r.Kube, objs); err != nil {

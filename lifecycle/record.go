@@ -82,6 +82,22 @@ type Deployed struct {
 	SpecHash    string    `json:"specHash,omitempty"`
 	Commit      string    `json:"commit,omitempty"`
 	At          time.Time `json:"at"`
+	// FlinkDefaults are the daemon's Flink defaults the cluster was built
+	// with: re-applying the cluster (drift correction, scaling) uses them,
+	// so a live change of the daemon's defaults reaches a cluster at its
+	// next deploy instead of rolling its JobManager (which would restart
+	// the job from its original restore path). Never omitted, so {} (none)
+	// differs from a record written before the field existed (null).
+	FlinkDefaults map[string]string `json:"flinkDefaults"`
+}
+
+// defaults returns the Flink defaults to rebuild the deployed cluster
+// with: those it was built with, or current for an older record.
+func (d *Deployed) defaults(current map[string]string) map[string]string {
+	if d.FlinkDefaults == nil {
+		return current
+	}
+	return d.FlinkDefaults
 }
 
 // OpKind is what an operation does.
