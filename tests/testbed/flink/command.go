@@ -121,8 +121,8 @@ type Invocation struct {
 //
 // jobmanager.sh takes the first two args as host and web UI port unless they
 // are "-D" (here: unless they start with '-', so "-Dk=v" is not taken for a
-// host). The scripts then put the memory settings BashJavaUtils derives in
-// front of these arguments as "-D key=value" pairs (see Command). Job args of
+// host). The scripts then add the memory settings BashJavaUtils derives as
+// "-D key=value" pairs (see Command). Job args of
 // standalone-job follow its options; Flink's parser stops at the first
 // argument it does not know and hands the rest to the job. The image's other commands (help, history-server, or a
 // pass-through command) are not supported.
@@ -196,6 +196,10 @@ type Resources struct {
 //	     -Dlog4j.configuration[File]=file:<log4j-console.properties>
 //	     -classpath <lib jars, sorted> <main class> <dynamic configs> <program args>
 //
+// (for standalone-job the dynamic configs come after the program args, as
+// standalone-job.sh appends them; with job args present, Flink's parser hands
+// them to the job, which must tolerate "-D key=value" arguments, as in the
+// image),
 // with FLINK_CONF_DIR, FLINK_HOME, FLINK_LIB_DIR, FLINK_PLUGINS_DIR and
 // FLINK_LOG_DIR set. ctx bounds the build (when the jars are missing) and the
 // BashJavaUtils run, not the returned command. The command runs in its own
@@ -290,9 +294,15 @@ func JavaArgs(inv Invocation, res Resources, conf map[string]string, spec Proces
 		"-classpath", strings.Join(jars, string(os.PathListSeparator)),
 		inv.MainClass,
 	)
+	if inv.MainClass == MainApplication {
+		// standalone-job.sh appends them (ARGS+=...): after job args, which
+		// end Flink's option parsing, they reach the job as program args.
+		a = append(a, inv.Args...)
+		return append(a, res.DynamicConfigs...)
+	}
+	// jobmanager.sh and taskmanager.sh put them first.
 	a = append(a, res.DynamicConfigs...)
-	a = append(a, inv.Args...)
-	return a
+	return append(a, inv.Args...)
 }
 
 // resourceCache remembers BashJavaUtils results by their inputs, so starting

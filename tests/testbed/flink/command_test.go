@@ -108,6 +108,18 @@ func TestJavaArgs(t *testing.T) {
 	if slices.Contains(got, "-Djm=1") {
 		t.Errorf("TaskManager got the JobManager's java opts: %v", got)
 	}
+
+	// standalone-job.sh appends the derived configs after the container args.
+	app, err := ParseArgs([]string{"standalone-job", "--job-classname", "a.B", "--x", "1"}, "/conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = JavaArgs(app, res, conf, spec, []string{"/lib/a.jar"}, "/l4j")
+	tail := got[slices.Index(got, MainApplication)+1:]
+	wantTail := []string{"--configDir", "/conf", "--job-classname", "a.B", "--x", "1", "-D", "taskmanager.memory.task.heap.size=1b"}
+	if diff := cmp.Diff(wantTail, tail); diff != "" {
+		t.Errorf("standalone-job program args (-want +got):\n%s", diff)
+	}
 }
 
 func TestLayoutHome(t *testing.T) {

@@ -36,7 +36,8 @@ import org.apache.flink.util.Collector;
  *
  * <p>Arguments: {@code --checkpoint-interval-ms N} (default 2000), {@code --rate N} records per
  * second over all source subtasks (default 20), {@code --keys N} (default 4),
- * {@code --progress-file PATH}. The same source compiles against Flink 1.20 and 2.x.
+ * {@code --progress-file PATH}; {@code -D key=value} arguments are ignored. The same source
+ * compiles against Flink 1.20 and 2.x.
  */
 public final class CounterJob {
 
@@ -52,6 +53,16 @@ public final class CounterJob {
         String progressFile = "";
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            // In application mode standalone-job.sh appends the JobManager's
+            // derived memory settings ("-D key=value") after the job args, and
+            // Flink hands them to the job; skip them as ParameterTool would.
+            if (a.equals("-D")) {
+                i++;
+                continue;
+            }
+            if (a.startsWith("-D")) {
+                continue;
+            }
             if (i + 1 >= args.length) {
                 throw new IllegalArgumentException("missing value for " + a);
             }
