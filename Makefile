@@ -9,7 +9,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and run at most two test packages at once on a 2-core machine.
 TEST_FLAGS    ?= -count=1 -timeout 60m -p 2
 
-.PHONY: help build test test-unit testbed lint demo bench clean
+.PHONY: help build test test-unit testbed lint demo demo-check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,8 +20,9 @@ build: ## build bin/flink-gitops
 testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd)
 	bash tests/scripts/testbed.sh
 
-test: testbed ## run every test: unit and integration against the real test bed
+test: testbed build ## run every test: unit and integration against the real test bed, then the demo story
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) demo-check
 
 test-unit: ## the fast loop: unit tests only, no test bed
 	$(GO) test -short -count=1 ./...
@@ -31,10 +32,11 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-demo: ## the local stack plus the daemon on examples-repo
-	@echo "make demo: not there yet. It needs the daemon (issue #9) and the end-to-end work (issue #10)."
-	@echo "What works today: 'make build && bin/flink-gitops validate --config FILE', and 'make test'."
-	@exit 2
+demo: testbed build ## the local stack plus the daemon on examples-repo; Ctrl-C stops it
+	$(GO) run ./tests/cmd/demo -binary $(BIN)
+
+demo-check: testbed build ## the demo story without a person: deploy, savepoint upgrade, suspend, resume
+	$(GO) run ./tests/cmd/demo -binary $(BIN) -check
 
 bench: ## benchmarks (results are recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -12,7 +12,7 @@ mkdir -p "$logdir"
 steps=(
   "kube:$here/build-kube.sh"
   "flink:$here/build-flink.sh"
-  "sshd:$root/tests/testbed/gitserver/install-sshd.sh"
+  "tools:$root/tests/testbed/gitserver/install-tools.sh"
 )
 
 # The Go build (CPU) and the Maven resolution (network) overlap well.
