@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
-	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 	"github.com/flink-gitops/flink-gitops/tests/stack"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
 // Resources examples-repo declares, as status keys.
