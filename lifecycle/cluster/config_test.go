@@ -90,8 +90,13 @@ func TestProcessMemory(t *testing.T) {
 		}, comp: "taskmanager", want: 11072962601},
 		{name: "custom metaspace", conf: map[string]string{"jobmanager.memory.flink.size": "2g", "jobmanager.memory.jvm-metaspace.size": "512m"},
 			comp: "jobmanager", want: 2982616182},
+		// 1g heap + 128m off-heap + 256m metaspace + 192m overhead: Flink's classic 1600m.
+		{name: "jobmanager heap", conf: map[string]string{"jobmanager.memory.heap.size": "1g"}, comp: "jobmanager", want: 1600 * mib},
+		// Fine-grained TaskManager memory; the value is Flink's (see the e2e tests).
+		{name: "taskmanager heap and managed", conf: map[string]string{"taskmanager.memory.task.heap.size": "1g", "taskmanager.memory.managed.size": "512m"},
+			comp: "taskmanager", want: 2618074207},
 		{name: "missing", conf: map[string]string{"taskmanager.memory.task.heap.size": "1g"}, comp: "taskmanager",
-			wantErr: "set spec.taskManager.resource.memory, or taskmanager.memory.process.size or taskmanager.memory.flink.size"},
+			wantErr: "set spec.taskManager.resource.memory, or taskmanager.memory.process.size, taskmanager.memory.flink.size or taskmanager.memory.task.heap.size with taskmanager.memory.managed.size"},
 		{name: "bad size", conf: map[string]string{"jobmanager.memory.process.size": "2Gi"}, comp: "jobmanager",
 			wantErr: "jobmanager.memory.process.size"},
 		{name: "bad fraction", conf: map[string]string{"jobmanager.memory.flink.size": "1g", "jobmanager.memory.jvm-overhead.fraction": "1.5"}, comp: "jobmanager",

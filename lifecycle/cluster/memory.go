@@ -112,64 +112,111 @@ var (
 
 // ProcessMemory returns the total process memory of the JobManager
 // ("jobmanager") or TaskManager ("taskmanager") in bytes, from the effective
-// Flink configuration: <c>.memory.process.size, or <c>.memory.flink.size plus
-// JVM metaspace and overhead as Flink's memory model derives them. This is the
+// Flink configuration, as Flink's memory model derives it: from
+// <c>.memory.process.size; else from <c>.memory.flink.size; else, for the
+// JobManager, from jobmanager.memory.heap.size plus off-heap, and for the
+// TaskManager from taskmanager.memory.task.heap.size and
+// taskmanager.memory.managed.size plus the framework, task off-heap and
+// network memory; JVM metaspace and overhead are then added. This is the
 // container's memory request, as Flink's Kubernetes integration sets it.
 func ProcessMemory(conf map[string]string, component string) (int64, error) {
 	m := jmMemory
-	if component == "taskmanager" {
+	if component == ComponentTaskManager {
 		m = tmMemory
 	}
-	key := func(s string) string { return m.prefix + ".memory." + s }
-	size := func(k string, def int64) (int64, error) {
-		v, ok := conf[k]
-		if !ok || strings.TrimSpace(v) == "" {
-			return def, nil
-		}
-		b, err := ParseFlinkMemory(v)
-		if err != nil {
-			return 0, fmt.Errorf("flinkConfiguration %s: %w; write a size such as 2048m or 2g", k, err)
-		}
-		return b, nil
+	r := memReader{conf: conf, prefix: m.prefix + ".memory."}
+	if r.set("process.size") {
+		return r.size("process.size", 0)
 	}
-	if v := conf[key("process.size")]; strings.TrimSpace(v) != "" {
-		return size(key("process.size"), 0)
+	flink, err := r.totalFlink(component)
+	if err != nil {
+		return 0, err
 	}
-	if v := conf[key("flink.size")]; strings.TrimSpace(v) != "" {
-		flink, err := size(key("flink.size"), 0)
-		if err != nil {
-			return 0, err
-		}
-		meta, err := size(key("jvm-metaspace.size"), m.metaspace)
-		if err != nil {
-			return 0, err
-		}
-		lo, err := size(key("jvm-overhead.min"), m.overheadMin)
-		if err != nil {
-			return 0, err
-		}
-		hi, err := size(key("jvm-overhead.max"), m.overheadMax)
-		if err != nil {
-			return 0, err
-		}
-		frac := float32(m.fraction)
-		if v, ok := conf[key("jvm-overhead.fraction")]; ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
-			if err != nil || f < 0 || f >= 1 {
-				return 0, fmt.Errorf("flinkConfiguration %s: %q is not a fraction in [0, 1)", key("jvm-overhead.fraction"), v)
-			}
-			frac = float32(f)
-		}
-		base := flink + meta
-		overhead := max(lo, min(hi, inverseFraction(base, frac)))
-		return base + overhead, nil
+	meta := r.sizeOr("jvm-metaspace.size", m.metaspace)
+	lo := r.sizeOr("jvm-overhead.min", m.overheadMin)
+	hi := r.sizeOr("jvm-overhead.max", m.overheadMax)
+	frac := r.fraction("jvm-overhead.fraction", m.fraction)
+	if r.err != nil {
+		return 0, r.err
 	}
-	spec := "spec.jobManager.resource.memory"
-	if component == "taskmanager" {
-		spec = "spec.taskManager.resource.memory"
+	base := flink + meta
+	return base + max(lo, min(hi, inverseFraction(base, frac))), nil
+}
+
+// memReader reads one component's memory options, keeping the first error.
+type memReader struct {
+	conf   map[string]string
+	prefix string
+	err    error
+}
+
+func (r *memReader) set(k string) bool { return strings.TrimSpace(r.conf[r.prefix+k]) != "" }
+
+func (r *memReader) size(k string, def int64) (int64, error) {
+	key := r.prefix + k
+	v := strings.TrimSpace(r.conf[key])
+	if v == "" {
+		return def, nil
 	}
-	return 0, fmt.Errorf("%s memory is not defined as a total size: set %s, or %s or %s in flinkConfiguration",
-		component, spec, key("process.size"), key("flink.size"))
+	b, err := ParseFlinkMemory(v)
+	if err != nil {
+		return 0, fmt.Errorf("flinkConfiguration %s: %w; write a size such as 2048m or 2g", key, err)
+	}
+	return b, nil
+}
+
+func (r *memReader) sizeOr(k string, def int64) int64 {
+	b, err := r.size(k, def)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return b
+}
+
+func (r *memReader) fraction(k string, def float32) float32 {
+	key := r.prefix + k
+	v, ok := r.conf[key]
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
+	if err != nil || f < 0 || f >= 1 {
+		if r.err == nil {
+			r.err = fmt.Errorf("flinkConfiguration %s: %q is not a fraction in [0, 1)", key, v)
+		}
+		return def
+	}
+	return float32(f)
+}
+
+// totalFlink returns the total Flink memory of a component.
+func (r *memReader) totalFlink(component string) (int64, error) {
+	if r.set("flink.size") {
+		return r.size("flink.size", 0)
+	}
+	if component == ComponentJobManager && r.set("heap.size") {
+		heap := r.sizeOr("heap.size", 0)
+		off := r.sizeOr("off-heap.size", 128*mib)
+		return heap + off, r.err
+	}
+	if component == ComponentTaskManager && r.set("task.heap.size") && r.set("managed.size") {
+		sum := r.sizeOr("task.heap.size", 0) + r.sizeOr("managed.size", 0) +
+			r.sizeOr("task.off-heap.size", 0) + r.sizeOr("framework.heap.size", 128*mib) +
+			r.sizeOr("framework.off-heap.size", 128*mib)
+		lo := r.sizeOr("network.min", 64*mib)
+		hi := r.sizeOr("network.max", math.MaxInt64)
+		frac := r.fraction("network.fraction", 0.1)
+		if r.err != nil {
+			return 0, r.err
+		}
+		return sum + max(lo, min(hi, inverseFraction(sum, frac))), nil
+	}
+	spec, detail := "spec.jobManager.resource.memory", "jobmanager.memory.heap.size"
+	if component == ComponentTaskManager {
+		spec, detail = "spec.taskManager.resource.memory", "taskmanager.memory.task.heap.size with taskmanager.memory.managed.size"
+	}
+	return 0, fmt.Errorf("%s memory is not defined: set %s, or %sprocess.size, %sflink.size or %s in flinkConfiguration",
+		component, spec, r.prefix, r.prefix, detail)
 }
 
 // inverseFraction is the part of a total that fraction makes up when base is

@@ -131,8 +131,9 @@ func merge(ms ...map[string]string) map[string]string {
 }
 
 // flinkProcessMemory returns the total process memory Flink derives for the
-// JobManager and TaskManager from conf.
-func flinkProcessMemory(t *testing.T, version string, conf map[string]string) (jm, tm string) {
+// JobManager and TaskManager from each configuration, in one JVM:
+// result[i][component] is a byte count or "error ...".
+func flinkProcessMemory(t *testing.T, version string, confs []map[string]string) []map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -144,35 +145,45 @@ func flinkProcessMemory(t *testing.T, version string, conf map[string]string) (j
 	if strings.HasPrefix(version, "2.") {
 		fv = v1beta1.FlinkV2_2
 	}
-	text, err := cluster.RenderConfig(fv, conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, cluster.ConfigFileName(fv)), []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	src, err := filepath.Abs("testdata/ProcessMemory.java")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "java", "-cp", filepath.Join(lib, "*"), src, dir)
+	args := []string{"-cp", filepath.Join(lib, "*"), src}
+	for i, conf := range confs {
+		text, err := cluster.RenderConfig(fv, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, cluster.ConfigFileName(fv)), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, dir)
+	}
+	cmd := exec.CommandContext(ctx, "java", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("java ProcessMemory: %v\n%s", err, stderr.String())
 	}
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		comp, v, _ := strings.Cut(line, " ")
-		switch comp {
-		case "jobmanager":
-			jm = v
-		case "taskmanager":
-			tm = v
-		}
+	out := make([]map[string]string, len(confs))
+	for i := range out {
+		out[i] = map[string]string{}
 	}
-	return jm, tm
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		f := strings.SplitN(line, " ", 3)
+		i, err := strconv.Atoi(f[0])
+		if err != nil || len(f) != 3 || i >= len(out) {
+			t.Fatalf("unexpected ProcessMemory line %q", line)
+		}
+		out[i][f[1]] = f[2]
+	}
+	return out
 }
 
 // TestProcessMemoryMatchesFlink: the container memory derived from a total
@@ -188,12 +199,20 @@ func TestProcessMemoryMatchesFlink(t *testing.T) {
 		{"jobmanager.memory.flink.size": "16g", "taskmanager.memory.flink.size": "16g"},
 		{"jobmanager.memory.flink.size": "2g", "jobmanager.memory.jvm-metaspace.size": "512m",
 			"taskmanager.memory.flink.size": "8g", "taskmanager.memory.jvm-overhead.fraction": "0.2", "taskmanager.memory.jvm-overhead.max": "4g"},
+		{"jobmanager.memory.heap.size": "1g", "taskmanager.memory.task.heap.size": "1g", "taskmanager.memory.managed.size": "512m"},
+		{"jobmanager.memory.heap.size": "3g", "jobmanager.memory.off-heap.size": "256m",
+			"taskmanager.memory.task.heap.size": "20g", "taskmanager.memory.managed.size": "10g", "taskmanager.memory.task.off-heap.size": "1g",
+			"taskmanager.memory.network.max": "2g", "taskmanager.memory.network.fraction": "0.15"},
+		{"jobmanager.memory.heap.size": "256m", "taskmanager.memory.task.heap.size": "128m", "taskmanager.memory.managed.size": "0"},
 	}
 	for _, version := range []string{flinktb.Version1, flinktb.Version2} {
 		t.Run(version, func(t *testing.T) {
-			for _, conf := range cases {
-				jm, tm := flinkProcessMemory(t, version, conf)
-				for comp, flink := range map[string]string{cluster.ComponentJobManager: jm, cluster.ComponentTaskManager: tm} {
+			results := flinkProcessMemory(t, version, cases)
+			for i, conf := range cases {
+				if len(results[i]) != 2 {
+					t.Fatalf("%v: Flink printed %v, want both components", conf, results[i])
+				}
+				for comp, flink := range results[i] {
 					ours, err := cluster.ProcessMemory(conf, comp)
 					if err != nil {
 						t.Errorf("%v: ProcessMemory(%s): %v", conf, comp, err)

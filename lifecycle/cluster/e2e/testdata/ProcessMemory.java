@@ -1,7 +1,8 @@
 // Prints the total process memory, in bytes, that Flink derives for the
-// JobManager and the TaskManager from a conf directory: "jobmanager <n>" and
-// "taskmanager <n>" lines ("error <message>" when Flink rejects the setup).
-// Run as a single-file source program: java -cp <flink lib>/* ProcessMemory.java <dir>
+// JobManager and the TaskManager from each conf directory given: "<i>
+// jobmanager <n>" and "<i> taskmanager <n>" lines ("<i> <component> error
+// <message>" when Flink rejects the setup).
+// Run as a single-file source program: java -cp <flink lib>/* ProcessMemory.java <dir>...
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import org.apache.flink.configuration.ConfigOption;
@@ -14,17 +15,19 @@ import org.apache.flink.runtime.jobmanager.JobManagerProcessUtils;
 
 public class ProcessMemory {
     public static void main(String[] args) throws Exception {
-        Configuration conf = GlobalConfiguration.loadConfiguration(args[0]);
-        try {
-            System.out.println("jobmanager " + jobManagerSpec(conf).getTotalProcessMemorySize().getBytes());
-        } catch (RuntimeException e) {
-            System.out.println("jobmanager error " + e.getMessage().replace('\n', ' '));
-        }
-        try {
-            System.out.println("taskmanager " + TaskExecutorProcessUtils.processSpecFromConfig(conf)
-                    .getTotalProcessMemorySize().getBytes());
-        } catch (RuntimeException e) {
-            System.out.println("taskmanager error " + e.getMessage().replace('\n', ' '));
+        for (int i = 0; i < args.length; i++) {
+            Configuration conf = GlobalConfiguration.loadConfiguration(args[i]);
+            try {
+                System.out.println(i + " jobmanager " + jobManagerSpec(conf).getTotalProcessMemorySize().getBytes());
+            } catch (RuntimeException e) {
+                System.out.println(i + " jobmanager error " + e.getMessage().replace('\n', ' '));
+            }
+            try {
+                System.out.println(i + " taskmanager " + TaskExecutorProcessUtils.processSpecFromConfig(conf)
+                        .getTotalProcessMemorySize().getBytes());
+            } catch (RuntimeException e) {
+                System.out.println(i + " taskmanager error " + e.getMessage().replace('\n', ' '));
+            }
         }
     }
 
