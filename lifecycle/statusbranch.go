@@ -12,6 +12,10 @@ import (
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
+// NotDeployed is the lifecycle state shown for a resource whose spec was
+// rejected before anything of it was deployed.
+const NotDeployed = "NOT_DEPLOYED"
+
 // ResourceStatus is one resource's file on the status branch,
 // <namespace>/<kind>/<name>.yaml: what a person needs to see after a push.
 type ResourceStatus struct {
@@ -77,6 +81,32 @@ func StatusFiles(records []*Record, problems map[string][]string, desiredCommit 
 			return nil, fmt.Errorf("status file of %s: %w", key, err)
 		}
 		files[StatusPath(r.Kind, r.Namespace, r.Name)] = append([]byte("# Written by flink-gitops; do not edit.\n"), b...)
+		rows = append(rows, rs)
+	}
+	// A resource rejected before it was ever deployed has no record; its
+	// problems must still show where the user looks.
+	seen := map[string]bool{}
+	for _, r := range records {
+		seen[Key(r.Kind, r.Namespace, r.Name)] = true
+	}
+	for key, probs := range problems {
+		if seen[key] || len(probs) == 0 {
+			continue
+		}
+		parts := strings.SplitN(key, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		rs := ResourceStatus{Kind: parts[0], Namespace: parts[1], Name: parts[2], LifecycleState: NotDeployed,
+			Problems: probs, SourceCommit: desiredCommit[key]}
+		if rs.SourceCommit == "" {
+			rs.SourceCommit = sum.SourceCommit
+		}
+		b, err := yaml.Marshal(rs)
+		if err != nil {
+			return nil, fmt.Errorf("status file of %s: %w", key, err)
+		}
+		files[StatusPath(rs.Kind, rs.Namespace, rs.Name)] = append([]byte("# Written by flink-gitops; do not edit.\n"), b...)
 		rows = append(rows, rs)
 	}
 	sort.Slice(rows, func(i, j int) bool {
