@@ -71,7 +71,8 @@ const (
 
 	// AnnotationSpecHash holds Input.SpecHash on every object and pod template.
 	AnnotationSpecHash = "flink-gitops.io/spec-hash"
-	// AnnotationSourceCommit holds Input.SourceCommit on every object and pod template.
+	// AnnotationSourceCommit holds Input.SourceCommit on every object (not on
+	// the pod templates: a new commit alone must not restart the pods).
 	AnnotationSourceCommit = "flink-gitops.io/source-commit"
 	// AnnotationConfigHash holds a hash of the ConfigMap's data on the pod
 	// templates, so a configuration change rolls the pods.
@@ -122,7 +123,10 @@ type Input struct {
 	Spec *v1beta1.FlinkDeploymentSpec
 	// FlinkDefaults is the daemon's default Flink configuration.
 	FlinkDefaults map[string]string
-	// SpecHash and SourceCommit are written as annotations on every object.
+	// SpecHash and SourceCommit are written as annotations on every object;
+	// SpecHash also on the pod templates, so a change of it rolls the pods:
+	// hash what should restart the cluster (not nonces or
+	// kubernetes.operator.* keys, which the reconciler acts on itself).
 	SpecHash, SourceCommit string
 	// JobID is the job's id, chosen by the reconciler (32 hex digits); "" lets Flink choose.
 	JobID string
@@ -657,7 +661,12 @@ func (b *builder) pod(t *corev1.PodTemplateSpec, p podParams) (corev1.PodTemplat
 		out.Annotations = map[string]string{}
 	}
 	maps.Copy(out.Annotations, opts.annotations)
-	maps.Copy(out.Annotations, b.annotations())
+	// The spec and config hashes roll the pods when they change; the source
+	// commit does not, so a commit that leaves this cluster's spec alone
+	// never restarts it.
+	if b.in.SpecHash != "" {
+		out.Annotations[AnnotationSpecHash] = b.in.SpecHash
+	}
 	out.Annotations[AnnotationConfigHash] = b.configHash
 
 	ps := &out.Spec

@@ -265,3 +265,30 @@ func TestFlinkMapAndTolerations(t *testing.T) {
 		t.Error("unknown toleration field accepted")
 	}
 }
+
+// A new commit alone leaves the pod templates as they are; a new spec hash
+// changes them.
+func TestOnlySpecAndConfigRollPods(t *testing.T) {
+	t.Parallel()
+	build := func(edit func(*Input)) *Objects {
+		in := inputFor(t, "session.spec.yaml")
+		edit(&in)
+		o, err := Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	base := build(func(*Input) {})
+	commit := build(func(in *Input) { in.SourceCommit = "0000000000000000000000000000000000000001" })
+	spec := build(func(in *Input) { in.SpecHash = "other" })
+	if !cmp.Equal(base.TaskManager.Spec.Template, commit.TaskManager.Spec.Template) || !cmp.Equal(base.JobManager.Spec.Template, commit.JobManager.Spec.Template) {
+		t.Error("a new source commit changed the pod templates")
+	}
+	if commit.JobManager.Annotations[AnnotationSourceCommit] != "0000000000000000000000000000000000000001" {
+		t.Error("the Deployment does not record the source commit")
+	}
+	if cmp.Equal(base.JobManager.Spec.Template, spec.JobManager.Spec.Template) || cmp.Equal(base.TaskManager.Spec.Template, spec.TaskManager.Spec.Template) {
+		t.Error("a new spec hash left the pod templates unchanged")
+	}
+}
