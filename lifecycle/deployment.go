@@ -392,16 +392,46 @@ func (p *pass) newestState() string {
 // applyInPlace re-applies the cluster objects for a scale change, keeping
 // the job's id and restore path so nothing restarts but what must.
 func (p *pass) applyInPlace(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec, src *v1beta1.SourceRef) error {
-	d := p.rec.Deployed
-	objs, err := cluster.Build(cluster.Input{
-		Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: tgt, FlinkDefaults: d.defaults(p.set.FlinkDefaults),
-		SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath,
-	})
+	objs, err := p.deployedObjects(tgt)
 	if err != nil {
 		return err
 	}
 	p.log.Info("scaling in place")
 	return applyCluster(ctx, p.r.Kube, objs)
+}
+
+// deployedObjects rebuilds the running cluster's objects as they were
+// deployed (spec, defaults, job id, restore path) with the TaskManager
+// replicas of cur. Building them from cur instead would change the Flink
+// configuration (kubernetes.operator.* keys, parallelism.default derived
+// from the replicas) and with it the config hash on the JobManager's pod
+// template: the JobManager would roll and, without HA, restart the job from
+// its original restore path, losing the state since.
+func (p *pass) deployedObjects(cur *v1beta1.FlinkDeploymentSpec) (*cluster.Objects, error) {
+	d := p.rec.Deployed
+	spec := cur
+	if d.Spec != "" {
+		s, err := deploymentSpec(d.Spec)
+		if err != nil {
+			return nil, err
+		}
+		spec = s
+	}
+	in := cluster.Input{Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: spec, FlinkDefaults: d.defaults(p.set.FlinkDefaults),
+		SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath}
+	objs, err := cluster.Build(in)
+	if err != nil || spec == cur {
+		return objs, err
+	}
+	in.Spec = cur
+	now, err := cluster.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	if objs.TaskManager != nil && now.TaskManager != nil {
+		objs.TaskManager.Spec.Replicas = now.TaskManager.Spec.Replicas
+	}
+	return objs, nil
 }
 
 // drive advances the operation in flight by as many steps as it can take
@@ -669,6 +699,9 @@ func (p *pass) savepointInfo() *v1beta1.SavepointInfo {
 func (p *pass) recordSavepoint(ctx context.Context, path string, typ v1beta1.SnapshotTriggerType, nonce *int64) {
 	si := p.savepointInfo()
 	sp := v1beta1.Savepoint{TimeStamp: p.now().UnixMilli(), Location: path, TriggerType: typ, FormatType: v1beta1.SavepointCanonical, TriggerNonce: nonce}
+	if p.rec.Deployed != nil {
+		sp.Commit = p.rec.Deployed.Commit
+	}
 	si.LastSavepoint = &sp
 	si.SavepointHistory = append(si.SavepointHistory, sp)
 	if typ == v1beta1.TriggerPeriodic {
@@ -831,7 +864,7 @@ func (p *pass) applyTarget(ctx context.Context) error {
 	}
 	st.Source = op.Source
 	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now(),
-		FlinkDefaults: maps.Clone(in.FlinkDefaults)}
+		FlinkDefaults: maps.Clone(in.FlinkDefaults), Spec: op.TargetSpec}
 	if p.rec.Deployed.FlinkDefaults == nil {
 		p.rec.Deployed.FlinkDefaults = map[string]string{}
 	}
@@ -946,9 +979,7 @@ func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
 	}
 	if obs.jm != nil && p.rec.Deployed != nil && !cluster.Suspended(last) {
 		// Re-apply the same objects: drift is corrected, nothing restarts.
-		d := p.rec.Deployed
-		objs, err := cluster.Build(cluster.Input{Name: p.rec.Name, Namespace: p.rec.Namespace, Spec: last, FlinkDefaults: d.defaults(p.set.FlinkDefaults),
-			SpecHash: d.SpecHash, SourceCommit: d.Commit, JobID: d.JobID, SavepointPath: d.RestorePath})
+		objs, err := p.deployedObjects(last)
 		if err == nil {
 			if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
 				p.log.Warn("drift correction failed", "err", err)

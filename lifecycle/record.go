@@ -89,6 +89,10 @@ type Deployed struct {
 	// the job from its original restore path). Never omitted, so {} (none)
 	// differs from a record written before the field existed (null).
 	FlinkDefaults map[string]string `json:"flinkDefaults"`
+	// Spec is the JSON of the spec the cluster objects were built from;
+	// re-applying them (drift correction, scaling) starts from it, so a
+	// change that needs no redeploy does not roll the JobManager.
+	Spec string `json:"spec,omitempty"`
 }
 
 // defaults returns the Flink defaults to rebuild the deployed cluster
