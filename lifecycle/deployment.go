@@ -261,6 +261,12 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		p.fail(ctx, ReasonValidationError, "spec.mode: switching between native and standalone is not supported; remove the resource from Git first")
 		return nil, nil
 	}
+	if st.ReconciliationStatus.State == v1beta1.ReconciliationRolledBack && st.Source != nil && st.Source.RenderHash == p.desired.Hash {
+		// This spec was deployed and rolled back; as in the operator, it is
+		// not tried again until it changes. The running (last stable) spec
+		// rules meanwhile.
+		tgt = last
+	}
 
 	wasSuspended, nowSuspended := cluster.Suspended(last), cluster.Suspended(tgt)
 	diff := CompareDeployments(last, tgt)
@@ -724,6 +730,13 @@ func (p *pass) cancelJob(ctx context.Context) error {
 		// Remember where state is before the job goes, in case the
 		// JobManager goes with it.
 		p.observeCheckpoints(ctx, f, op.StoppedJobID)
+		if op.RestorePath == "" && p.newestState() == "" {
+			// Cancelling would throw the job's state away with nothing to
+			// restore: leave it running and say so.
+			p.fail(ctx, ReasonUpgradeFailed, "last-state upgrade: the job has no completed, retained checkpoint to restore from, so it was left running; "+
+				"enable checkpointing with externalized checkpoints retained on cancellation (or wait for the first checkpoint), or use upgradeMode: savepoint, and push again")
+			return nil
+		}
 	}
 	if err := f.Cancel(ctx, op.StoppedJobID); err != nil && !errors.Is(err, flinkclient.ErrNotFound) && !errors.Is(err, flinkclient.ErrConflict) {
 		return err
