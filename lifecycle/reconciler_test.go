@@ -1,7 +1,10 @@
 package lifecycle
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -63,5 +66,331 @@ func TestServerSideApplyFake(t *testing.T) {
 	jm := w.deploymentObj("app")
 	if len(jm.ManagedFields) == 0 || jm.ManagedFields[0].Manager != FieldManager {
 		t.Fatalf("JobManager Deployment not applied by %s: %+v", FieldManager, jm.ManagedFields)
+	}
+}
+
+// deployStable deploys spec as name and waits until it is stable.
+func deployStable(w *simWorld, name string, spec v1beta1.FlinkDeploymentSpec) *Record {
+	w.t.Helper()
+	r := w.until(KindDeployment, name, w.desired(name, spec), name+" deployed", stableRunning)
+	for i := 0; i < 3; i++ { // let it run and checkpoint
+		w.tick()
+	}
+	return r
+}
+
+// settle keeps reconciling d for n passes and returns the record.
+func (w *simWorld) settle(kind, name string, d *Desired, n int) *Record {
+	w.t.Helper()
+	for i := 0; i < n; i++ {
+		w.tick()
+		if _, _, died := w.pass(kind, name, d); died {
+			w.t.Fatal("crashed")
+		}
+	}
+	return w.record(kind, name)
+}
+
+// callsOf counts the Flink calls whose name starts with prefix.
+func (w *simWorld) callsOf(prefix string) int {
+	w.flink.mu.Lock()
+	defer w.flink.mu.Unlock()
+	n := 0
+	for _, c := range w.flink.Calls {
+		if strings.HasPrefix(c, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func withConf(kv ...string) func(*v1beta1.FlinkDeploymentSpec) {
+	return func(s *v1beta1.FlinkDeploymentSpec) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.FlinkConfiguration[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func withArgs(args ...string) func(*v1beta1.FlinkDeploymentSpec) {
+	return func(s *v1beta1.FlinkDeploymentSpec) { s.Job.Args = append(s.Job.Args, args...) }
+}
+
+func TestSuspendedFirstDeploy(t *testing.T) {
+	w := newSimWorld(t)
+	r := w.settle(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, suspend)), 3)
+	if r.Operation != nil || r.Common().LifecycleState != v1beta1.LifecycleSuspended || !isSuspendedJSON(r.Reconciliation().LastReconciledSpec) {
+		t.Fatalf("record %s, lastReconciledSpec %s", dumpRecord(r), r.Reconciliation().LastReconciledSpec)
+	}
+	if w.deploymentObj("app") != nil || len(w.flink.Started) != 0 {
+		t.Fatalf("a suspended first deploy created a cluster or a job")
+	}
+}
+
+// TestUpgradePaths checks each upgrade mode stops the job its own way.
+func TestUpgradePaths(t *testing.T) {
+	for _, c := range []struct {
+		mode                  v1beta1.UpgradeMode
+		stops, cancels, saves int
+		restoreFromCheckpoint bool
+	}{
+		{v1beta1.UpgradeModeSavepoint, 1, 0, 1, false},
+		{v1beta1.UpgradeModeLastState, 0, 1, 0, true},
+		{v1beta1.UpgradeModeStateless, 0, 1, 0, false},
+	} {
+		t.Run(string(c.mode), func(t *testing.T) {
+			w := newSimWorld(t)
+			old := deployStable(w, "app", appSpecOf(c.mode, 2)).Common().JobStatus.JobID
+			r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(c.mode, 4)), "upgraded", func(r *Record) bool {
+				return stableRunning(r) && r.Common().JobStatus.JobID != old
+			})
+			if got := w.callsOf("StopWithSavepoint"); got != c.stops {
+				t.Errorf("%d stop-with-savepoint calls, want %d", got, c.stops)
+			}
+			if got := w.callsOf("Cancel"); got != c.cancels {
+				t.Errorf("%d cancel calls, want %d", got, c.cancels)
+			}
+			if got := len(w.flink.Savepoints); got != c.saves {
+				t.Errorf("%d savepoints, want %d", got, c.saves)
+			}
+			j := w.flink.job(r.Common().JobStatus.JobID)
+			switch {
+			case c.saves > 0 && j.RestoredFrom != w.flink.Savepoints[0].Path:
+				t.Errorf("restored from %q, want the savepoint", j.RestoredFrom)
+			case c.restoreFromCheckpoint && !strings.Contains(j.RestoredFrom, "/chk-"):
+				t.Errorf("restored from %q, want a checkpoint", j.RestoredFrom)
+			case c.mode == v1beta1.UpgradeModeStateless && j.RestoredFrom != "":
+				t.Errorf("stateless upgrade restored from %q", j.RestoredFrom)
+			}
+			if !w.hasEvent(ReasonSpecChanged, "spec.job.parallelism: 2 -> 4") {
+				t.Errorf("no SpecChanged event naming the change: %v", w.events())
+			}
+		})
+	}
+}
+
+// TestSavepointUpgradeJobNotRunning: a savepoint upgrade of a job that is
+// not running falls back to last-state when allowed, and stops with a clear
+// error when not.
+func TestSavepointUpgradeJobNotRunning(t *testing.T) {
+	failed := func(r *Record) bool { return r.Common().JobStatus.State == v1beta1.JobFailed && r.Operation == nil }
+	t.Run("fallback", func(t *testing.T) {
+		w := newSimWorld(t)
+		w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withArgs("--fail-after", "4"))), "job failed", failed)
+		old := w.record(KindDeployment, "app").Common().JobStatus.JobID
+		oldJob := w.flink.job(old)
+		r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)), "upgraded", func(r *Record) bool {
+			return stableRunning(r) && r.Common().JobStatus.JobID != old
+		})
+		if len(w.flink.Savepoints) != 0 || w.callsOf("StopWithSavepoint") != 0 {
+			t.Errorf("a savepoint was tried on a failed job")
+		}
+		last := oldJob.Checkpoints[len(oldJob.Checkpoints)-1]
+		if j := w.flink.job(r.Common().JobStatus.JobID); j.RestoredFrom != last.Path {
+			t.Errorf("fell back to %q, want the newest checkpoint %q", j.RestoredFrom, last.Path)
+		}
+	})
+	t.Run("no fallback", func(t *testing.T) {
+		w := newSimWorld(t)
+		spec := func(extra ...func(*v1beta1.FlinkDeploymentSpec)) v1beta1.FlinkDeploymentSpec {
+			return appSpecOf(v1beta1.UpgradeModeSavepoint, 2, append(extra, withConf(keyLastStateFallback, "false"))...)
+		}
+		w.until(KindDeployment, "app", w.desired("app", spec(withArgs("--fail-after", "4"))), "job failed", failed)
+		started := len(w.flink.Started)
+		r := w.until(KindDeployment, "app", w.desired("app", spec()), "upgrade refused", func(r *Record) bool {
+			return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleFailed && strings.Contains(r.Common().Error, keyLastStateFallback)
+		})
+		if !strings.Contains(r.Common().Error, "no savepoint can be taken") {
+			t.Errorf("error does not say why: %q", r.Common().Error)
+		}
+		if len(w.flink.Started) != started {
+			t.Errorf("a job was started after a refused upgrade")
+		}
+		if !w.hasEvent(ReasonUpgradeFailed, keyLastStateFallback) {
+			t.Errorf("no UpgradeFailed event: %v", w.events())
+		}
+	})
+}
+
+// TestLastStateWithoutCheckpoint: a last-state upgrade with no checkpoint
+// to restore from stops and says what a human must do; it never starts the
+// job empty, and it does not throw away the running job's state first.
+func TestLastStateWithoutCheckpoint(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeLastState, 2, withArgs("--no-checkpoints"))).Common().JobStatus.JobID
+	started := len(w.flink.Started)
+	r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 4, withArgs("--no-checkpoints"))), "upgrade refused", func(r *Record) bool {
+		return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleFailed
+	})
+	msg := r.Common().Error
+	for _, want := range []string{"checkpoint", "upgradeMode: savepoint"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	if len(w.flink.Started) != started {
+		t.Fatalf("a job was started without state")
+	}
+	if j := w.flink.job(old); j == nil || j.State != flinkclient.JobRunning {
+		t.Errorf("the running job was stopped before the upgrade found it has no checkpoint to restore: %+v", j)
+	}
+	// Later passes try again and still neither cancel nor start empty.
+	w.settle(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 4, withArgs("--no-checkpoints"))), 10)
+	if j := w.flink.job(old); len(w.flink.Started) != started || j.State != flinkclient.JobRunning || w.callsOf("Cancel") != 0 {
+		t.Errorf("retries touched the job: %d jobs started, job %s, %d cancels", len(w.flink.Started)-started, j.State, w.callsOf("Cancel"))
+	}
+	if !w.hasEvent(ReasonUpgradeFailed, "no completed, retained checkpoint") {
+		t.Errorf("no UpgradeFailed event: %v", w.events())
+	}
+}
+
+func TestScaleInPlace(t *testing.T) {
+	w := newSimWorld(t)
+	r := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+	old := r.Common().JobStatus.JobID
+	three := int32(3)
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, func(s *v1beta1.FlinkDeploymentSpec) { s.TaskManager.Replicas = &three }))
+	r = w.settle(KindDeployment, "app", d, 3)
+	if tm := w.deploymentObj("app-taskmanager"); tm == nil || *tm.Spec.Replicas != 3 {
+		t.Fatalf("TaskManager Deployment not scaled: %+v", tm)
+	}
+	if r.Common().JobStatus.JobID != old || len(w.flink.Started) != 1 || w.callsOf("StopWithSavepoint")+w.callsOf("Cancel") != 0 {
+		t.Fatalf("a scale change restarted the job: job %s (was %s), %d jobs started, %d stop and %d cancel calls",
+			r.Common().JobStatus.JobID, old, len(w.flink.Started), w.callsOf("StopWithSavepoint"), w.callsOf("Cancel"))
+	}
+	if r.Reconciliation().LastReconciledSpec != specJSON(d.Deployment.Spec) || !stableRunning(r) {
+		t.Fatalf("scale not recorded: %s", dumpRecord(r))
+	}
+	if jm := w.flink.jm(w.ns, "app"); jm == nil || jm.Generation != 1 {
+		t.Fatalf("the JobManager restarted: %+v", jm)
+	}
+}
+
+func TestIgnorableChange(t *testing.T) {
+	w := newSimWorld(t)
+	deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 2, withConf("kubernetes.operator.savepoint.history.max.count", "3")))
+	r := w.settle(KindDeployment, "app", d, 3)
+	if got := r.Reconciliation().LastReconciledSpec; got != specJSON(d.Deployment.Spec) {
+		t.Fatalf("lastReconciledSpec not updated:\n%s", got)
+	}
+	if r.Common().Source == nil || r.Common().Source.Commit != d.Source.Commit {
+		t.Errorf("source not updated: %+v", r.Common().Source)
+	}
+	if len(w.flink.Started) != 1 || w.callsOf("StopWithSavepoint")+w.callsOf("Cancel") != 0 || !stableRunning(r) {
+		t.Fatalf("an ignorable change touched the job: %s; %d jobs started, %d stop and %d cancel calls",
+			dumpRecord(r), len(w.flink.Started), w.callsOf("StopWithSavepoint"), w.callsOf("Cancel"))
+	}
+	if jm := w.flink.jm(w.ns, "app"); jm == nil || jm.Generation != 1 {
+		t.Fatalf("the JobManager restarted: %+v", jm)
+	}
+}
+
+func TestRestartNonce(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)).Common().JobStatus.JobID
+	one := int64(1)
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, func(s *v1beta1.FlinkDeploymentSpec) { s.RestartNonce = &one }))
+	r := w.until(KindDeployment, "app", d, "restarted", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	if len(w.flink.Savepoints) != 1 || w.flink.job(r.Common().JobStatus.JobID).RestoredFrom != w.flink.Savepoints[0].Path {
+		t.Fatalf("restart did not go through a savepoint")
+	}
+	if r.LastRestartNonce == nil || *r.LastRestartNonce != 1 {
+		t.Fatalf("restart nonce not recorded: %v", r.LastRestartNonce)
+	}
+	r = w.settle(KindDeployment, "app", d, 5)
+	if len(w.flink.Started) != 2 {
+		t.Fatalf("the same nonce restarted the job again: %d jobs", len(w.flink.Started))
+	}
+}
+
+func TestManualSavepoint(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)).Common().JobStatus.JobID
+	seven := int64(7)
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, func(s *v1beta1.FlinkDeploymentSpec) { s.Job.SavepointTriggerNonce = &seven }))
+	r := w.until(KindDeployment, "app", d, "manual savepoint", func(r *Record) bool {
+		si := r.Common().JobStatus.SavepointInfo
+		return r.Operation == nil && si != nil && si.LastSavepoint != nil
+	})
+	sp := r.Common().JobStatus.SavepointInfo.LastSavepoint
+	if sp.TriggerType != v1beta1.TriggerManual || sp.TriggerNonce == nil || *sp.TriggerNonce != 7 {
+		t.Fatalf("savepoint %+v, want manual with nonce 7", sp)
+	}
+	if len(w.flink.Savepoints) != 1 || w.flink.Savepoints[0].Path != sp.Location || w.callsOf("TriggerSavepoint") == 0 {
+		t.Fatalf("savepoint not taken by TriggerSavepoint")
+	}
+	if r.Common().JobStatus.JobID != old || w.flink.job(old).State != flinkclient.JobRunning {
+		t.Fatalf("a manual savepoint stopped the job")
+	}
+	if r.LastSavepointNonce == nil || *r.LastSavepointNonce != 7 {
+		t.Fatalf("nonce not recorded")
+	}
+	w.settle(KindDeployment, "app", d, 5)
+	if len(w.flink.Savepoints) != 1 {
+		t.Fatalf("the same nonce took %d savepoints", len(w.flink.Savepoints))
+	}
+	if !w.hasEvent(ReasonSavepoint, sp.Location) {
+		t.Errorf("no savepoint event: %v", w.events())
+	}
+}
+
+func TestPeriodicSavepoint(t *testing.T) {
+	w := newSimWorld(t)
+	spec := appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyPeriodicSavepoint, "20s"))
+	r := deployStable(w, "app", spec)
+	deployedAt := r.Deployed.At
+	d := w.desired("app", spec)
+	r = w.until(KindDeployment, "app", d, "two periodic savepoints", func(r *Record) bool {
+		si := r.Common().JobStatus.SavepointInfo
+		return r.Operation == nil && si != nil && len(si.SavepointHistory) == 2
+	})
+	si := r.Common().JobStatus.SavepointInfo
+	first, second := si.SavepointHistory[0], si.SavepointHistory[1]
+	if first.TriggerType != v1beta1.TriggerPeriodic || second.TriggerType != v1beta1.TriggerPeriodic {
+		t.Fatalf("history %+v, want periodic savepoints", si.SavepointHistory)
+	}
+	if at := time.UnixMilli(first.TimeStamp); at.Sub(deployedAt) < 20*time.Second || at.Sub(deployedAt) > 25*time.Second {
+		t.Errorf("first periodic savepoint %s after deploy, want about 20s", at.Sub(deployedAt))
+	}
+	if gap := time.Duration(second.TimeStamp-first.TimeStamp) * time.Millisecond; gap < 20*time.Second || gap > 25*time.Second {
+		t.Errorf("periodic savepoints %s apart, want about 20s", gap)
+	}
+	if si.LastPeriodicSavepointTimestamp != second.TimeStamp {
+		t.Errorf("lastPeriodicSavepointTimestamp %d, want %d", si.LastPeriodicSavepointTimestamp, second.TimeStamp)
+	}
+}
+
+func TestHistoryPruneAndDispose(t *testing.T) {
+	w := newSimWorld(t)
+	spec := func(nonce int64) v1beta1.FlinkDeploymentSpec {
+		return appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyHistoryMaxCount, "2"), func(s *v1beta1.FlinkDeploymentSpec) {
+			if nonce > 0 {
+				s.Job.SavepointTriggerNonce = &nonce
+			}
+		})
+	}
+	deployStable(w, "app", spec(0))
+	for n := int64(1); n <= 4; n++ {
+		w.until(KindDeployment, "app", w.desired("app", spec(n)), fmt.Sprintf("savepoint %d", n), func(r *Record) bool {
+			return r.Operation == nil && r.LastSavepointNonce != nil && *r.LastSavepointNonce == n
+		})
+	}
+	r := w.settle(KindDeployment, "app", w.desired("app", spec(4)), 2)
+	hist := r.Common().JobStatus.SavepointInfo.SavepointHistory
+	if len(w.flink.Savepoints) != 4 || len(hist) != 2 {
+		t.Fatalf("%d savepoints taken, %d in history; want 4 and 2", len(w.flink.Savepoints), len(hist))
+	}
+	for i, sp := range w.flink.Savepoints {
+		kept := i >= 2
+		if kept != !sp.Disposed {
+			t.Errorf("savepoint %d %s: disposed %v", i+1, sp.Path, sp.Disposed)
+		}
+		if kept && hist[i-2].Location != sp.Path {
+			t.Errorf("history[%d] = %s, want %s", i-2, hist[i-2].Location, sp.Path)
+		}
+	}
+	if len(r.PendingDisposal) != 0 {
+		t.Errorf("disposals still pending: %v", r.PendingDisposal)
 	}
 }
