@@ -302,7 +302,9 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		p.rec.LastRestartNonce = tgt.RestartNonce
 		return newOp(OpRestart, PhaseStopJob), nil
 	}
-	if !diff.Empty() { // scale or ignorable: apply in place, no restart
+	if !diff.Empty() || specJSON(tgt) != st.ReconciliationStatus.LastReconciledSpec {
+		// Scale, ignorable, or only a nonce acted on below: apply in place,
+		// no restart, and record the commit as reconciled.
 		if diff.Type == DiffScale && obs.jm != nil {
 			if err := p.applyInPlace(ctx, tgt, &src); err != nil {
 				return nil, err

@@ -234,7 +234,7 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 		p.rec.LastRestartNonce = tgt.RestartNonce
 		return newOp(OpRestart, PhaseStopJob), nil
 	}
-	if !diff.Empty() {
+	if !diff.Empty() || specJSON(tgt) != st.ReconciliationStatus.LastReconciledSpec { // ignorable, or only a nonce acted on below
 		st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
 		st.Source = &src
 		p.dirty = true
