@@ -54,6 +54,8 @@ type SavepointEntry struct {
 	Time    string `json:"time"`
 	Trigger string `json:"trigger"`
 	Path    string `json:"path"`
+	// Commit is the source commit whose spec the job ran.
+	Commit string `json:"commit,omitempty"`
 }
 
 // Summary is what the status branch's README says about one cycle.
@@ -177,6 +179,7 @@ func savepointEntry(sp v1beta1.Savepoint) SavepointEntry {
 		Time:    time.UnixMilli(sp.TimeStamp).UTC().Format(time.RFC3339),
 		Trigger: string(sp.TriggerType),
 		Path:    sp.Location,
+		Commit:  sp.Commit,
 	}
 }
 

@@ -17,7 +17,7 @@ func TestStatusFiles(t *testing.T) {
 			JobStatus: v1beta1.JobStatus{JobID: "abc", State: v1beta1.JobRunning, UpgradeSavepointPath: "file:/sp/2",
 				SavepointInfo: &v1beta1.SavepointInfo{SavepointHistory: []v1beta1.Savepoint{
 					{TimeStamp: 1000, Location: "file:/sp/1", TriggerType: v1beta1.TriggerPeriodic},
-					{TimeStamp: 2000, Location: "file:/sp/2", TriggerType: v1beta1.TriggerUpgrade},
+					{TimeStamp: 2000, Location: "file:/sp/2", TriggerType: v1beta1.TriggerUpgrade, Commit: "c1c1c1c1c1c1c1c1"},
 				}}},
 			Source: &v1beta1.SourceRef{Commit: "c1c1c1c1c1c1c1c1", EntryPoint: "apps/orders", Path: "apps/orders/fd.yaml"},
 		},
@@ -40,7 +40,7 @@ func TestStatusFiles(t *testing.T) {
 		got.Operation != "Upgrade (savepoint): AwaitSavepoint" || len(got.Problems) != 1 || got.JobManager != "READY" {
 		t.Errorf("resource file: %+v", got)
 	}
-	if len(got.Savepoints) != 2 || got.Savepoints[0].Path != "file:/sp/2" || got.Savepoints[0].Trigger != "UPGRADE" {
+	if len(got.Savepoints) != 2 || got.Savepoints[0].Path != "file:/sp/2" || got.Savepoints[0].Trigger != "UPGRADE" || got.Savepoints[0].Commit != "c1c1c1c1c1c1c1c1" {
 		t.Errorf("savepoints not newest first: %+v", got.Savepoints)
 	}
 	var fresh ResourceStatus

@@ -377,6 +377,9 @@ type Savepoint struct {
 	TriggerType  SnapshotTriggerType `json:"triggerType,omitempty"`
 	FormatType   SavepointFormatType `json:"formatType,omitempty"`
 	TriggerNonce *int64              `json:"triggerNonce,omitempty"`
+	// Commit is the Git commit of the spec the job ran when the savepoint
+	// was taken (flink-gitops extension).
+	Commit string `json:"commit,omitempty"`
 }
 
 // CheckpointInfo is the operator's CheckpointInfo.
