@@ -764,6 +764,14 @@ func TestDaemonAsServiceAccountLeaderElectionMetrics(t *testing.T) {
 		return fileHas(b.log, regexp.MustCompile(`msg=leading identity=`+regexp.QuoteMeta(holderB))), tail(b.log, 3)
 	})
 
+	// B loaded the status records of the bound namespace when it took the
+	// lead; only the namespace RBAC does not bind failed to list.
+	for _, line := range strings.Split(string(must(os.ReadFile(b.log))), "\n") {
+		if strings.Contains(line, "cannot list status ConfigMaps") && (strings.Contains(line, ns) || !strings.Contains(line, other)) {
+			t.Errorf("new leader could not load the records of %s: %s", ns, line)
+		}
+	}
+
 	c2 := e.push("counter: parallelism 2", map[string]string{"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", 2, "")})
 	rs = waitStatus(e, bAlive, "FlinkDeployment", ns, "counter", "savepoint upgrade by the new leader", 4*time.Minute, stableAt(c2))
 	if rs.JobID == job1 || len(rs.Savepoints) == 0 || rs.Savepoints[0].Trigger != "UPGRADE" {

@@ -284,13 +284,16 @@ const maxWorkers = 256
 // loadRecords reads the status ConfigMaps of every allowed namespace. It
 // lists namespace by namespace unless every namespace is allowed: a
 // least-privilege install (deploy/) is bound per namespace and may not list
-// across all of them.
+// across all of them. A namespace that cannot be listed (e.g. allowed in
+// the config but not bound) does not keep the others from loading.
 func (d *Daemon) loadRecords(ctx context.Context) error {
 	var recs []*lifecycle.Record
+	var errs []error
 	for _, ns := range listNamespaces(d.cfg.Current().Kubernetes.AllowedNamespaces) {
 		r, err := d.rec.Store.List(ctx, ns)
 		if err != nil {
-			return fmt.Errorf("namespace %q: %w", ns, err)
+			errs = append(errs, fmt.Errorf("namespace %q: %w", ns, err))
+			continue
 		}
 		recs = append(recs, r...)
 	}
@@ -303,7 +306,7 @@ func (d *Daemon) loadRecords(ctx context.Context) error {
 			d.queue.Add(key)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // listNamespaces is the namespaces to list status ConfigMaps in: "" (all)
