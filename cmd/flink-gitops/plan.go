@@ -6,27 +6,37 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
 )
 
 // runPlan renders a working copy with the daemon's render settings and
-// prints the resources and problems. (The diff against a cluster comes
-// with lifecycle.)
+// prints the resources and problems; with --kubeconfig it also reads the
+// status ConfigMaps (read-only) and prints the action each resource would
+// get.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plan", "--repo DIR [--config FILE] [--entry PATH ...]",
 		"Renders a working copy (every configured Kustomize entry point, in-process, no network)\n"+
 			"and prints the FlinkDeployment/FlinkSessionJob resources with their spec hashes, then\n"+
 			"every problem with its entry point, file, field and fix.\n"+
 			"Entry points and namespaces come from --config (git.entryPoints, kubernetes.*);\n"+
-			"--entry, --namespace and --allow-namespace override them.", stderr)
+			"--entry, --namespace and --allow-namespace override them.\n"+
+			"With --kubeconfig, the status ConfigMaps in the cluster are read (never written) and the\n"+
+			"action each resource would get is printed with its spec diff: exit code 1 when any would change.", stderr)
 	repo := fs.String("repo", ".", "working copy to render")
 	file := fs.String("config", "", "daemon config file (YAML) for entry points, namespaces and Flink defaults")
 	entries := fs.StringArray("entry", nil, "entry point directory or glob, relative to the repository root (repeatable)")
 	namespace := fs.String("namespace", "", "default namespace for resources that name none")
 	allowed := fs.StringArray("allow-namespace", nil, "namespace the repository may deploy into (repeatable; default: any)")
 	otherKinds := fs.String("other-kinds", "ignore", "what to do with other kinds: ignore (warn) or error")
+	kubeconfig := fs.String("kubeconfig", "", "diff against the status ConfigMaps of this cluster (read-only)")
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
@@ -81,8 +91,97 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "plan: %v\n", err)
 		return exitError
 	}
+	code := exitOK
 	if !res.OK() {
-		return exitFindings
+		code = exitFindings
 	}
-	return exitOK
+	if *kubeconfig != "" {
+		changes, err := planAgainstCluster(ctx, stdout, *kubeconfig, res, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "plan: %v\n", err)
+			return exitError
+		}
+		if changes {
+			code = exitFindings
+		}
+	}
+	return code
+}
+
+// planAgainstCluster prints the action per resource against the status
+// ConfigMaps in the cluster and reports whether anything would change.
+func planAgainstCluster(ctx context.Context, w io.Writer, kubeconfig string, res *render.Result, opts render.Options) (bool, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return false, fmt.Errorf("kubeconfig: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return false, err
+	}
+	store := &lifecycle.Store{Client: kc}
+	recs := map[string]*lifecycle.Record{}
+	all, err := store.List(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, r := range all {
+		recs[lifecycle.Key(r.Kind, r.Namespace, r.Name)] = r
+	}
+	type row struct {
+		key    string
+		action lifecycle.Action
+	}
+	var rows []row
+	seen := map[string]bool{}
+	for _, r := range res.Resources {
+		k := r.Key()
+		key := lifecycle.Key(k.Kind, k.Namespace, k.Name)
+		seen[key] = true
+		d := &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash}
+		rows = append(rows, row{key, lifecycle.PlanAction(recs[key], d)})
+	}
+	for _, k := range res.Invalid {
+		seen[lifecycle.Key(k.Kind, k.Namespace, k.Name)] = true
+	}
+	built := map[string]bool{}
+	for _, ep := range res.EntryPoints {
+		if !ep.Failed {
+			built[ep.EntryPoint] = true
+		}
+	}
+	for key, r := range recs {
+		if seen[key] || r.Common().Source == nil {
+			continue
+		}
+		if ep := r.Common().Source.EntryPoint; built[ep] || !dirExists(res, ep) {
+			rows = append(rows, row{key, lifecycle.PlanAction(r, nil)})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].key < rows[j].key })
+	fmt.Fprintln(w, "\nPlan against the cluster (status ConfigMaps, read-only):")
+	changes := false
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-60s %s\n", strings.Replace(r.key, "/", " ", 1), r.action)
+		for _, c := range r.action.Diff.Changes {
+			fmt.Fprintf(w, "      %s: %s -> %s\n", c.Path, c.Old, c.New)
+		}
+		for _, warn := range r.action.Warnings {
+			fmt.Fprintf(w, "      ! %s\n", warn)
+		}
+		if r.action.Kind != lifecycle.ActionNone {
+			changes = true
+		}
+	}
+	return changes, nil
+}
+
+// dirExists reports whether an entry point still appears in the render.
+func dirExists(res *render.Result, ep string) bool {
+	for _, e := range res.EntryPoints {
+		if e.EntryPoint == ep {
+			return true
+		}
+	}
+	return false
 }
