@@ -984,7 +984,7 @@ func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
 		st.Error = ""
 		p.dirty = true
 	}
-	if healthy && st.Error != "" && st.LifecycleState == v1beta1.LifecycleFailed {
+	if healthy && st.Error != "" && st.LifecycleState == v1beta1.LifecycleFailed && !p.failed {
 		st.Error = ""
 		p.dirty = true
 	}

@@ -141,6 +141,9 @@ type pass struct {
 	log     *slog.Logger
 	deleted bool
 	dirty   bool
+	// failed is set by fail: an error this pass found must not be cleared
+	// by the same pass's settle.
+	failed bool
 }
 
 // save persists the record if it changed since the last save.
@@ -200,6 +203,7 @@ func (p *pass) finish(msg string) {
 // resource is FAILED, and the message says what to do.
 func (p *pass) fail(ctx context.Context, reason, msg string) {
 	p.log.Error("operation failed", "reason", reason, "err", msg)
+	p.failed = true
 	p.rec.Common().Error = msg
 	p.rec.Common().LifecycleState = v1beta1.LifecycleFailed
 	p.r.Events.Warn(ctx, p.rec, reason, msg)
