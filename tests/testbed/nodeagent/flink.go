@@ -100,7 +100,9 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		return s
 	}
 	for i := range args {
-		args[i] = mapJar(args[i])
+		// $(VAR) references to the container's env are expanded as the
+		// kubelet does (e.g. -D jobmanager.rpc.address=$(_POD_IP_ADDRESS) with HA).
+		args[i] = mapJar(expand(args[i], c.Env))
 	}
 	if v, ok := conf["pipeline.jars"]; ok {
 		conf["pipeline.jars"] = mapJar(v)
