@@ -49,10 +49,14 @@ func testSession(t *testing.T, version string) {
 	early := progress(ctx, t, c, job1, 5)
 	logRSS(t, c)
 
-	// A savepoint without cancelling completes and the job keeps running.
-	trig := triggerSavepoint(ctx, t, c.RESTURL, job1, "file://"+c.SavepointDir, false)
+	// A savepoint without cancelling and without a target directory lands in
+	// the configured savepoint directory, and the job keeps running.
+	trig := triggerSavepoint(ctx, t, c.RESTURL, job1, "", false)
 	sp1 := waitSavepoint(ctx, t, c.RESTURL, job1, trig)
 	assertDir(t, sp1)
+	if !strings.HasPrefix(strings.TrimPrefix(sp1, "file:"), c.SavepointDir) {
+		t.Fatalf("savepoint %s is not under the configured dir %s", sp1, c.SavepointDir)
+	}
 	if st := jobState(ctx, t, c.RESTURL, job1); st != "RUNNING" {
 		t.Fatalf("job after savepoint: state %s, want RUNNING", st)
 	}

@@ -114,8 +114,11 @@ func triggerSavepoint(ctx context.Context, t testing.TB, restURL, jobID, dir str
 	var resp struct {
 		RequestID string `json:"request-id"`
 	}
-	restJSON(ctx, t, http.MethodPost, restURL+"/jobs/"+jobID+"/savepoints",
-		map[string]any{"target-directory": dir, "cancel-job": cancelJob}, &resp)
+	body := map[string]any{"cancel-job": cancelJob}
+	if dir != "" { // else the configured default savepoint directory
+		body["target-directory"] = dir
+	}
+	restJSON(ctx, t, http.MethodPost, restURL+"/jobs/"+jobID+"/savepoints", body, &resp)
 	return resp.RequestID
 }
 
