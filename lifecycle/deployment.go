@@ -478,9 +478,7 @@ func (p *pass) backoff() Result {
 // something outside (a savepoint, a JVM starting).
 func (p *pass) step(ctx context.Context) (wait bool, err error) {
 	op := p.rec.Operation
-	if p.rec.Kind == KindSessionJob {
-		return p.stepSessionJob(ctx)
-	}
+	// Stopping a job is the same for both kinds.
 	switch op.Phase {
 	case PhaseStopJob:
 		return false, p.stopJob(ctx)
@@ -492,6 +490,17 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		return false, p.cancelJob(ctx)
 	case PhaseAwaitStopped:
 		return p.awaitStopped(ctx)
+	}
+	if p.rec.Kind == KindSessionJob {
+		switch op.Phase {
+		case PhaseApply:
+			return p.submitSessionJob(ctx)
+		case PhaseAwaitRunning:
+			return p.awaitSessionJobRunning(ctx)
+		}
+		return false, fmt.Errorf("session job: unexpected phase %q", op.Phase)
+	}
+	switch op.Phase {
 	case PhaseDeleteCluster:
 		if op.Kind == OpDelete && p.blockedBySessionJobs(ctx) {
 			return true, nil
@@ -1033,6 +1042,8 @@ func (p *pass) updateLifecycle() {
 		s = v1beta1.LifecycleFailed
 	case p.rec.Deployment != nil && isSuspendedJSON(rs.LastReconciledSpec):
 		s = v1beta1.LifecycleSuspended
+	case p.rec.Kind == KindSessionJob && isSuspendedSessionJobJSON(rs.LastReconciledSpec):
+		s = v1beta1.LifecycleSuspended
 	case c.JobStatus.State == v1beta1.JobFailed:
 		s = v1beta1.LifecycleFailed
 	case rs.State == v1beta1.ReconciliationRolledBack:
@@ -1051,4 +1062,9 @@ func (p *pass) updateLifecycle() {
 func isSuspendedJSON(js string) bool {
 	s, err := deploymentSpec(js)
 	return err == nil && s != nil && cluster.Suspended(s)
+}
+
+func isSuspendedSessionJobJSON(js string) bool {
+	s, err := sessionJobSpec(js)
+	return err == nil && s != nil && s.Job != nil && s.Job.State == v1beta1.JobStateSuspended
 }
