@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -392,5 +394,194 @@ func TestHistoryPruneAndDispose(t *testing.T) {
 	}
 	if len(r.PendingDisposal) != 0 {
 		t.Errorf("disposals still pending: %v", r.PendingDisposal)
+	}
+}
+
+func deleted(r *Record) bool {
+	return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleDeleted
+}
+
+// TestRollback: with rollback enabled, a spec whose job fails or never
+// runs within the readiness timeout is rolled back to the last stable
+// spec, restoring the state the upgrade saved; the failed spec is not
+// tried again until Git changes.
+func TestRollback(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		bad  func(*v1beta1.FlinkDeploymentSpec)
+	}{
+		{"job fails", withArgs("--fail-after", "1")},
+		{"never ready", func(s *v1beta1.FlinkDeploymentSpec) { s.Image = "flink:broken" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newSimWorld(t)
+			w.brokenImage = "flink:broken"
+			conf := withConf(keyRollbackEnabled, "true", keyReadinessTimeout, "30s")
+			good := appSpecOf(v1beta1.UpgradeModeSavepoint, 2, conf)
+			old := deployStable(w, "app", good).Common().JobStatus.JobID
+			d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4, conf, c.bad))
+			r := w.until(KindDeployment, "app", d, "rolled back", func(r *Record) bool {
+				return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleRolledBack && r.Common().JobStatus.State == v1beta1.JobRunning
+			})
+			if len(w.flink.Savepoints) != 1 {
+				t.Fatalf("%d savepoints, want the upgrade's one", len(w.flink.Savepoints))
+			}
+			sp := w.flink.Savepoints[0]
+			j := w.flink.job(r.Common().JobStatus.JobID)
+			if j.ID == old || j.RestoredFrom != sp.Path || j.StartCounter != sp.Counter {
+				t.Fatalf("rolled-back job %s restored from %q at %d, want a new job from the upgrade savepoint %s at %d", j.ID, j.RestoredFrom, j.StartCounter, sp.Path, sp.Counter)
+			}
+			if r.Deployed == nil || r.Deployed.Spec != specJSON(good) {
+				t.Fatalf("the running cluster is not the last stable spec")
+			}
+			if r.Common().Error == "" || !w.hasEvent(ReasonRollback, "rolling back") {
+				t.Errorf("rollback not reported: error %q, events %v", r.Common().Error, w.events())
+			}
+			started := len(w.flink.Started)
+			r = w.settle(KindDeployment, "app", d, 80)
+			if n := len(w.flink.Started) - started; n != 0 || r.Common().LifecycleState != v1beta1.LifecycleRolledBack {
+				t.Fatalf("after the rollback, the same failed spec was deployed again (%d more jobs started; %s)", n, dumpRecord(r))
+			}
+			// A new commit is tried again.
+			fixed := appSpecOf(v1beta1.UpgradeModeSavepoint, 4, conf)
+			r = w.until(KindDeployment, "app", w.desired("app", fixed), "fixed spec deployed", stableRunning)
+			if r.Deployed.Spec != specJSON(fixed) {
+				t.Fatalf("fixed spec not deployed")
+			}
+		})
+	}
+}
+
+func TestSwitchApplicationSessionRejected(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)).Common().JobStatus.JobID
+	r := w.until(KindDeployment, "app", w.desired("app", sessionSpecOf()), "switch rejected", func(r *Record) bool {
+		return r.Common().LifecycleState == v1beta1.LifecycleFailed
+	})
+	if !strings.Contains(r.Common().Error, "switching between an application and a session cluster is not supported") {
+		t.Fatalf("error %q", r.Common().Error)
+	}
+	if j := w.flink.job(old); j.State != flinkclient.JobRunning || w.callsOf("StopWithSavepoint")+w.callsOf("Cancel") != 0 || len(w.flink.Started) != 1 {
+		t.Fatalf("the rejected switch touched the job")
+	}
+	if r := w.settle(KindDeployment, "app", w.desired("app", sessionSpecOf()), 5); r.Common().LifecycleState != v1beta1.LifecycleFailed || r.Common().Error == "" {
+		t.Fatalf("the rejection did not stay in the status: %s", dumpRecord(r))
+	}
+	if !w.hasEvent(ReasonValidationError, "switching") {
+		t.Errorf("no ValidationError event: %v", w.events())
+	}
+}
+
+func TestDeletion(t *testing.T) {
+	for _, save := range []bool{false, true} {
+		t.Run(fmt.Sprint("savepoint-on-deletion=", save), func(t *testing.T) {
+			w := newSimWorld(t)
+			old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keySavepointOnDeletion, fmt.Sprint(save)))).Common().JobStatus.JobID
+			r := w.until(KindDeployment, "app", nil, "deleted", deleted)
+			w.tick()
+			for _, n := range []string{"app", "app-taskmanager"} {
+				if w.deploymentObj(n) != nil {
+					t.Errorf("Deployment %s still there", n)
+				}
+			}
+			if w.flink.jm(w.ns, "app") != nil {
+				t.Errorf("JobManager still running")
+			}
+			if r.Reconciliation().LastReconciledSpec != "" || r.Deployed != nil {
+				t.Errorf("deleted record still has a spec or a deployment")
+			}
+			if !save {
+				if len(w.flink.Savepoints) != 0 {
+					t.Fatalf("savepoint taken on deletion without %s", keySavepointOnDeletion)
+				}
+				return
+			}
+			sps := w.flink.savepointsOf(old)
+			if len(sps) != 1 {
+				t.Fatalf("%d savepoints on deletion, want 1", len(sps))
+			}
+			if si := r.Common().JobStatus.SavepointInfo; si == nil || si.LastSavepoint == nil || si.LastSavepoint.Location != sps[0].Path {
+				t.Fatalf("deletion savepoint not in the kept record: %+v", si)
+			}
+			if j := w.flink.job(old); j.State != flinkclient.JobFinished {
+				t.Errorf("job %s, want FINISHED by stop-with-savepoint", j.State)
+			}
+		})
+	}
+}
+
+// sessionWorld deploys a session cluster and a session job on it.
+func sessionWorld(t *testing.T, mode v1beta1.UpgradeMode) (*simWorld, string) {
+	t.Helper()
+	jar := filepath.Join(t.TempDir(), "counter.jar")
+	if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := newSimWorld(t)
+	w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+		return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+	})
+	w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, mode, "10")), "session job", stableRunning)
+	for i := 0; i < 3; i++ {
+		w.tick()
+	}
+	return w, jar
+}
+
+func TestSessionClusterDeletionWaitsForJobs(t *testing.T) {
+	w, jar := sessionWorld(t, v1beta1.UpgradeModeStateless)
+	jobDesired := w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeStateless, "10"))
+	job := w.record(KindSessionJob, "job").Common().JobStatus.JobID
+	for i := 0; i < 5; i++ {
+		w.tick()
+		w.pass(KindDeployment, "session", nil)
+		w.pass(KindSessionJob, "job", jobDesired)
+	}
+	r := w.record(KindDeployment, "session")
+	if r.Operation == nil || r.Operation.Kind != OpDelete || !strings.Contains(r.Operation.Message, "waiting for session jobs to be deleted first: job") {
+		t.Fatalf("session cluster deletion not waiting for its job: %s", dumpRecord(r))
+	}
+	if w.deploymentObj("session") == nil || w.flink.job(job).State != flinkclient.JobRunning {
+		t.Fatalf("session cluster deleted under a running session job")
+	}
+	w.until(KindSessionJob, "job", nil, "session job deleted", deleted)
+	if j := w.flink.job(job); j.State != flinkclient.JobCanceled {
+		t.Fatalf("deleted session job is %s, want CANCELED", j.State)
+	}
+	w.until(KindDeployment, "session", nil, "session cluster deleted", deleted)
+	if w.deploymentObj("session") != nil {
+		t.Fatalf("session cluster still there")
+	}
+}
+
+func TestSessionJobSuspendResumeDelete(t *testing.T) {
+	w, jar := sessionWorld(t, v1beta1.UpgradeModeSavepoint)
+	old := w.record(KindSessionJob, "job").Common().JobStatus.JobID
+	spec := sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")
+	spec.Job.State = v1beta1.JobStateSuspended
+	r := w.until(KindSessionJob, "job", w.desiredJob("job", spec), "session job suspended", func(r *Record) bool {
+		return r.Operation == nil && r.Deployed == nil
+	})
+	sps := w.flink.savepointsOf(old)
+	if len(sps) != 1 || r.Common().JobStatus.UpgradeSavepointPath != sps[0].Path || w.flink.job(old).State != flinkclient.JobFinished {
+		t.Fatalf("suspend did not stop with one savepoint: %d savepoints, record %s", len(sps), dumpRecord(r))
+	}
+	if got := r.Common().LifecycleState; got != v1beta1.LifecycleSuspended {
+		t.Errorf("suspended session job is %s, want SUSPENDED", got)
+	}
+	spec.Job.State = v1beta1.JobStateRunning
+	r = w.until(KindSessionJob, "job", w.desiredJob("job", spec), "session job resumed", func(r *Record) bool {
+		return stableRunning(r) && r.Common().JobStatus.JobID != old
+	})
+	j := w.flink.job(r.Common().JobStatus.JobID)
+	if j.RestoredFrom != sps[0].Path || j.StartCounter != sps[0].Counter {
+		t.Fatalf("resumed from %q at %d, want %s at %d", j.RestoredFrom, j.StartCounter, sps[0].Path, sps[0].Counter)
+	}
+	r = w.until(KindSessionJob, "job", nil, "session job deleted", deleted)
+	if w.flink.job(j.ID).State != flinkclient.JobCanceled {
+		t.Fatalf("deleted job is %s", w.flink.job(j.ID).State)
+	}
+	if w.deploymentObj("session") == nil {
+		t.Fatalf("deleting a session job deleted its cluster")
 	}
 }
