@@ -252,28 +252,6 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 	return nil, nil
 }
 
-// stepSessionJob runs one phase of a session job operation; stopping is
-// shared with application clusters.
-func (p *pass) stepSessionJob(ctx context.Context) (bool, error) {
-	switch p.rec.Operation.Phase {
-	case PhaseStopJob:
-		return false, p.stopJob(ctx)
-	case PhaseTriggerSavepoint:
-		return false, p.triggerSavepoint(ctx)
-	case PhaseAwaitSavepoint:
-		return p.awaitSavepoint(ctx)
-	case PhaseCancelJob:
-		return false, p.cancelJob(ctx)
-	case PhaseAwaitStopped:
-		return p.awaitStopped(ctx)
-	case PhaseApply:
-		return p.submitSessionJob(ctx)
-	case PhaseAwaitRunning:
-		return p.awaitSessionJobRunning(ctx)
-	}
-	return false, fmt.Errorf("session job: unexpected phase %q", p.rec.Operation.Phase)
-}
-
 // submitSessionJob uploads the jar and runs it with a job id chosen and
 // persisted first, so a retry never submits twice.
 func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
