@@ -420,25 +420,44 @@ func buildConfigMap(in Input, conf map[string]string) (*corev1.ConfigMap, error)
 
 // DefaultLog4jConsole is the log4j configuration written when the spec's
 // logConfiguration has none: the ConfigMap replaces the image's conf
-// directory, and without this file Flink would log nothing useful.
-const DefaultLog4jConsole = `rootLogger.level = INFO
+// directory, and without this file Flink would log nothing useful. Like the
+// image's own, it logs to the console and to the file the start scripts name
+// in log.file, which the web UI and the REST API's log endpoints serve.
+const DefaultLog4jConsole = `monitorInterval = 30
+rootLogger.level = INFO
 rootLogger.appenderRef.console.ref = ConsoleAppender
-logger.akka.name = akka
-logger.akka.level = INFO
+rootLogger.appenderRef.rolling.ref = RollingFileAppender
 logger.pekko.name = org.apache.pekko
 logger.pekko.level = INFO
+logger.akka.name = akka
+logger.akka.level = INFO
 logger.kafka.name = org.apache.kafka
 logger.kafka.level = INFO
 logger.hadoop.name = org.apache.hadoop
 logger.hadoop.level = WARN
 logger.zookeeper.name = org.apache.zookeeper
 logger.zookeeper.level = INFO
+logger.shaded_zookeeper.name = org.apache.flink.shaded.zookeeper3
+logger.shaded_zookeeper.level = INFO
 logger.netty.name = org.jboss.netty.channel.DefaultChannelPipeline
 logger.netty.level = OFF
 appender.console.name = ConsoleAppender
 appender.console.type = CONSOLE
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+appender.rolling.name = RollingFileAppender
+appender.rolling.type = RollingFile
+appender.rolling.append = true
+appender.rolling.fileName = ${sys:log.file}
+appender.rolling.filePattern = ${sys:log.file}.%i
+appender.rolling.layout.type = PatternLayout
+appender.rolling.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+appender.rolling.policies.type = Policies
+appender.rolling.policies.size.type = SizeBasedTriggeringPolicy
+appender.rolling.policies.size.size = 100MB
+appender.rolling.policies.startup.type = OnStartupTriggeringPolicy
+appender.rolling.strategy.type = DefaultRolloverStrategy
+appender.rolling.strategy.max = ${env:MAX_LOG_FILE_NUMBER:-10}
 `
 
 // jobManagerArgs are the main container's arguments for the official image's

@@ -394,7 +394,8 @@ spec:
 	if err := create(ctx, cs, objs.List()); err != nil {
 		t.Fatal(err)
 	}
-	fc := flinkclient.New(h.ProxyURL+"/"+ns+"/"+cluster.RESTServiceName(d.Name), flinkclient.WithTimeout(10*time.Second))
+	rest := h.ProxyURL + "/" + ns + "/" + cluster.RESTServiceName(d.Name)
+	fc := flinkclient.New(rest, flinkclient.WithTimeout(10*time.Second))
 	eventually(t, 2*time.Minute, "2 TaskManagers with 6 slots", func() (bool, error) {
 		ov, err := fc.Overview(ctx)
 		if err != nil {
@@ -402,6 +403,23 @@ spec:
 		}
 		return ov.TaskManagers == 2 && ov.SlotsTotal == 6, fmt.Errorf("overview %+v", ov)
 	})
+	// The default log4j configuration writes the log file the REST API serves.
+	var logs struct {
+		Logs []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"logs"`
+	}
+	if err := getJSON(ctx, rest+"/jobmanager/logs", &logs); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range logs.Logs {
+		found = found || strings.HasSuffix(l.Name, ".log") && l.Size > 0
+	}
+	if !found {
+		t.Errorf("the JobManager serves no non-empty .log file: %+v", logs.Logs)
+	}
 }
 
 // processesIn counts processes whose working directory lies under the node
