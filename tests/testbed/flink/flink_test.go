@@ -80,20 +80,33 @@ func testSession(t *testing.T, version string) {
 	t.Logf("restored job %s: counter %d right after restore (savepoint at >= %d)", job2, first, before)
 	cancelJob(ctx, t, c.RESTURL, job2)
 
-	// Resubmitted without a savepoint, it starts again from about 0, and its
-	// checkpoints are retained when it is cancelled.
+	// Resubmitted without a savepoint, it starts again from about 0.
 	job3 := runJar(ctx, t, c.RESTURL, jarID, req)
 	fresh := progress(ctx, t, c, job3, 1)
 	if fresh >= before/2 {
 		t.Fatalf("fresh job %s: first counter reading %d, want well below %d", job3, fresh, before)
 	}
 	t.Logf("fresh job %s: counter %d right after start", job3, fresh)
-	chk := waitCompletedCheckpoint(ctx, t, c.RESTURL, job3)
+
+	// Cancelled, its last checkpoint is retained, and a job restored from it
+	// (as a last-state upgrade without HA does) continues from there.
+	lastBefore, _ := waitCompletedCheckpoint(ctx, t, c.RESTURL, job3, 0)
+	atLeast := progress(ctx, t, c, job3, minBeforeSavepoint)
+	_, chk := waitCompletedCheckpoint(ctx, t, c.RESTURL, job3, lastBefore+1) // began after the reading
 	cancelJob(ctx, t, c.RESTURL, job3)
 	assertDir(t, chk)
 	if !strings.HasPrefix(strings.TrimPrefix(chk, "file:"), c.CheckpointDir) {
 		t.Fatalf("checkpoint %s is not under the configured dir %s", chk, c.CheckpointDir)
 	}
+	fromChk := req
+	fromChk.SavepointPath = chk
+	job4 := runJar(ctx, t, c.RESTURL, jarID, fromChk)
+	if first := progress(ctx, t, c, job4, 1); first < atLeast-5 {
+		t.Fatalf("job %s restored from checkpoint %s: first counter reading %d, want about %d or more", job4, chk, first, atLeast)
+	} else {
+		t.Logf("job %s restored from retained checkpoint %s: counter %d (checkpoint at >= %d)", job4, chk, first, atLeast)
+	}
+	cancelJob(ctx, t, c.RESTURL, job4)
 }
 
 func testApplication(t *testing.T, version string) {

@@ -192,25 +192,26 @@ func cancelJob(ctx context.Context, t testing.TB, restURL, jobID string) {
 	waitJobState(ctx, t, restURL, jobID, "CANCELED")
 }
 
-// waitCompletedCheckpoint waits until the job has completed a checkpoint and
-// returns its external path.
-func waitCompletedCheckpoint(ctx context.Context, t testing.TB, restURL, jobID string) string {
+// waitCompletedCheckpoint waits until the job has completed a checkpoint
+// with an id above after, and returns its id and external path.
+func waitCompletedCheckpoint(ctx context.Context, t testing.TB, restURL, jobID string, after int64) (int64, string) {
 	t.Helper()
 	for {
 		var cp struct {
 			Latest struct {
 				Completed *struct {
+					ID           int64  `json:"id"`
 					ExternalPath string `json:"external_path"`
 				} `json:"completed"`
 			} `json:"latest"`
 		}
 		restJSON(ctx, t, http.MethodGet, restURL+"/jobs/"+jobID+"/checkpoints", nil, &cp)
-		if cp.Latest.Completed != nil && cp.Latest.Completed.ExternalPath != "" {
-			return cp.Latest.Completed.ExternalPath
+		if c := cp.Latest.Completed; c != nil && c.ID > after && c.ExternalPath != "" {
+			return c.ID, c.ExternalPath
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("job %s: no completed checkpoint: %v", jobID, ctx.Err())
+			t.Fatalf("job %s: no completed checkpoint after %d: %v", jobID, after, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
