@@ -102,14 +102,33 @@ func TestJobJar(ctx context.Context, version string) (string, error) {
 	return b.TestJobJar, err
 }
 
+// scriptRel is the build script's path inside the repository.
+const scriptRel = "tests/scripts/build-flink.sh"
+
 // ScriptPath is the build script: $FLINK_GITOPS_BUILD_FLINK if set, else
-// tests/scripts/build-flink.sh in the source tree this package was built from.
+// tests/scripts/build-flink.sh in the source tree this package was built from,
+// else (for binaries built with -trimpath) the first one found walking up from
+// the working directory.
 func ScriptPath() string {
 	if p := os.Getenv("FLINK_GITOPS_BUILD_FLINK"); p != "" {
 		return p
 	}
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "scripts", "build-flink.sh")
+	src := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "build-flink.sh")
+	if fileExists(src) {
+		return src
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if p := filepath.Join(dir, scriptRel); fileExists(p) {
+				return p
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	return src
 }
 
 // major returns the major version number of a Flink version string (1 or 2),
