@@ -30,13 +30,17 @@ func Prune(history []v1beta1.Savepoint, maxCount int, maxAge time.Duration, now 
 // the pruned savepoints for disposal when cleanup is enabled.
 func (p *pass) pruneHistory(ctx context.Context) {
 	si := p.savepointInfo()
-	_, fc, _, _ := p.lastJob()
+	_, fc, suspended, _ := p.lastJob()
 	maxCount := 10
 	if n, err := strconv.Atoi(p.conf(fc, keyHistoryMaxCount)); err == nil && n > 0 {
 		maxCount = n
 	}
 	maxAge := p.confDuration(fc, keyHistoryMaxAge, 24*time.Hour)
-	kept, pruned := Prune(si.SavepointHistory, maxCount, maxAge, p.now(), p.jobStatus().UpgradeSavepointPath)
+	keep := ""
+	if suspended {
+		keep = p.jobStatus().UpgradeSavepointPath
+	}
+	kept, pruned := Prune(si.SavepointHistory, maxCount, maxAge, p.now(), keep)
 	if len(pruned) == 0 {
 		return
 	}
@@ -58,6 +62,12 @@ func (p *pass) disposePending(ctx context.Context, f Flink) {
 	}
 	var left []string
 	for _, path := range p.rec.PendingDisposal {
+		if d := p.rec.Deployed; d != nil && d.RestorePath == path {
+			// The running cluster restores from it again if its JobManager
+			// restarts (it is in the container args): dispose of it later.
+			left = append(left, path)
+			continue
+		}
 		if _, err := f.DisposeSavepoint(ctx, path); err != nil {
 			p.log.Warn("savepoint disposal failed; will retry", "path", path, "err", err)
 			left = append(left, path)
