@@ -183,15 +183,148 @@ func TestCrashAtEveryStep(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "first deploy", kind: KindDeployment, res: "app",
+			setup:  func(w *simWorld) {},
+			change: func(w *simWorld) *Desired { return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)) },
+			done:   upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, "", 0)
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+			},
+		},
+		{
+			name: "manual savepoint", kind: KindDeployment, res: "app",
+			setup: deployApp(v1beta1.UpgradeModeSavepoint),
+			change: func(w *simWorld) *Desired {
+				n := int64(5)
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, func(s *v1beta1.FlinkDeploymentSpec) { s.Job.SavepointTriggerNonce = &n }))
+			},
+			done: func(b crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return r.Operation == nil && r.LastSavepointNonce != nil && *r.LastSavepointNonce == 5
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				if n := len(w.flink.Started) - b.started; n != 0 || r.Common().JobStatus.JobID != b.jobID {
+					t.Errorf("a manual savepoint restarted the job")
+				}
+				wantJobState(t, w, b.jobID, flinkclient.JobRunning)
+				si := r.Common().JobStatus.SavepointInfo
+				if si == nil || si.LastSavepoint == nil || si.LastSavepoint.Location != sp.Path || si.LastSavepoint.TriggerType != v1beta1.TriggerManual ||
+					si.LastSavepoint.TriggerNonce == nil || *si.LastSavepoint.TriggerNonce != 5 || len(si.SavepointHistory) != 1 {
+					t.Errorf("manual savepoint not recorded once: %+v", si)
+				}
+			},
+		},
+		{
+			name: "deletion with savepoint", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keySavepointOnDeletion, "true"))), "deployed", stableRunning)
+				for i := 0; i < 3; i++ {
+					w.tick()
+				}
+			},
+			change: func(w *simWorld) *Desired { return nil },
+			done:   func(crashBefore) func(*Record) bool { return deleted },
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				wantJobState(t, w, b.jobID, flinkclient.JobFinished)
+				if si := r.Common().JobStatus.SavepointInfo; si == nil || len(si.SavepointHistory) != 1 || si.SavepointHistory[0].Location != sp.Path {
+					t.Errorf("deletion savepoint not kept once in the record: %+v", si)
+				}
+				if w.deploymentObj("app") != nil || w.deploymentObj("app-taskmanager") != nil {
+					t.Errorf("cluster still there")
+				}
+			},
+		},
+		{
+			name: "rollback", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, rollbackConf)), "deployed", stableRunning)
+				for i := 0; i < 3; i++ {
+					w.tick()
+				}
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4, rollbackConf, withArgs("--fail-after", "1")))
+			},
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleRolledBack && r.Common().JobStatus.State == v1beta1.JobRunning
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				started := w.flink.Started[b.started:]
+				if len(started) != 2 || started[0].State != flinkclient.JobFailed || started[1].ID != r.Common().JobStatus.JobID {
+					t.Fatalf("want the failing job and one rolled-back job started, got %d jobs", len(started))
+				}
+				wantRestored(t, started[1], sp.Path, sp.Counter)
+				if r.Deployed.Spec != specJSON(appSpecOf(v1beta1.UpgradeModeSavepoint, 2, rollbackConf)) {
+					t.Errorf("rolled back to another spec")
+				}
+			},
+		},
+		{
+			name: "session job last-state upgrade", kind: KindSessionJob, res: "job",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+				})
+				w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeLastState, "10")), "session job", stableRunning)
+				for i := 0; i < 3; i++ {
+					w.tick()
+				}
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeLastState, "20"))
+			},
+			done: upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				old := w.flink.job(b.jobID)
+				last := old.Checkpoints[len(old.Checkpoints)-1]
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, last.Path, last.Counter)
+				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+			},
+		},
+	}
+	polls := []int{1}
+	if !testing.Short() {
+		polls = []int{0, 1, 3}
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		for _, np := range polls {
+			name := c.name
+			if len(polls) > 1 {
+				name = fmt.Sprintf("%s/savepoint polls %d", c.name, np)
+			}
+			t.Run(name, func(t *testing.T) { crashAtEveryStep(t, c, np) })
+		}
+	}
+}
+
+var rollbackConf = withConf(keyRollbackEnabled, "true", keyReadinessTimeout, "30s")
+
+// crashAtEveryStep runs c once without a crash to count its external calls,
+// then once per call k with a crash right after call k.
+func crashAtEveryStep(t *testing.T, c crashCase, polls int) {
+	{
+		{
 			prepare := func() (*simWorld, crashBefore) {
 				w := newSimWorld(t)
+				w.flink.SavepointPolls = polls
 				c.setup(w)
 				w.restart() // a fresh call counter
-				r := w.record(c.kind, c.res)
-				return w, crashBefore{rec: r, jobID: r.Common().JobStatus.JobID, savepoints: len(w.flink.Savepoints), started: len(w.flink.Started)}
+				b := crashBefore{savepoints: len(w.flink.Savepoints), started: len(w.flink.Started)}
+				if b.rec = w.record(c.kind, c.res); b.rec != nil {
+					b.jobID = b.rec.Common().JobStatus.JobID
+				}
+				return w, b
 			}
 			// The reference run, without a crash, counts the calls.
 			w, b := prepare()
@@ -227,7 +360,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				}
 				w.retired = true
 			}
-		})
+		}
 	}
 }
 
