@@ -70,6 +70,17 @@ container_version() {
 	esac
 }
 
+# flink-kubernetes (native mode, Kubernetes HA) is not published for every
+# patch release either: 1.20.1 is the last 1.20.x, 2.2.0 the only 2.2.x. It
+# talks to flink-runtime through interfaces stable within a minor.
+kubernetes_version() {
+	case "$1" in
+	1.20.*) echo "${FLINK_KUBERNETES_VERSION:-1.20.1}" ;;
+	2.2.*) echo "${FLINK_KUBERNETES_VERSION:-2.2.0}" ;;
+	*) echo "${FLINK_KUBERNETES_VERSION:-$1}" ;;
+	esac
+}
+
 MVN=(nice -n 10 mvn -q -B -Dstyle.color=never ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local=$MAVEN_REPO_LOCAL})
 
 # mvn_run ARGS...: Maven quietly, its output on stderr without the colour
@@ -81,7 +92,8 @@ mvn_run() {
 build_version() {
 	local v="$1" dir="$CACHE_ROOT/flink-$1"
 	local lib="$dir/lib" rt_hash tj_hash tj_jar
-	rt_hash="$(hash_of pom.xml runtime/pom.xml)"
+	# The runtime's inputs: the poms and the versions the script picks.
+	rt_hash="$( (hash_of pom.xml runtime/pom.xml; echo "$v $(container_version "$v") $(kubernetes_version "$v")") | sha256sum | cut -c1-16)"
 	# shellcheck disable=SC2046
 	tj_hash="$(hash_of $(testjob_files))"
 	tj_jar="$dir/testjob-$tj_hash.jar"
@@ -98,6 +110,7 @@ build_version() {
 		rm -rf "$lib.tmp"
 		mvn_run -f "$MVN_PROJECT/runtime/pom.xml" \
 			-Dflink.version="$v" -Dflink.container.version="$(container_version "$v")" \
+			-Dflink.kubernetes.version="$(kubernetes_version "$v")" \
 			-DbuildDir="$dir/build/runtime" \
 			dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib.tmp"
 		echo "$rt_hash" >"$lib.tmp/.complete"
