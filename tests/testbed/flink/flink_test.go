@@ -180,9 +180,9 @@ func progress(ctx context.Context, t *testing.T, c *Cluster, jobID string, atLea
 	return v
 }
 
-// TestTwoClusters starts two session clusters at once: every port is either
-// chosen free or left to the OS, so they must not clash, and each
-// TaskManager must register with its own JobManager.
+// TestTwoClusters starts two session clusters at once (one with two
+// TaskManagers): every port is either chosen free or left to the OS, so they
+// must not clash, and each TaskManager must register with its own JobManager.
 func TestTwoClusters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -195,7 +195,7 @@ func TestTwoClusters(t *testing.T) {
 		defer close(done)
 		a = StartSession(t, Version2, WithSlots(1))
 	}()
-	b = StartSession(t, Version2, WithSlots(3))
+	b = StartSession(t, Version2, WithSlots(3), WithTaskManagers(2))
 	<-done
 	if a == nil {
 		t.FailNow() // StartSession already reported why
@@ -203,16 +203,19 @@ func TestTwoClusters(t *testing.T) {
 	if a.RESTURL == b.RESTURL {
 		t.Fatalf("both clusters on %s", a.RESTURL)
 	}
-	for c, slots := range map[*Cluster]int{a: 1, b: 3} {
+	for _, want := range []struct {
+		c          *Cluster
+		tms, slots int
+	}{{a, 1, 1}, {b, 2, 6}} {
 		var o struct {
 			TaskManagers int `json:"taskmanagers"`
 			Slots        int `json:"slots-total"`
 		}
-		if _, err := getJSON(ctx, c.RESTURL+"/overview", &o); err != nil {
+		if _, err := getJSON(ctx, want.c.RESTURL+"/overview", &o); err != nil {
 			t.Fatal(err)
 		}
-		if o.TaskManagers != 1 || o.Slots != slots {
-			t.Errorf("%s: %d TaskManagers with %d slots, want 1 with %d", c.RESTURL, o.TaskManagers, o.Slots, slots)
+		if o.TaskManagers != want.tms || o.Slots != want.slots {
+			t.Errorf("%s: %d TaskManagers with %d slots, want %d with %d", want.c.RESTURL, o.TaskManagers, o.Slots, want.tms, want.slots)
 		}
 	}
 }
