@@ -126,13 +126,48 @@ type Invocation struct {
 // standalone-job follow its options; Flink's parser stops at the first
 // argument it does not know and hands the rest to the job. The image's other commands (help, history-server, or a
 // pass-through command) are not supported.
+//
+// Flink's native Kubernetes mode runs (see ContainerArgs for the bash
+// wrapper it puts around them):
+//
+//	kubernetes-jobmanager.sh kubernetes-session|kubernetes-application rest...
+//	    -> KubernetesSessionClusterEntrypoint / KubernetesApplicationClusterEntrypoint rest...
+//	       (no --configDir: they read FLINK_CONF_DIR; dynamic configs go first)
+//	kubernetes-taskmanager.sh rest...       -> KubernetesTaskExecutorRunner --configDir C rest...
+//	       (rest carries Flink's -D pairs, memory included; nothing is added)
 func ParseArgs(containerArgs []string, confDir string) (Invocation, error) {
+	if len(containerArgs) == 0 {
+		return Invocation{}, fmt.Errorf("flink container args are empty; want jobmanager, taskmanager or standalone-job")
+	}
+	containerArgs, err := ContainerArgs(nil, containerArgs)
+	if err != nil {
+		return Invocation{}, err
+	}
 	if len(containerArgs) == 0 {
 		return Invocation{}, fmt.Errorf("flink container args are empty; want jobmanager, taskmanager or standalone-job")
 	}
 	rest := containerArgs[1:]
 	var inv Invocation
 	switch containerArgs[0] {
+	case scriptJobManager:
+		if len(rest) == 0 {
+			return Invocation{}, fmt.Errorf("%s needs kubernetes-session or kubernetes-application", scriptJobManager)
+		}
+		switch rest[0] {
+		case "kubernetes-session":
+			inv.MainClass = MainKubernetesSession
+		case "kubernetes-application":
+			inv.MainClass = MainKubernetesApplication
+		default:
+			return Invocation{}, fmt.Errorf("%s %s: want kubernetes-session or kubernetes-application", scriptJobManager, rest[0])
+		}
+		inv.Service = rest[0]
+		inv.Args = append([]string{}, rest[1:]...)
+		inv.DynamicProperties = dynamicProperties(rest[1:])
+		return inv, nil
+	case scriptTaskManager:
+		inv.Service, inv.MainClass = "kubernetes-taskmanager", MainKubernetesTaskManager
+		inv.Args = []string{"--configDir", confDir}
 	case "jobmanager":
 		inv.Service, inv.MainClass = "standalonesession", MainSession
 		var hostPort []string
@@ -155,7 +190,7 @@ func ParseArgs(containerArgs []string, confDir string) (Invocation, error) {
 		inv.Service, inv.MainClass = "standalonejob", MainApplication
 		inv.Args = []string{"--configDir", confDir}
 	default:
-		return Invocation{}, fmt.Errorf("flink container command %q is not supported; want jobmanager, taskmanager or standalone-job", containerArgs[0])
+		return Invocation{}, fmt.Errorf("flink container command %q is not supported; want jobmanager, taskmanager, standalone-job, kubernetes-jobmanager.sh or kubernetes-taskmanager.sh", containerArgs[0])
 	}
 	inv.Args = append(inv.Args, rest...)
 	inv.DynamicProperties = dynamicProperties(rest)
@@ -282,7 +317,7 @@ func JavaArgs(inv Invocation, res Resources, conf map[string]string, spec Proces
 	}
 	a = append(a, strings.Fields(strings.Trim(all, `"`))...)
 	role := "env.java.opts.jobmanager"
-	if inv.MainClass == MainTaskManager {
+	if isTaskManager(inv.MainClass) {
 		role = "env.java.opts.taskmanager"
 	}
 	a = append(a, strings.Fields(strings.Trim(conf[role], `"`))...)
@@ -300,7 +335,11 @@ func JavaArgs(inv Invocation, res Resources, conf map[string]string, spec Proces
 		a = append(a, inv.Args...)
 		return append(a, res.DynamicConfigs...)
 	}
-	// jobmanager.sh and taskmanager.sh put them first.
+	if inv.MainClass == MainKubernetesTaskManager {
+		// kubernetes-taskmanager.sh adds none: Flink put them in the pod's args.
+		return append(a, inv.Args...)
+	}
+	// jobmanager.sh, taskmanager.sh and kubernetes-jobmanager.sh put them first.
 	a = append(a, res.DynamicConfigs...)
 	return append(a, inv.Args...)
 }
@@ -316,7 +355,7 @@ var resourceCache sync.Map // key string -> Resources
 // classpath, config file contents, role and dynamic properties.
 func DeriveResources(ctx context.Context, java string, jars []string, confDir string, inv Invocation) (Resources, error) {
 	command := "GET_JM_RESOURCE_PARAMS"
-	if inv.MainClass == MainTaskManager {
+	if isTaskManager(inv.MainClass) {
 		command = "GET_TM_RESOURCE_PARAMS"
 	}
 	h := sha256.New()
