@@ -83,10 +83,11 @@ kubernetes_version() {
 
 MVN=(nice -n 10 mvn -q -B -Dstyle.color=never ${MAVEN_REPO_LOCAL:+-Dmaven.repo.local=$MAVEN_REPO_LOCAL})
 
-# mvn_run ARGS...: Maven quietly, its output on stderr without the colour
-# resets Debian's Maven 3.8 prints even in batch mode.
+# mvn_run ARGS...: Maven quietly, one at a time on this machine (the local
+# repository is shared between versions and callers), its output on stderr
+# without the colour resets Debian's Maven 3.8 prints even in batch mode.
 mvn_run() {
-	"${MVN[@]}" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
+	flock "$CACHE_ROOT/.maven.lock" "${MVN[@]}" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
 }
 
 build_version() {
