@@ -388,8 +388,16 @@ func (p *pass) recordSuspended(tgt *v1beta1.FlinkDeploymentSpec, src *v1beta1.So
 // newestState is the newest savepoint or checkpoint known for the job.
 func (p *pass) newestState() string {
 	best := v1beta1.Savepoint{}
+	d := p.rec.Deployed
+	if d != nil {
+		// State older than the running job is not its state: a stateless
+		// upgrade dropped it. The job's own state starts where it restored from.
+		best.Location = d.RestorePath
+	}
 	if si := p.jobStatus().SavepointInfo; si != nil && si.LastSavepoint != nil {
-		best = *si.LastSavepoint
+		if sp := si.LastSavepoint; d == nil || sp.Location == d.RestorePath || sp.TimeStamp >= d.At.UnixMilli() {
+			best = *sp
+		}
 	}
 	if c := p.rec.LatestCheckpoint; c != nil && c.TimeStamp >= best.TimeStamp {
 		best = *c
@@ -887,6 +895,7 @@ func (p *pass) applyTarget(ctx context.Context) error {
 		rs.State = v1beta1.ReconciliationRolledBack
 	}
 	st.Source = op.Source
+	p.rec.LatestCheckpoint = nil // the previous job's; the new one starts from RestorePath
 	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now(),
 		FlinkDefaults: maps.Clone(in.FlinkDefaults), Spec: op.TargetSpec}
 	if p.rec.Deployed.FlinkDefaults == nil {

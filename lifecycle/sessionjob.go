@@ -315,6 +315,7 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 	if op.Source != nil {
 		commit = op.Source.Commit
 	}
+	p.rec.LatestCheckpoint = nil // the previous job's; the new one starts from RestorePath
 	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now()}
 	p.r.Events.Normal(ctx, p.rec, ReasonSubmit, fmt.Sprintf("job %s submitted to %s (restore from %s)", op.JobID, tgt.DeploymentName, orNone(op.RestorePath)))
 	return false, p.to(ctx, PhaseAwaitRunning)
