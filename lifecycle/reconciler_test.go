@@ -585,3 +585,44 @@ func TestSessionJobSuspendResumeDelete(t *testing.T) {
 		t.Fatalf("deleting a session job deleted its cluster")
 	}
 }
+
+// TestJobManagerDeletedByHand: a JobManager Deployment deleted behind the
+// daemon's back is redeployed from the newest state of the running job, and
+// never from state of a job an upgrade replaced without restoring it.
+func TestJobManagerDeletedByHand(t *testing.T) {
+	deleteJM := func(w *simWorld) {
+		if err := w.tracker.Delete(deploymentsGVR, w.ns, "app"); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	t.Run("newest checkpoint", func(t *testing.T) {
+		w := newSimWorld(t)
+		d := w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 2))
+		old := deployStable(w, "app", d.Deployment.Spec).Common().JobStatus.JobID
+		w.pass(KindDeployment, "app", d) // observe the newest checkpoint
+		oldJob := w.flink.job(old)
+		deleteJM(w)
+		w.tick() // the JobManager goes
+		last := oldJob.Checkpoints[len(oldJob.Checkpoints)-1]
+		r := w.until(KindDeployment, "app", d, "redeployed", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+		j := w.flink.job(r.Common().JobStatus.JobID)
+		if j.RestoredFrom != last.Path || j.StartCounter != last.Counter {
+			t.Fatalf("redeployed from %q at %d, want the newest checkpoint %s at %d", j.RestoredFrom, j.StartCounter, last.Path, last.Counter)
+		}
+	})
+	t.Run("after a stateless upgrade", func(t *testing.T) {
+		w := newSimWorld(t)
+		old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeStateless, 2)).Common().JobStatus.JobID
+		d := w.desired("app", appSpecOf(v1beta1.UpgradeModeStateless, 2, withArgs("--no-checkpoints")))
+		r := w.until(KindDeployment, "app", d, "upgraded", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+		fresh := r.Common().JobStatus.JobID
+		deleteJM(w)
+		w.tick()
+		r = w.until(KindDeployment, "app", d, "redeployed", func(r *Record) bool {
+			return r.Operation == nil && r.Common().JobStatus.JobID != fresh && r.Deployed != nil
+		})
+		if j := w.flink.job(r.Common().JobStatus.JobID); j != nil && j.RestoredFrom != "" {
+			t.Fatalf("the redeployed job was restored from %s, state of the job the stateless upgrade replaced (counter %d)", j.RestoredFrom, j.StartCounter)
+		}
+	})
+}
