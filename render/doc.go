@@ -2,4 +2,33 @@
 // validated FlinkDeployment and FlinkSessionJob specs (the Flink Kubernetes
 // Operator's flink.apache.org/v1beta1 schema), re-rendering only the entry
 // points whose input files changed.
+//
+// A render (Renderer.Render) takes a Source — the sync package's snapshot,
+// a DirSource over a working copy, or a MapSource — and Options, and for
+// each configured entry point:
+//
+//  1. prechecks the kustomizations reachable from it: remote resources (URLs,
+//     git specs), absolute paths, paths leaving the repository, missing
+//     resources and files refused by the snapshot (symlinks leaving the
+//     repository, files over the size limit) are problems before kustomize
+//     runs, so a build never touches the network or the host's disk;
+//  2. builds it in-process with kustomize (krusty, plugins off) over an
+//     in-memory filesystem holding only the snapshot's files, one build at a
+//     time, with panics recovered and kustomize's global OpenAPI schema
+//     reset whenever a build set its own;
+//  3. records every path the build looked at with its Git blob hash, so the
+//     next render reuses the build while those files are unchanged;
+//  4. decodes each object strictly (unknown fields, wrong types and
+//     unparsable quantities are problems naming the field), applies the
+//     default namespace, validates it like the operator's validator, and
+//     hashes its normalised spec (SpecHash).
+//
+// Across entry points it reports resources declared twice and session jobs
+// whose session cluster is missing or is an application cluster. A broken
+// entry point or an invalid resource is reported (Result.Problems,
+// Result.Invalid, EntryResult.Failed) and never blocks the others.
+//
+// Flink versions: the types accept every value of the operator's
+// FlinkVersion enum (v1_13 … v2_4); flink-gitops runs v1_20, v2_0, v2_1 and
+// v2_2 (DefaultSupportedVersions) and reports the others as unsupported.
 package render

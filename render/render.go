@@ -53,6 +53,11 @@ type Options struct {
 	JarURISchemes []string
 	// MaxFileSize is the largest file a build may read (default DefaultMaxFileSize).
 	MaxFileSize int64
+	// UnsupportedFields are dotted field paths of the v1beta1 schema that
+	// the daemon does not implement yet (e.g. "spec.ingress"); a resource
+	// that sets one is invalid with a clear problem instead of having the
+	// field silently ignored.
+	UnsupportedFields []string
 }
 
 func (o Options) withDefaults() Options {

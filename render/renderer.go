@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path"
 	"regexp"
@@ -421,6 +422,13 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 	}
 	v := &validator{opts: opts}
 	var errs []fieldError
+	if ps := unsupportedFields(o.JSON, opts.UnsupportedFields); len(ps) > 0 {
+		for _, f := range ps {
+			problems = append(problems, mk(fieldError{Field: f, Message: fmt.Sprintf("field %s is not supported by flink-gitops yet", f),
+				Fix: "remove the field; flink-gitops would not act on it"}))
+		}
+		return key, nil, problems, nil
+	}
 	r = &Resource{EntryPoint: entry, File: o.File}
 	var spec any
 	if o.Kind == v1beta1.KindFlinkDeployment {
@@ -453,6 +461,33 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 	}
 	r.Hash = h
 	return key, r, nil, warnings
+}
+
+// unsupportedFields returns the paths among fields that the object sets.
+func unsupportedFields(data []byte, fields []string) []string {
+	if len(fields) == 0 {
+		return nil
+	}
+	var obj map[string]any
+	if json.Unmarshal(data, &obj) != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range fields {
+		var cur any = obj
+		for _, part := range strings.Split(f, ".") {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				cur = nil
+				break
+			}
+			cur = m[part]
+		}
+		if cur != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // normalizeDeployment applies the namespace default and the operator's

@@ -237,6 +237,8 @@ func TestValidationRules(t *testing.T) {
 			[]string{`app: app/r.yaml: FlinkSessionJob flink/job-a: spec.deploymentName: session cluster FlinkDeployment flink/nope is not declared in the repository (fix: declare the FlinkDeployment (without spec.job) in the same namespace, or fix spec.deploymentName)`}},
 		{"session job to an application cluster", []map[string]any{validDeployment("app-cluster"), validSessionJob("job-a", "app-cluster")}, Options{},
 			[]string{`app: app/r.yaml: FlinkSessionJob flink/job-a: spec.deploymentName: FlinkDeployment flink/app-cluster is an application cluster; session jobs need a session cluster (fix: point spec.deploymentName at a FlinkDeployment without spec.job)`}},
+		{"unsupported field", dep(func(d map[string]any) { set(d, "spec/ingress", map[string]any{"template": "x"}) }), Options{UnsupportedFields: []string{"spec.ingress", "spec.job.autoscalerResetNonce"}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.ingress: field spec.ingress is not supported by flink-gitops yet (fix: remove the field; flink-gitops would not act on it)`}},
 		{"session job valid", []map[string]any{validSessionCluster("session"), validSessionJob("job-a", "session")}, Options{}, nil},
 		{"session job without jarURI", func() []map[string]any {
 			j := validSessionJob("job-a", "session")
