@@ -629,8 +629,13 @@ func statusREADME(e *env) string {
 // namespace the config allows but RBAC does not is reported as forbidden;
 // after the leader is SIGKILLed the standby takes the Lease and carries out
 // a savepoint upgrade.
+//
+// The control plane runs the OwnerReferencesPermissionEnforcement admission
+// plugin (as OpenShift does), so the owner references the daemon sets
+// (blockOwnerDeletion) need the deployments/finalizers rule deploy/ grants:
+// without it the first apply is forbidden.
 func TestDaemonAsServiceAccountLeaderElectionMetrics(t *testing.T) {
-	kc := kube.Shared(t)
+	kc := kube.Shared(t, kube.WithAPIServerArgs("--enable-admission-plugins=OwnerReferencesPermissionEnforcement"))
 	ns, other := kc.Namespace(t), kc.Namespace(t)
 	sa := installRBAC(t, kc, ns)
 	checkRBAC(t, sa, ns, other)
