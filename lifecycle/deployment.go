@@ -665,7 +665,15 @@ func (p *pass) awaitSavepoint(ctx context.Context) (bool, error) {
 	}
 	if res.Status == flinkclient.InProgress {
 		if p.now().Sub(op.PhaseStarted) > p.set.OperationTimeout {
-			return false, p.savepointFailed(ctx, fmt.Errorf("savepoint %s not complete after %s", op.TriggerID, p.set.OperationTimeout))
+			// Flink finishes or fails every savepoint (its checkpoint
+			// timeout); triggering another meanwhile could take a second
+			// savepoint, or fail once the first stopped the job and leave
+			// that one unrecorded. Keep waiting, and say so.
+			msg := fmt.Sprintf("savepoint %s still in progress after more than %s; waiting for Flink to complete or fail it", op.TriggerID, p.set.OperationTimeout)
+			if op.Message != msg {
+				op.Message = msg
+				p.dirty = true
+			}
 		}
 		return true, nil
 	}
@@ -778,6 +786,22 @@ func (p *pass) awaitStopped(ctx context.Context) (bool, error) {
 		p.setJobStatus(ctx, job)
 	}
 	if op.UpgradeMode == v1beta1.UpgradeModeLastState && op.RestorePath == "" {
+		if job != nil {
+			// Flink caches checkpoint statistics for
+			// rest.cache.checkpoint-statistics.timeout: a read from before
+			// the job stopped (cancelJob makes one) can name a checkpoint
+			// that a newer one has since subsumed and deleted. Read them
+			// only once anything cached before the stop has expired.
+			_, fc, _, _ := p.lastJob()
+			ttl := p.confDuration(fc, "rest.cache.checkpoint-statistics.timeout", p.confDuration(fc, "web.refresh-interval", 3*time.Second))
+			stoppedAt := op.PhaseStarted
+			if job.EndTime.After(stoppedAt) {
+				stoppedAt = job.EndTime
+			}
+			if p.now().Before(stoppedAt.Add(ttl)) {
+				return true, nil
+			}
+		}
 		if f != nil && op.StoppedJobID != "" {
 			p.observeCheckpoints(ctx, f, op.StoppedJobID)
 		}
