@@ -626,3 +626,23 @@ func TestJobManagerDeletedByHand(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowUpgradeSavepoint: a stop-with-savepoint that takes longer than
+// the daemon's operation timeout is waited for, not triggered again: a
+// second trigger would take a second savepoint or, once the first one
+// stopped the job, fail and leave the first savepoint unrecorded.
+func TestSlowUpgradeSavepoint(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)).Common().JobStatus.JobID
+	w.flink.SavepointPolls, w.flink.SavepointTicks = 1000, 150 // 2.5 minutes; the operation timeout is 2
+	r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4)), "upgraded", func(r *Record) bool {
+		return r.Operation == nil && r.Common().JobStatus.JobID != old
+	})
+	if n := w.callsOf("StopWithSavepoint"); n != 1 || len(w.flink.Savepoints) != 1 {
+		t.Fatalf("%d stop-with-savepoint calls and %d savepoints, want 1 and 1", n, len(w.flink.Savepoints))
+	}
+	sp := w.flink.Savepoints[0]
+	if j := w.flink.job(r.Common().JobStatus.JobID); j.RestoredFrom != sp.Path {
+		t.Fatalf("restored from %q, want the slow savepoint %s", j.RestoredFrom, sp.Path)
+	}
+}
