@@ -138,7 +138,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 			clients.Store(key, c)
 			return c, nil
 		},
-		Events: &lifecycle.Events{Client: kube, Log: log},
+		Events: &lifecycle.Events{Client: d.metrics.countEvents(kube), Log: log},
 		Log:    log.With("component", "lifecycle"),
 		Settings: func() lifecycle.Settings {
 			cur := d.cfg.Current()

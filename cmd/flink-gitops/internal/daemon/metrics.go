@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	gosync "sync"
@@ -9,6 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
@@ -178,3 +183,40 @@ func (m *Metrics) instrumentFlink(rt http.RoundTripper) http.RoundTripper {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// countEvents wraps the client that lifecycle.Events records events with,
+// so that savepoint failures (SavepointError events) are counted as they
+// happen: the status keeps only the latest error, the counter every one.
+func (m *Metrics) countEvents(kc kubernetes.Interface) kubernetes.Interface {
+	return eventCounter{Interface: kc, m: m}
+}
+
+type eventCounter struct {
+	kubernetes.Interface
+	m *Metrics
+}
+
+func (c eventCounter) CoreV1() corev1client.CoreV1Interface {
+	return coreCounter{CoreV1Interface: c.Interface.CoreV1(), m: c.m}
+}
+
+type coreCounter struct {
+	corev1client.CoreV1Interface
+	m *Metrics
+}
+
+func (c coreCounter) Events(namespace string) corev1client.EventInterface {
+	return eventsCounter{EventInterface: c.CoreV1Interface.Events(namespace), m: c.m}
+}
+
+type eventsCounter struct {
+	corev1client.EventInterface
+	m *Metrics
+}
+
+func (c eventsCounter) Create(ctx context.Context, ev *corev1.Event, opts metav1.CreateOptions) (*corev1.Event, error) {
+	if ev.Reason == lifecycle.ReasonSavepointError {
+		c.m.savepointErrors.WithLabelValues(ev.Namespace, ev.Labels[lifecycle.LabelName]).Inc()
+	}
+	return c.EventInterface.Create(ctx, ev, opts)
+}
