@@ -629,6 +629,26 @@ func (p *pass) triggerSavepoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if op.SavepointBefore == nil {
+		cps, err := f.Checkpoints(ctx, op.StoppedJobID)
+		if errors.Is(err, flinkclient.ErrNotFound) {
+			return p.savepointFailed(ctx, err)
+		}
+		if err != nil {
+			return err
+		}
+		before := ""
+		if cps.LatestSavepoint != nil {
+			before = cps.LatestSavepoint.ExternalPath
+		}
+		op.SavepointBefore = &before
+		if err := p.persist(ctx); err != nil {
+			return err
+		}
+	} else if p.takenSavepoint(ctx, f) != "" {
+		// Sent before a restart, and done since: awaitSavepoint records it.
+		return p.to(ctx, PhaseAwaitSavepoint)
+	}
 	format := flinkclient.SavepointFormat(strings.ToUpper(p.conf(fc, keySavepointFormat)))
 	dir := p.savepointDir(fc)
 	if op.Kind == OpSavepoint {
@@ -656,9 +676,14 @@ func (p *pass) awaitSavepoint(ctx context.Context) (bool, error) {
 	}
 	res, err := f.SavepointStatus(ctx, op.StoppedJobID, op.TriggerID)
 	if errors.Is(err, flinkclient.ErrNotFound) {
-		// The JobManager does not know the trigger (it restarted): the
-		// savepoint did not happen. Trigger again with the same id.
-		return false, p.to(ctx, PhaseTriggerSavepoint)
+		// The JobManager does not know the trigger: it finished long
+		// enough ago to be forgotten, or never happened (the JobManager
+		// restarted). The job's savepoints tell which.
+		loc := p.takenSavepoint(ctx, f)
+		if loc == "" {
+			return false, p.to(ctx, PhaseTriggerSavepoint) // trigger again, same id
+		}
+		res, err = flinkclient.Operation{Status: flinkclient.Completed, Location: loc}, nil
 	}
 	if err != nil {
 		return true, err
@@ -691,6 +716,21 @@ func (p *pass) awaitSavepoint(ctx context.Context) (bool, error) {
 	op.RestorePath = res.Location
 	p.jobStatus().UpgradeSavepointPath = res.Location
 	return false, p.to(ctx, PhaseAwaitStopped)
+}
+
+// takenSavepoint returns the savepoint the operation's trigger took, found
+// by looking at the job: its latest savepoint, if that is not the one it had
+// before the trigger was sent. "" when there is none or it cannot be told.
+func (p *pass) takenSavepoint(ctx context.Context, f Flink) string {
+	op := p.rec.Operation
+	if op.SavepointBefore == nil {
+		return ""
+	}
+	cps, err := f.Checkpoints(ctx, op.StoppedJobID)
+	if err != nil || cps.LatestSavepoint == nil || cps.LatestSavepoint.ExternalPath == *op.SavepointBefore {
+		return ""
+	}
+	return cps.LatestSavepoint.ExternalPath
 }
 
 // savepointFailed handles a savepoint that failed: a plain savepoint is

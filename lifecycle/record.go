@@ -162,6 +162,12 @@ type Operation struct {
 	TriggerType v1beta1.SnapshotTriggerType `json:"triggerType,omitempty"`
 	// TriggerNonce is the savepointTriggerNonce a manual savepoint answers.
 	TriggerNonce *int64 `json:"triggerNonce,omitempty"`
+	// SavepointBefore is the job's latest savepoint before TriggerID was
+	// first sent, persisted before that (nil: not yet known). Flink forgets
+	// finished operations (rest.async.store-duration, 5 minutes), so after
+	// a longer outage a newer savepoint of the job is how we know ours
+	// happened.
+	SavepointBefore *string `json:"savepointBefore,omitempty"`
 	// RestorePath is the savepoint or checkpoint the next deploy restores
 	// from, once known ("" means start empty, which only stateless allows).
 	RestorePath string `json:"restorePath,omitempty"`
