@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -293,17 +294,21 @@ func TestCrashAtEveryStep(t *testing.T) {
 			},
 		},
 	}
-	polls := []int{1}
+	// A process restarts in seconds, or after minutes (a new pod
+	// scheduled): long enough for Flink to forget finished operations.
+	polls, outages := []int{1}, []time.Duration{0, 10 * time.Minute}
 	if !testing.Short() {
 		polls = []int{0, 1, 3}
 	}
 	for _, c := range cases {
 		for _, np := range polls {
-			name := c.name
-			if len(polls) > 1 {
-				name = fmt.Sprintf("%s/savepoint polls %d", c.name, np)
+			for _, out := range outages {
+				name := fmt.Sprintf("%s/down %s", c.name, out)
+				if len(polls) > 1 {
+					name += fmt.Sprintf(", savepoint polls %d", np)
+				}
+				t.Run(name, func(t *testing.T) { crashAtEveryStep(t, c, np, out) })
 			}
-			t.Run(name, func(t *testing.T) { crashAtEveryStep(t, c, np) })
 		}
 	}
 }
@@ -311,8 +316,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 var rollbackConf = withConf(keyRollbackEnabled, "true", keyReadinessTimeout, "30s")
 
 // crashAtEveryStep runs c once without a crash to count its external calls,
-// then once per call k with a crash right after call k.
-func crashAtEveryStep(t *testing.T, c crashCase, polls int) {
+// then once per call k with a crash right after call k, after which the
+// world runs on for outage before a new reconciler starts.
+func crashAtEveryStep(t *testing.T, c crashCase, polls int, outage time.Duration) {
 	{
 		{
 			prepare := func() (*simWorld, crashBefore) {
@@ -351,6 +357,9 @@ func crashAtEveryStep(t *testing.T, c crashCase, polls int) {
 				}
 				if !died && k < len(calls) {
 					t.Fatalf("the reconciler armed to crash after call %d of %d did not crash", k, len(calls))
+				}
+				for i := time.Duration(0); i < outage; i += time.Second {
+					w.tick() // the cluster goes on while the daemon is down
 				}
 				w.restart()
 				r := w.until(c.kind, c.res, d, fmt.Sprintf("finishing after a crash right after call %d (%s)", k, calls[k-1]), done)

@@ -80,6 +80,7 @@ type simOp struct {
 	PollsLeft        int
 	TicksLeft        int
 	Done             bool
+	DoneAt           time.Time
 	Location         string
 	Failure          string
 }
@@ -115,13 +116,16 @@ type flinkSim struct {
 	// progress; SavepointTicks how many ticks, polled or not (Flink finishes
 	// a savepoint whether anybody asks or not).
 	SavepointPolls, SavepointTicks int
+	// StoreDuration is how long a JobManager remembers a finished
+	// operation (rest.async.store-duration, 5 minutes).
+	StoreDuration time.Duration
 	// FailSavepoints makes every savepoint fail.
 	FailSavepoints bool
 	seq            int
 }
 
 func newFlinkSim(clock *simClock) *flinkSim {
-	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1, SavepointTicks: 2}
+	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1, SavepointTicks: 2, StoreDuration: 5 * time.Minute}
 }
 
 func simKey(namespace, name string) string { return namespace + "/" + name }
@@ -226,6 +230,8 @@ func (s *flinkSim) advance() {
 				if o.TicksLeft--; o.TicksLeft <= 0 {
 					s.complete(jm, o)
 				}
+			} else if now.Sub(o.DoneAt) > s.StoreDuration {
+				delete(jm.Ops, o.TriggerID) // forgotten, as Flink's operation cache does
 			}
 		}
 		for _, j := range sortedJobs(jm) {
@@ -456,7 +462,7 @@ func (f *fakeFlink) trigger(op, jobID, triggerID, dir string, stop bool) (string
 // complete finishes a savepoint operation: the savepoint is written with
 // the job's counter, and stop-with-savepoint finishes the job.
 func (s *flinkSim) complete(jm *simJM, o *simOp) {
-	o.Done = true
+	o.Done, o.DoneAt = true, s.clock.Now()
 	j := jm.Jobs[o.JobID]
 	switch {
 	case j == nil || j.State != flinkclient.JobRunning:
