@@ -806,9 +806,54 @@ func must[T any](v T, err error) T {
 	return v
 }
 
+// configVolume lays out a config file the way the kubelet does for a
+// ConfigMap volume (deploy/ mounts one): config.yaml is a symlink to
+// ..data/config.yaml, and an update writes a new timestamped directory and
+// swaps the ..data symlink atomically.
+type configVolume struct {
+	dir string
+	n   int
+}
+
+// path is the file the daemon is given (--config).
+func (v *configVolume) path() string { return filepath.Join(v.dir, "config.yaml") }
+
+func (v *configVolume) write(t *testing.T, cfg map[string]any) {
+	t.Helper()
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.n++
+	old := fmt.Sprintf("..2026_11_28_00_00_%02d.%d", v.n-1, v.n-1)
+	ts := fmt.Sprintf("..2026_11_28_00_00_%02d.%d", v.n, v.n)
+	if err := os.MkdirAll(filepath.Join(v.dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v.dir, ts, "config.yaml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(ts, filepath.Join(v.dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(v.dir, "..data_tmp"), filepath.Join(v.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if v.n == 1 {
+		if err := os.Symlink("..data/config.yaml", v.path()); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.RemoveAll(filepath.Join(v.dir, old)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHotReloadPollIntervalAndNamespaces changes git.pollInterval and
-// kubernetes.allowedNamespaces in the running daemon's config file. No
-// Flink runs: the late resource is a suspended FlinkDeployment, which is
+// kubernetes.allowedNamespaces in the running daemon's config, updated the
+// way the kubelet updates the ConfigMap volume deploy/ mounts. No Flink
+// runs: the late resource is a suspended FlinkDeployment, which is
 // reconciled (recorded) without starting a cluster.
 func TestHotReloadPollIntervalAndNamespaces(t *testing.T) {
 	kc := kube.Shared(t)
@@ -817,9 +862,9 @@ func TestHotReloadPollIntervalAndNamespaces(t *testing.T) {
 	cfg := e.s.Config(nil)
 	git := cfg["git"].(map[string]any)
 	git["pollInterval"] = "1h"
-	if err := e.s.WriteConfig(map[string]any{"git": git}); err != nil {
-		t.Fatal(err)
-	}
+	vol := &configVolume{dir: filepath.Join(t.TempDir(), "etc-flink-gitops")}
+	vol.write(t, e.s.Config(map[string]any{"git": git}))
+	e.s.ConfigPath = vol.path()
 	if err := e.s.StartDaemon(); err != nil {
 		t.Fatal(err)
 	}
@@ -853,9 +898,7 @@ func TestHotReloadPollIntervalAndNamespaces(t *testing.T) {
 	}
 
 	git["pollInterval"] = "1s"
-	if err := e.s.WriteConfig(map[string]any{"git": git}); err != nil {
-		t.Fatal(err)
-	}
+	vol.write(t, e.s.Config(map[string]any{"git": git}))
 	eventually(t, 20*time.Second, "the push rendered after pollInterval 1s, with the namespace problem", func() (bool, string) {
 		r := statusREADME(e)
 		return strings.Contains(r, c1[:12]) && strings.Contains(r, fmt.Sprintf("namespace %q is not in the allow-list", late)), r
@@ -874,9 +917,7 @@ func TestHotReloadPollIntervalAndNamespaces(t *testing.T) {
 
 	k := cfg["kubernetes"].(map[string]any)
 	k["allowedNamespaces"] = []string{ns, late}
-	if err := e.s.WriteConfig(map[string]any{"git": git, "kubernetes": k}); err != nil {
-		t.Fatal(err)
-	}
+	vol.write(t, e.s.Config(map[string]any{"git": git, "kubernetes": k}))
 	rs := waitStatus(e, e.s.DaemonRunning, "FlinkDeployment", late, "late", "the late resource reconciled after allowing its namespace", time.Minute,
 		func(r lifecycle.ResourceStatus) bool {
 			return r.LifecycleState == "SUSPENDED" && r.LastReconciledCommit == c1 && len(r.Problems) == 0

@@ -51,7 +51,7 @@ func NewMetrics() *Metrics {
 	m.reconcileDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_reconcile_duration_seconds", Help: "Duration of one reconcile pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"kind", "outcome"})
 	m.resources = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_resources", Help: "Managed resources by lifecycle state."}, []string{"lifecycle_state"})
 	m.savepoints = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_savepoints_total", Help: "Completed savepoints by trigger type."}, []string{"trigger_type"})
-	m.savepointErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_savepoint_errors_total", Help: "Failed savepoints (from SavepointError events recorded in status)."}, []string{"namespace", "name"})
+	m.savepointErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_savepoint_errors_total", Help: "Failed savepoints (SavepointError events)."}, []string{"namespace", "name"})
 	m.lastSavepoint = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_last_savepoint_timestamp_seconds", Help: "Time of each resource's newest savepoint; age is time() minus this."}, []string{"kind", "namespace", "name"})
 	m.gitPolls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_git_polls_total", Help: "Git polls by result (noop, fetched, error)."}, []string{"result"})
 	m.gitPollDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_git_poll_duration_seconds", Help: "Duration of a git poll (ls-remote, plus fetch when the head moved).", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)}, []string{"result"})
