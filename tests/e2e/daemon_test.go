@@ -757,6 +757,11 @@ func TestDaemonAsServiceAccountLeaderElectionMetrics(t *testing.T) {
 	})
 	takeover := time.Since(killed)
 	t.Logf("leader SIGKILLed; standby took the Lease after %s (leaseDuration 4s)", takeover.Round(100*time.Millisecond))
+	// The Lease expires 4 s after A's last renewal and B retries every 1 s
+	// (jittered by up to 1.2 s); 10 s leaves room for a loaded machine.
+	if takeover > 10*time.Second {
+		t.Errorf("takeover took %s, want about the lease duration (4s)", takeover)
+	}
 	bAlive := func() bool {
 		select {
 		case <-b.exited:
