@@ -19,7 +19,7 @@ func overlayRepo(t testing.TB, n int) MapSource {
 	}}
 	for i := 0; i < n; i++ {
 		src.Files[fmt.Sprintf("overlays/o%d/kustomization.yaml", i)] = []byte(fmt.Sprintf(
-			"namespace: ns%d\nresources: [../../base]\npatches:\n- path: patch.yaml\n", i))
+			"namespace: ns%d\nresources: [../../base]\npatches:\n- path: patch.yaml\ncommonLabels: {overlay: o%d}\n", i, i))
 		src.Files[fmt.Sprintf("overlays/o%d/patch.yaml", i)] = []byte(fmt.Sprintf(
 			"apiVersion: flink.apache.org/v1beta1\nkind: FlinkDeployment\nmetadata: {name: orders}\nspec:\n  job: {parallelism: %d}\n", i+1))
 	}
@@ -93,6 +93,9 @@ func TestIncrementalRender(t *testing.T) {
 		}
 		if diff := cmp.Diff(problemLines(fresh.Problems), problemLines(res.Problems)); diff != "" {
 			t.Fatalf("%s: problems differ (-fresh +cached):\n%s", st.name, diff)
+		}
+		if diff := cmp.Diff(problemLines(fresh.Warnings), problemLines(res.Warnings)); diff != "" {
+			t.Fatalf("%s: warnings differ (-fresh +cached):\n%s", st.name, diff)
 		}
 	}
 }
@@ -263,5 +266,20 @@ func TestRenderCancelled(t *testing.T) {
 	_, err := NewRenderer().Render(ctx, overlayRepo(t, 2), Options{EntryPoints: []string{"overlays/*"}})
 	if err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Fatalf("err = %v, want context canceled", err)
+	}
+}
+
+func TestDeprecatedKustomizationFieldsAreWarnings(t *testing.T) {
+	res := renderFiles(t, map[string]string{
+		"app/kustomization.yaml":  "bases: [../base]\n",
+		"base/kustomization.yaml": "resources: [d.yaml]\n",
+		"base/d.yaml":             string(yamlDocs(t, validDeployment("orders"))),
+	}, Options{DefaultNamespace: "flink"})
+	want := []string{"app: app/kustomization.yaml: 'bases' is deprecated. Please use 'resources' instead. Run 'kustomize edit fix' to update your Kustomization automatically. (fix: run `kustomize edit fix` in app/)"}
+	if diff := cmp.Diff(want, problemLines(res.Warnings)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if len(res.Resources) != 1 {
+		t.Fatalf("problems %v", problemLines(res.Problems))
 	}
 }

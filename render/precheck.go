@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/types"
 )
 
 // kustomizationNames are the file names kustomize recognises, in its order.
@@ -31,15 +32,18 @@ func (t *tree) kustomizationFile(dir string) (string, bool) {
 // customSchema reports whether any of the kustomizations sets its own
 // OpenAPI schema (the `openapi` field), which changes kustomize's global
 // schema for the build.
-func precheck(t *tree, entry string) (problems []Problem, customSchema bool) {
+//
+// warnings are kustomize's deprecation notices for the kustomizations
+// (which kustomize itself only prints to stderr).
+func precheck(t *tree, entry string) (problems, warnings []Problem, customSchema bool) {
 	c := &checker{t: t, entry: entry, seen: map[string]bool{}}
 	kf, ok := t.kustomizationFile(entry)
 	if !ok {
 		return []Problem{{EntryPoint: entry, File: entry, Message: fmt.Sprintf("no kustomization.yaml in %s", displayDir(entry)),
-			Fix: "add a kustomization.yaml to the entry point directory, or remove it from the configured entry points"}}, false
+			Fix: "add a kustomization.yaml to the entry point directory, or remove it from the configured entry points"}}, nil, false
 	}
 	c.kustomization(kf)
-	return c.problems, c.customSchema
+	return c.problems, c.warnings, c.customSchema
 }
 
 func displayDir(d string) string {
@@ -50,6 +54,7 @@ func displayDir(d string) string {
 }
 
 type checker struct {
+	warnings     []Problem
 	customSchema bool
 	t            *tree
 	entry        string
@@ -79,6 +84,15 @@ func (c *checker) kustomization(file string) {
 	if err := yaml.Unmarshal(b, &k); err != nil {
 		c.add(file, "", "invalid YAML: "+err.Error(), "fix the YAML syntax (duplicate keys are not allowed)")
 		return
+	}
+	var kust types.Kustomization
+	if kust.Unmarshal(b) == nil {
+		if msgs := kust.CheckDeprecatedFields(); msgs != nil {
+			for _, m := range *msgs {
+				c.warnings = append(c.warnings, Problem{EntryPoint: c.entry, File: file, Message: strings.TrimPrefix(m, "# Warning: "),
+					Fix: "run `kustomize edit fix` in " + displayDir(path.Dir(file))})
+			}
+		}
 	}
 	dir := path.Dir(file)
 	for _, field := range []string{"resources", "bases", "components"} {

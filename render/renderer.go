@@ -29,6 +29,7 @@ type cacheEntry struct {
 	deps     map[string]string // repository path -> fingerprint
 	objs     []rawObject
 	problems []Problem
+	warnings []Problem // from the precheck (deprecated kustomization fields)
 	failed   bool
 
 	// decoded holds objs decoded and validated under the options whose
@@ -76,9 +77,9 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 			res.Reused++
 			continue
 		}
-		ps, customSchema := precheck(t, e)
+		ps, ws, customSchema := precheck(t, e)
 		if len(ps) > 0 {
-			built[e] = &cacheEntry{problems: ps, failed: true}
+			built[e] = &cacheEntry{problems: ps, warnings: ws, failed: true}
 			res.Built++
 			continue
 		}
@@ -89,6 +90,7 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 			}
 		}
 		built[e] = buildEntry(mem, t, e, customSchema)
+		built[e].warnings = ws
 		res.Built++
 	}
 	// Keep only the entry points of this render; cache only complete builds
@@ -286,6 +288,7 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 		c := built[e]
 		er := EntryResult{EntryPoint: e, Failed: c.failed, Cached: reused[e]}
 		res.Problems = append(res.Problems, c.problems...)
+		res.Warnings = append(res.Warnings, c.warnings...)
 		if c.decoded == nil || c.decodedFor != optsKey {
 			c.decoded = make([]decodedObject, 0, len(c.objs))
 			for _, o := range c.objs {
