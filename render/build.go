@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
@@ -66,7 +65,7 @@ func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject
 	defer func() {
 		if r := recover(); r != nil {
 			schemaDirty = true
-			err = fmt.Errorf("kustomize panicked: %v\n%s", r, debug.Stack())
+			err = fmt.Errorf("kustomize panicked: %v (at %s)", r, panicSite(debug.Stack()))
 		}
 	}()
 
@@ -74,8 +73,7 @@ func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	k := krusty.MakeKustomizer(opts)
-	var fs filesys.FileSystem = fsys
-	m, err := k.Run(fs, "/"+entry)
+	m, err := k.Run(fsys, "/"+entry)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +142,18 @@ func toRaw(r *resource.Resource, entry string, injected bool) rawObject {
 	}
 	o.JSON = b
 	return o
+}
+
+// panicSite returns the first stack frame inside kustomize or kyaml, to
+// make a panic report actionable without a whole stack in the message.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "sigs.k8s.io/kustomize/") {
+			return strings.TrimSpace(lines[i+1])
+		}
+	}
+	return "unknown"
 }
 
 // isPoisoned reports whether a build error came from a path the snapshot refused.

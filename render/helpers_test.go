@@ -16,3 +16,13 @@ func writeFile(t testing.TB, dir, p string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestPanicSite(t *testing.T) {
+	stack := "goroutine 1 [running]:\nruntime/debug.Stack()\n\t/go/src/runtime/debug/stack.go:26\nsigs.k8s.io/kustomize/api/krusty.(*Kustomizer).Run(...)\n\t/mod/krusty/kustomizer.go:88 +0x1f\nmain.main()\n"
+	if got := panicSite([]byte(stack)); got != "/mod/krusty/kustomizer.go:88 +0x1f" {
+		t.Fatalf("panicSite = %q", got)
+	}
+	if got := panicSite([]byte("nothing")); got != "unknown" {
+		t.Fatalf("panicSite = %q", got)
+	}
+}
