@@ -143,11 +143,10 @@ func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, dry
 // with kustomize, checks what an operator relies on (probes, hardening,
 // config as a directory mount, RBAC scoped by RoleBindings only, a valid
 // daemon config) and applies every object to the apiserver.
+//
+// The build and the checks are pure and run under -short too; the apply
+// subtest needs the test bed.
 func TestDeployManifests(t *testing.T) {
-	kc := kube.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
 	base := kustomizeBuild(t, deployDir("base"))
 	var kinds []string
 	for _, o := range base {
@@ -279,23 +278,28 @@ func TestDeployManifests(t *testing.T) {
 	// Both apply to the real apiserver: namespaces for real, the rest as a
 	// server-side dry run (validated, defaulted and admitted, not stored, so
 	// no node agent starts the image).
-	ap := newApplier(t, kc.RESTConfig())
-	if err := ap.apply(ctx, find(base, "Namespace", "", installNS), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := ap.apply(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "flink"}}}, false); err != nil {
-		t.Fatal(err)
-	}
-	for _, objs := range [][]*unstructured.Unstructured{base, nsObjs} {
-		for _, o := range objs {
-			if o.GetKind() == "Namespace" {
-				continue
-			}
-			if err := ap.apply(ctx, o, true); err != nil {
-				t.Error(err)
+	t.Run("apply", func(t *testing.T) {
+		kc := kube.Shared(t) // skips under -short
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		ap := newApplier(t, kc.RESTConfig())
+		if err := ap.apply(ctx, find(base, "Namespace", "", installNS), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := ap.apply(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "flink"}}}, false); err != nil {
+			t.Fatal(err)
+		}
+		for _, objs := range [][]*unstructured.Unstructured{base, nsObjs} {
+			for _, o := range objs {
+				if o.GetKind() == "Namespace" {
+					continue
+				}
+				if err := ap.apply(ctx, o, true); err != nil {
+					t.Error(err)
+				}
 			}
 		}
-	}
+	})
 }
 
 // installRBAC applies deploy/base's ServiceAccount and RBAC for real, with
