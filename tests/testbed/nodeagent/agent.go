@@ -92,6 +92,9 @@ type Agent struct {
 	mu        gosync.Mutex
 	deploys   map[string]*deployState      // by namespace/name; replicas are touched by the worker only
 	endpoints map[string][]map[int32]int32 // by namespace/name: port maps of ready replicas
+
+	pods       *podRunner // bare Pods (e.g. Flink's native TaskManagers), see pods.go
+	kubeconfig string     // handed to every container as KUBECONFIG, see SetKubeconfig; under mu
 }
 
 type deployState struct {
@@ -123,6 +126,7 @@ func New(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger) 
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		deploys:   map[string]*deployState{},
 		endpoints: map[string][]map[int32]int32{},
+		pods:      newPodRunner(),
 	}
 }
 
@@ -167,6 +171,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := a.watchPods(f); err != nil {
+		return err
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -182,6 +189,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		for a.processNext(ctx) {
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for a.processNextPod(ctx) {
+		}
+	}()
 	// Status, readiness and crash restarts are driven by a steady tick.
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -189,6 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			a.queue.ShutDown()
+			a.pods.queue.ShutDown()
 			wg.Wait()
 			a.stopAll()
 			return nil
@@ -198,6 +212,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.queue.Add(key)
 			}
 			a.mu.Unlock()
+			a.pods.tick()
 		}
 	}
 }
@@ -387,13 +402,20 @@ func (a *Agent) stopAll() {
 		delete(a.deploys, key)
 		delete(a.endpoints, key)
 	}
+	a.pods.stopAll()
 }
 
 // container assembles what the runtime needs for one replica.
 func (a *Agent) container(d *appsv1.Deployment, files map[string]map[string]string, r *replica) (Container, error) {
-	spec := d.Spec.Template.Spec
+	return a.podContainer(d.Namespace, d.Name, d.Spec.Template, files, r)
+}
+
+// podContainer assembles what the runtime needs for pod r.pod of template
+// tmpl (owner names the Deployment, if any).
+func (a *Agent) podContainer(ns, owner string, tmpl corev1.PodTemplateSpec, files map[string]map[string]string, r *replica) (Container, error) {
+	spec := tmpl.Spec
 	if len(spec.Containers) == 0 {
-		return Container{}, fmt.Errorf("deployment %s/%s has no containers", d.Namespace, d.Name)
+		return Container{}, fmt.Errorf("pod %s/%s has no containers", ns, r.pod)
 	}
 	main := spec.Containers[0]
 	for _, c := range spec.Containers {
@@ -407,7 +429,7 @@ func (a *Agent) container(d *appsv1.Deployment, files map[string]map[string]stri
 			mounts[m.MountPath] = f
 		}
 	}
-	r.dir = filepath.Join(a.dir, d.Namespace, r.pod)
+	r.dir = filepath.Join(a.dir, ns, r.pod)
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return Container{}, err
 	}
@@ -423,15 +445,22 @@ func (a *Agent) container(d *appsv1.Deployment, files map[string]map[string]stri
 			case "metadata.name":
 				env[e.Name] = r.pod
 			case "metadata.namespace":
-				env[e.Name] = d.Namespace
+				env[e.Name] = ns
+			case "spec.nodeName": // Flink's native TaskManagers need it (_POD_NODE_ID)
+				env[e.Name] = NodeName
 			}
 		}
 	}
+	a.mu.Lock()
+	if _, ok := env["KUBECONFIG"]; !ok && a.kubeconfig != "" {
+		env["KUBECONFIG"] = a.kubeconfig
+	}
+	a.mu.Unlock()
 	return Container{
-		Namespace: d.Namespace, Pod: r.pod, Deployment: d.Name,
-		Spec: main, Labels: d.Spec.Template.Labels, Files: mounts, Env: env, Dir: r.dir,
+		Namespace: ns, Pod: r.pod, Deployment: owner,
+		Spec: main, Labels: tmpl.Labels, Files: mounts, Env: env, Dir: r.dir,
 		Resolve: func(host string, port int32) (string, int32, error) {
-			return a.Resolve(d.Namespace, host, port)
+			return a.Resolve(ns, host, port)
 		},
 	}, nil
 }
@@ -439,12 +468,17 @@ func (a *Agent) container(d *appsv1.Deployment, files map[string]map[string]stri
 // mountedFiles reads the ConfigMap volumes of d's pod template, by volume
 // name. A missing ConfigMap is an error: the pod could not start either.
 func (a *Agent) mountedFiles(ctx context.Context, d *appsv1.Deployment) (map[string]map[string]string, error) {
+	return a.volumeFiles(ctx, d.Namespace, d.Spec.Template.Spec.Volumes)
+}
+
+// volumeFiles reads the ConfigMap volumes among vols, by volume name.
+func (a *Agent) volumeFiles(ctx context.Context, ns string, vols []corev1.Volume) (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
-	for _, v := range d.Spec.Template.Spec.Volumes {
+	for _, v := range vols {
 		if v.ConfigMap == nil {
 			continue
 		}
-		cm, err := a.client.CoreV1().ConfigMaps(d.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+		cm, err := a.client.CoreV1().ConfigMaps(ns).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) && v.ConfigMap.Optional != nil && *v.ConfigMap.Optional {
 				continue

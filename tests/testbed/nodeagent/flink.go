@@ -57,10 +57,17 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 	if err != nil {
 		return nil, err
 	}
-	args := append(append([]string{}, c.Spec.Command...), c.Spec.Args...)
-	// The image's entrypoint is implicit: args start with the service.
-	if len(args) > 0 && strings.HasSuffix(args[0], "docker-entrypoint.sh") || len(args) > 0 && args[0] == "/docker-entrypoint.sh" {
-		args = args[1:]
+	// $(VAR) references to the container's env are expanded as the kubelet
+	// does (e.g. -D jobmanager.rpc.address=$(_POD_IP_ADDRESS) with HA); the
+	// image's entrypoint (implicit: args start with the service) and the bash
+	// wrapper of Flink's native mode are taken off.
+	var raw []string
+	for _, a := range append(append([]string{}, c.Spec.Command...), c.Spec.Args...) {
+		raw = append(raw, expand(a, c.Env))
+	}
+	args, err := flinktb.ContainerArgs(nil, raw)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", c.Pod, err)
 	}
 	if len(args) == 0 {
 		return nil, fmt.Errorf("pod %s: flink container has no args", c.Pod)
@@ -100,9 +107,7 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		return s
 	}
 	for i := range args {
-		// $(VAR) references to the container's env are expanded as the
-		// kubelet does (e.g. -D jobmanager.rpc.address=$(_POD_IP_ADDRESS) with HA).
-		args[i] = mapJar(expand(args[i], c.Env))
+		args[i] = mapJar(args[i])
 	}
 	if v, ok := conf["pipeline.jars"]; ok {
 		conf["pipeline.jars"] = mapJar(v)
@@ -128,7 +133,7 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 	conf["web.tmpdir"] = filepath.Join(c.Dir, "web")
 	var ready func(context.Context) bool
 	switch role {
-	case "jobmanager", "standalone-job":
+	case "jobmanager", "standalone-job", "kubernetes-jobmanager.sh":
 		for _, p := range []struct {
 			key string
 			def int32
@@ -143,18 +148,22 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		}
 		restURL := "http://127.0.0.1:" + conf["rest.port"] + "/config"
 		ready = func(ctx context.Context) bool { return httpOK(ctx, restURL) }
-	case "taskmanager":
+	case "taskmanager", "kubernetes-taskmanager.sh":
 		host := conf["jobmanager.rpc.address"]
 		port := int32(6123)
 		if v, err := strconv.Atoi(conf["jobmanager.rpc.port"]); err == nil {
 			port = int32(v)
 		}
-		jmHost, jmPort, err := c.Resolve(host, port)
-		if err != nil {
-			return nil, err
+		// With HA and no address configured (as Flink's native mode writes
+		// it), TaskManagers find the leader through the HA services.
+		if host != "" {
+			jmHost, jmPort, err := c.Resolve(host, port)
+			if err != nil {
+				return nil, err
+			}
+			conf["jobmanager.rpc.address"] = jmHost
+			conf["jobmanager.rpc.port"] = strconv.Itoa(int(jmPort))
 		}
-		conf["jobmanager.rpc.address"] = jmHost
-		conf["jobmanager.rpc.port"] = strconv.Itoa(int(jmPort))
 		if err := alloc("taskmanager.rpc.port", 6122); err != nil {
 			return nil, err
 		}
@@ -187,7 +196,7 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		LogDir:  filepath.Join(c.Dir, "log"),
 		WorkDir: filepath.Join(c.Dir, "home"),
 	}
-	if usesJar || role == "standalone-job" {
+	if usesJar || role == "standalone-job" || role == "kubernetes-jobmanager.sh" && len(args) > 1 && args[1] == "kubernetes-application" {
 		spec.UserJars = []string{jar}
 	}
 	for k, v := range c.Env {
