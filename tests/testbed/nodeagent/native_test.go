@@ -283,6 +283,42 @@ func TestNativeSessionCluster(t *testing.T) {
 	if ref := metav1.GetControllerOf(&p); ref == nil || ref.Kind != "Deployment" || ref.Name != id {
 		t.Errorf("TaskManager pod owner %+v, want the JobManager Deployment %s", p.OwnerReferences, id)
 	}
+	t.Logf("TaskManager pod %s runs %q %q", p.Name, p.Spec.Containers[0].Command, p.Spec.Containers[0].Args)
+
+	// A TaskManager that dies: restartPolicy Never makes its Pod Failed with
+	// the container's exit code, which is how Flink learns of it; Flink
+	// deletes the Pod and requests a new one.
+	wctx, wcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer wcancel()
+	w, err := cs.CoreV1().Pods(ns).Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=" + p.Name, ResourceVersion: p.ResourceVersion})
+	must(t, err)
+	defer w.Stop()
+	killJava(t, ns, flinktb.MainKubernetesTaskManager)
+	var failed *corev1.Pod
+	for ev := range w.ResultChan() {
+		if fp, ok := ev.Object.(*corev1.Pod); ok && fp.Status.Phase == corev1.PodFailed {
+			failed = fp
+			break
+		}
+	}
+	if failed == nil {
+		t.Fatalf("TaskManager pod %s never reported Failed after its JVM was killed", p.Name)
+	}
+	if cs := failed.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil || cs[0].State.Terminated.ExitCode != 137 {
+		t.Errorf("failed pod container statuses %+v, want terminated with exit code 137", cs)
+	}
+	eventually(t, 3*time.Minute, "Flink to replace the failed TaskManager pod", func() (bool, error) {
+		pods, err := taskManagerPods(cs, ns, id)
+		if err != nil {
+			return false, err
+		}
+		tms, err := registeredTaskManagers(rest)
+		if err != nil {
+			return false, err
+		}
+		return len(pods) == 1 && pods[0].Name != p.Name && podReady(pods[0]) && len(tms) == 1 && tms[0] == pods[0].Name,
+			fmt.Errorf("%d pods, registered %v", len(pods), tms)
+	})
 
 	must(t, cs.AppsV1().Deployments(ns).Delete(context.Background(), id, metav1.DeleteOptions{}))
 	eventually(t, 90*time.Second, "the TaskManager pods and every JVM to be gone", func() (bool, error) {
