@@ -233,6 +233,9 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		if tgt.Job != nil {
 			op.UpgradeMode = tgt.Job.UpgradeMode
 		}
+		// Any operation on tgt restarts the job: it answers tgt's
+		// restartNonce too, which must not restart it once more after.
+		p.rec.LastRestartNonce = tgt.RestartNonce
 		return op
 	}
 

@@ -188,6 +188,7 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 	src := p.desired.Source
 	src.RenderHash = p.desired.Hash
 	newOp := func(kind OpKind, phase Phase) *Operation {
+		p.rec.LastRestartNonce = tgt.RestartNonce // answered by any operation on tgt, as for deployments
 		return &Operation{Kind: kind, Phase: phase, TargetSpec: specJSON(tgt), TargetHash: p.desired.Hash, Source: &src, UpgradeMode: tgt.Job.UpgradeMode}
 	}
 	suspendedNow := tgt.Job.State == v1beta1.JobStateSuspended
