@@ -646,3 +646,63 @@ func TestSlowUpgradeSavepoint(t *testing.T) {
 		t.Fatalf("restored from %q, want the slow savepoint %s", j.RestoredFrom, sp.Path)
 	}
 }
+
+// TestSuspendResume suspends and resumes in each upgrade mode: the job
+// resumes from the suspend savepoint, from the newest checkpoint, or empty.
+func TestSuspendResume(t *testing.T) {
+	for _, mode := range []v1beta1.UpgradeMode{v1beta1.UpgradeModeSavepoint, v1beta1.UpgradeModeLastState, v1beta1.UpgradeModeStateless} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := newSimWorld(t)
+			old := deployStable(w, "app", appSpecOf(mode, 2)).Common().JobStatus.JobID
+			r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(mode, 2, suspend)), "suspended", func(r *Record) bool {
+				return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended
+			})
+			oldJob := w.flink.job(old)
+			var want string
+			var counter int64
+			switch mode {
+			case v1beta1.UpgradeModeSavepoint:
+				sp := w.flink.savepointsOf(old)
+				if len(sp) != 1 {
+					t.Fatalf("%d savepoints on suspend", len(sp))
+				}
+				want, counter = sp[0].Path, sp[0].Counter
+			case v1beta1.UpgradeModeLastState:
+				last := oldJob.Checkpoints[len(oldJob.Checkpoints)-1]
+				want, counter = last.Path, last.Counter
+			}
+			if got := r.Common().JobStatus.UpgradeSavepointPath; mode != v1beta1.UpgradeModeStateless && got != want {
+				t.Fatalf("upgradeSavepointPath %q, want %q", got, want)
+			}
+			if !w.hasEvent(ReasonSuspended, "job suspended") {
+				t.Errorf("no Suspended event: %v", w.events())
+			}
+			w.settle(KindDeployment, "app", w.desired("app", appSpecOf(mode, 2, suspend)), 3)
+			if len(w.flink.Started) != 1 || w.deploymentObj("app") != nil {
+				t.Fatalf("a suspended job came back")
+			}
+			r = w.until(KindDeployment, "app", w.desired("app", appSpecOf(mode, 2)), "resumed", stableRunning)
+			j := w.flink.job(r.Common().JobStatus.JobID)
+			if j.RestoredFrom != want || j.StartCounter != counter {
+				t.Fatalf("resumed from %q at %d, want %q at %d", j.RestoredFrom, j.StartCounter, want, counter)
+			}
+			if len(w.flink.Started) != 2 {
+				t.Fatalf("%d jobs started, want 2", len(w.flink.Started))
+			}
+		})
+	}
+}
+
+// TestRestartNonceWithSpecChange: a restartNonce pushed together with an
+// upgrade restarts the job once, with the upgrade.
+func TestRestartNonceWithSpecChange(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)).Common().JobStatus.JobID
+	one := int64(1)
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4, func(s *v1beta1.FlinkDeploymentSpec) { s.RestartNonce = &one }))
+	w.until(KindDeployment, "app", d, "upgraded", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	w.settle(KindDeployment, "app", d, 10)
+	if n := len(w.flink.Started); n != 2 || len(w.flink.Savepoints) != 1 {
+		t.Fatalf("%d jobs and %d savepoints, want 2 and 1: the nonce restarted the job again after the upgrade", n, len(w.flink.Savepoints))
+	}
+}
