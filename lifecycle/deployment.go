@@ -126,6 +126,7 @@ func (p *pass) observe(ctx context.Context) (*observation, error) {
 		job, err := obs.flink.Job(ctx, p.rec.Deployed.JobID)
 		switch {
 		case err == nil:
+			liveState(ctx, obs.flink, &job)
 			obs.job = &job
 			p.setJobStatus(ctx, &job)
 			if job.State == flinkclient.JobRunning || isTerminal(job.State) {
@@ -196,6 +197,9 @@ func deploymentFailure(d *appsv1.Deployment) string {
 // target returns the desired spec with the daemon's default mode applied.
 func (p *pass) target() *v1beta1.FlinkDeploymentSpec {
 	s := p.desired.Deployment.Spec
+	if s.Mode == "" {
+		s.Mode = p.set.DefaultMode
+	}
 	if s.Mode == "" {
 		s.Mode = v1beta1.ModeStandalone
 	}
@@ -553,7 +557,32 @@ func (p *pass) jobFlink(ctx context.Context) (Flink, *flinkclient.JobDetails) {
 	if err != nil {
 		return f, nil
 	}
+	liveState(ctx, f, &job)
 	return f, &job
+}
+
+// liveState takes a job's state (and end time) from the jobs overview when
+// GET /jobs/:id says it is between states: that answer comes from a cache
+// Flink refreshes every web.refresh-interval (3 s), the overview does not,
+// so a job that got RUNNING (or CANCELED) is seen at once, not up to 3 s
+// later. A job at rest (RUNNING) or finished costs no extra call.
+func liveState(ctx context.Context, f Flink, job *flinkclient.JobDetails) {
+	if job.State == flinkclient.JobRunning || isTerminal(job.State) {
+		return
+	}
+	jobs, err := f.Jobs(ctx)
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		if j.ID == job.ID && j.State != "" {
+			job.State = j.State
+			if !j.EndTime.IsZero() {
+				job.EndTime = j.EndTime
+			}
+			return
+		}
+	}
 }
 
 // stopJob decides how the running job stops, by upgrade mode. It makes no

@@ -45,6 +45,9 @@ type Settings struct {
 	Resync time.Duration
 	// OperationTimeout bounds one phase before it is reported as stuck.
 	OperationTimeout time.Duration
+	// DefaultMode is the mode of specs that set none (flink.defaultMode);
+	// empty means standalone.
+	DefaultMode v1beta1.DeploymentMode
 }
 
 // Desired is a rendered resource as the reconciler takes it.

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +60,11 @@ type Daemon struct {
 	failures map[string]string             // last reconcile error of keys without a record
 	dirty    bool                          // records changed since the last status write
 	renders  chan struct{}                 // asks the render loop to render the current snapshot again
+
+	// published are the files of the last status write, rendered at
+	// publishedAt; only publish touches them (it never runs concurrently).
+	published   map[string][]byte
+	publishedAt time.Time
 }
 
 // New builds a daemon from the running configuration. It connects to
@@ -147,6 +154,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 				FastPoll:         cur.Reconcile.FastPollInterval,
 				Resync:           cur.Reconcile.ResyncInterval,
 				OperationTimeout: cur.Reconcile.OperationTimeout,
+				DefaultMode:      v1beta1.DeploymentMode(cur.Flink.DefaultMode),
 			}
 		},
 	}
@@ -584,6 +592,16 @@ func (d *Daemon) publish(ctx context.Context) {
 	sum := Summary{SourceCommit: d.commit, Problems: append(append([]string(nil), d.global...), orphans...), Generated: time.Now()}
 	d.mu.Unlock()
 
+	if d.published != nil {
+		// Every pass marks the records dirty; rendered at the last write's
+		// time, unchanged files mean nothing a person reads changed, and the
+		// README's time alone must not make a commit on every pass.
+		prev := sum
+		prev.Generated = d.publishedAt
+		if same, err := StatusFiles(recs, problems, desiredCommit, prev); err == nil && maps.EqualFunc(same, d.published, bytes.Equal) {
+			return
+		}
+	}
 	files, err := StatusFiles(recs, problems, desiredCommit, sum)
 	if err != nil {
 		d.log.Error("cannot render status files", "err", err)
@@ -604,6 +622,7 @@ func (d *Daemon) publish(ctx context.Context) {
 	if res.Changed {
 		d.log.Info("status branch written", "commit", res.Commit, "source", short(sum.SourceCommit))
 	}
+	d.published, d.publishedAt = files, sum.Generated
 	d.ready.Store(true)
 }
 
