@@ -146,6 +146,11 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		for _, k := range []string{"jobmanager.rpc.address", "jobmanager.bind-host", "rest.address", "rest.bind-address"} {
 			conf[k] = "127.0.0.1"
 		}
+		if role == "kubernetes-jobmanager.sh" {
+			// Native application mode fetches pipeline.jars there (default
+			// /opt/flink/artifacts, which is the image's).
+			conf["user.artifacts.base-dir"] = filepath.Join(c.Dir, "artifacts")
+		}
 		restURL := "http://127.0.0.1:" + conf["rest.port"] + "/config"
 		ready = func(ctx context.Context) bool { return httpOK(ctx, restURL) }
 	case "taskmanager", "kubernetes-taskmanager.sh":

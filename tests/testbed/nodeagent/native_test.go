@@ -39,6 +39,12 @@ import (
 // internal Service <id> the TaskManagers reach the JobManager through.
 // Flink itself then creates the TaskManager Pods.
 func nativeSession(t *testing.T, cs kubernetes.Interface, ns, id string, extra map[string]string) {
+	nativeCluster(t, cs, ns, id, "kubernetes-session", extra)
+}
+
+// nativeCluster creates a native cluster of target kubernetes-session or
+// kubernetes-application (see nativeSession).
+func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string, extra map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	conf := map[string]string{
@@ -46,7 +52,7 @@ func nativeSession(t *testing.T, cs kubernetes.Interface, ns, id string, extra m
 		"kubernetes.namespace":            ns,
 		"kubernetes.container.image.ref":  "flink:2.2",
 		"kubernetes.taskmanager.cpu":      "0.5",
-		"execution.target":                "kubernetes-session",
+		"execution.target":                target,
 		"jobmanager.rpc.port":             "6123",
 		"blob.server.port":                "6124",
 		"rest.port":                       "8081",
@@ -99,7 +105,7 @@ func nativeSession(t *testing.T, cs kubernetes.Interface, ns, id string, extra m
 					Containers: []corev1.Container{{
 						Name: "flink-main-container", Image: "flink:2.2",
 						Command: []string{"/docker-entrypoint.sh"},
-						Args:    []string{"bash", "-c", "kubernetes-jobmanager.sh kubernetes-session "},
+						Args:    []string{"bash", "-c", "kubernetes-jobmanager.sh " + target + " "},
 						Env: []corev1.EnvVar{{Name: "_POD_IP_ADDRESS", ValueFrom: &corev1.EnvVarSource{
 							FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}},
 						Ports: []corev1.ContainerPort{
@@ -319,6 +325,45 @@ func TestNativeSessionCluster(t *testing.T) {
 		return len(pods) == 1 && pods[0].Name != p.Name && podReady(pods[0]) && len(tms) == 1 && tms[0] == pods[0].Name,
 			fmt.Errorf("%d pods, registered %v", len(pods), tms)
 	})
+
+	must(t, cs.AppsV1().Deployments(ns).Delete(context.Background(), id, metav1.DeleteOptions{}))
+	eventually(t, 90*time.Second, "the TaskManager pods and every JVM to be gone", func() (bool, error) {
+		pods, err := taskManagerPods(cs, ns, id)
+		return err == nil && len(pods) == 0 && javaCount(ns) == 0, fmt.Errorf("%d pods, %d JVMs (err %v)", len(pods), javaCount(ns), err)
+	})
+}
+
+// TestNativeApplicationCluster: "kubernetes-jobmanager.sh
+// kubernetes-application" with the job jar in usrlib runs the job right
+// away with the configured job id; Flink requests its TaskManager Pods.
+func TestNativeApplicationCluster(t *testing.T) {
+	kc := kube.Shared(t)
+	cs := kc.Client()
+	ns := kc.Namespace(t)
+	h := nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
+	h.Agent.SetKubeconfig(flinkServiceAccount(t, kc, ns))
+	const id, jobID = "native-app", "0000000000000000000000000000a770"
+	rest := h.ProxyURL + "/" + ns + "/" + id + "-rest"
+
+	nativeCluster(t, cs, ns, id, "kubernetes-application", map[string]string{
+		"pipeline.jars":                      "local:///opt/flink/usrlib/testjob.jar",
+		"$internal.application.main":         flinktb.TestJobClass,
+		"$internal.application.program-args": "--rate;50",
+		"$internal.pipeline.job-id":          jobID,
+		"parallelism.default":                "2",
+	})
+	pctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	n, err := flinktb.WaitProgress(pctx, rest, jobID, 20)
+	if err != nil {
+		t.Fatalf("application job made no progress: %v", err)
+	}
+	pods, err := taskManagerPods(cs, ns, id)
+	must(t, err)
+	if len(pods) != 1 {
+		t.Errorf("%d TaskManager pods, want 1", len(pods))
+	}
+	t.Logf("application job %s counted to %d", jobID, n)
 
 	must(t, cs.AppsV1().Deployments(ns).Delete(context.Background(), id, metav1.DeleteOptions{}))
 	eventually(t, 90*time.Second, "the TaskManager pods and every JVM to be gone", func() (bool, error) {
