@@ -20,7 +20,9 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
+	"github.com/flink-gitops/flink-gitops/tests/stack"
 	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
+	"github.com/flink-gitops/flink-gitops/tests/testbed/nodeagent"
 )
 
 // The scenarios of issue 10 beyond the core story. Each test function runs
@@ -128,6 +130,20 @@ func merge(ms ...map[string]string) map[string]string {
 		maps.Copy(out, m)
 	}
 	return out
+}
+
+// logsOnFailure prints, when the test fails, the node agent's log and the
+// tails of the Flink processes' logs (the daemon's is printed by newEnv).
+// Registered after newEnv, it runs before the stack stops.
+func (e *env) logsOnFailure() {
+	e.t.Cleanup(func() {
+		if !e.t.Failed() {
+			return
+		}
+		dir := filepath.Dir(e.s.DaemonLog)
+		e.t.Logf("node agent log %s:\n%s", filepath.Join(dir, "node-agent.log"), tail(filepath.Join(dir, "node-agent.log"), 40))
+		e.t.Logf("Flink process logs:\n%s", nodeagent.LogTails(filepath.Join(dir, "pods"), 25))
+	})
 }
 
 // restURL is the REST API of cluster through the node agent's proxy.
@@ -254,6 +270,16 @@ lines:
 	return sum
 }
 
+// statusHead is the commit the status branch points at.
+func (e *env) statusHead() string {
+	e.t.Helper()
+	out, err := e.s.Work.Git(context.Background(), "ls-remote", "origin", "refs/heads/"+stack.StatusBranch)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.Fields(out + " -")[0]
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 	e.t.Helper()
@@ -310,6 +336,7 @@ func TestApplicationLifecycle(t *testing.T) {
 	}
 	a := app{name: "counter", mode: "savepoint", parallelism: 1}
 	e := newEnv(t, a.files(), nil)
+	e.logsOnFailure()
 	rs := e.wait("FlinkDeployment", a.name, "first deploy", 4*time.Minute, stableAt(""))
 	job := rs.JobID
 
@@ -482,6 +509,7 @@ func TestSessionJobsSurviveGitOutage(t *testing.T) {
 	}
 	session := app{name: "session", session: true, slots: 4}
 	e := newEnv(t, session.files(), nil)
+	e.logsOnFailure()
 	e.wait("FlinkDeployment", "session", "session cluster", 4*time.Minute, func(r lifecycle.ResourceStatus) bool {
 		return r.Operation == "" && r.LifecycleState == "STABLE" && r.JobManager == "READY"
 	})
@@ -490,9 +518,22 @@ func TestSessionJobsSurviveGitOutage(t *testing.T) {
 	b := e.wait("FlinkSessionJob", "job-b", "job-b running", 3*time.Minute, stableAt(""))
 	countB := e.progress("session", b.JobID, 1)
 
+	// At rest the status branch is not rewritten: passes that change
+	// nothing a person reads make no commits.
+	head := e.statusHead()
+	passes := e.metric("flink_gitops_reconcile_total", `kind="FlinkSessionJob"`)
+	e.waitFor("two passes over each session job", time.Minute, func() bool {
+		return e.metric("flink_gitops_reconcile_total", `kind="FlinkSessionJob"`) >= passes+4
+	})
+	if now := e.statusHead(); now != head {
+		_, _ = e.s.Work.Git(ctx, "fetch", "origin", stack.StatusBranch)
+		out, _ := e.s.Work.Git(ctx, "log", "--format=%s", head+".."+now)
+		t.Fatalf("the status branch moved while nothing changed:\n%s", out)
+	}
+
 	// Git goes away for a while.
 	errs := e.metric("flink_gitops_git_polls_total", `result="error"`)
-	passes := e.metric("flink_gitops_reconcile_total", `kind="FlinkSessionJob"`)
+	passes = e.metric("flink_gitops_reconcile_total", `kind="FlinkSessionJob"`)
 	if err := e.s.Git.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -546,6 +587,7 @@ func TestFlink120UpgradesSurviveDaemonKill(t *testing.T) {
 	}
 	a := app{name: "counter", flink1: true, mode: "savepoint", parallelism: 1}
 	e := newEnv(t, a.files(), nil)
+	e.logsOnFailure()
 	rs := e.wait("FlinkDeployment", a.name, "first deploy", 4*time.Minute, stableAt(""))
 	job := rs.JobID
 	before := e.progress(a.name, job, 100)
@@ -553,13 +595,16 @@ func TestFlink120UpgradesSurviveDaemonKill(t *testing.T) {
 
 	a.parallelism = 2
 	c := e.push("counter: parallelism 2", a.files())
+	// Kill as soon as the status ConfigMap shows the upgrade in flight
+	// (polled tightly: the savepoint phases last well under a second).
 	var phase lifecycle.Phase
-	e.waitFor("the upgrade to start", 2*time.Minute, func() bool {
+	for deadline := time.Now().Add(2 * time.Minute); phase == ""; time.Sleep(20 * time.Millisecond) {
 		if op := e.record(lifecycle.KindDeployment, a.name).Operation; op != nil && op.Kind == lifecycle.OpUpgrade {
 			phase = op.Phase
+		} else if time.Now().After(deadline) || !e.s.DaemonRunning() {
+			t.Fatal("the upgrade did not start within 2m")
 		}
-		return phase != ""
-	})
+	}
 	e.s.StopDaemon(true)
 	t.Logf("daemon killed during the upgrade, phase %s", phase)
 	if err := e.s.StartDaemon(); err != nil {
