@@ -147,6 +147,9 @@ type pass struct {
 	// failed is set by fail: an error this pass found must not be cleared
 	// by the same pass's settle.
 	failed bool
+	// jobLost: the session cluster answers but no longer knows the
+	// session job's job (the cluster was redeployed or restarted).
+	jobLost bool
 }
 
 // save persists the record if it changed since the last save.

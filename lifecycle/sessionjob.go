@@ -131,6 +131,8 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 			if j.State == flinkclient.JobRunning || isTerminal(j.State) {
 				p.observeCheckpoints(ctx, f, j.ID)
 			}
+		} else if errors.Is(err, flinkclient.ErrNotFound) {
+			p.jobLost = true
 		}
 	}
 	if p.rec.Operation == nil {
@@ -249,6 +251,17 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
 				TriggerType: v1beta1.TriggerPeriodic, StoppedJobID: job.ID}, nil
 		}
+	}
+	if p.jobLost && !suspendedNow {
+		// The session cluster was redeployed or restarted and forgot the
+		// job: submit it again from its newest state.
+		op := newOp(OpDeploy, PhaseApply)
+		if tgt.Job.UpgradeMode != v1beta1.UpgradeModeStateless {
+			op.RestorePath = p.newestState()
+		}
+		p.r.Events.Warn(ctx, p.rec, ReasonJobStatusChanged, fmt.Sprintf("job %s is gone from session cluster %s; submitting it again from %s",
+			p.rec.Deployed.JobID, tgt.DeploymentName, orNone(op.RestorePath)))
+		return op, nil
 	}
 	return nil, nil
 }
