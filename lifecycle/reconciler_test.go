@@ -706,3 +706,28 @@ func TestRestartNonceWithSpecChange(t *testing.T) {
 		t.Fatalf("%d jobs and %d savepoints, want 2 and 1: the nonce restarted the job again after the upgrade", n, len(w.flink.Savepoints))
 	}
 }
+
+// TestSessionClusterUpgradeKeepsJobs: upgrading a session cluster takes its
+// JobManager and with it the session jobs; each session job comes back,
+// restored from its newest state.
+func TestSessionClusterUpgradeKeepsJobs(t *testing.T) {
+	w, jar := sessionWorld(t, v1beta1.UpgradeModeLastState)
+	jobD := w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeLastState, "10"))
+	old := w.record(KindSessionJob, "job").Common().JobStatus.JobID
+	w.pass(KindSessionJob, "job", jobD) // observe the newest checkpoint
+	oldJob := w.flink.job(old)
+	last := oldJob.Checkpoints[len(oldJob.Checkpoints)-1]
+	upgraded := sessionSpecOf()
+	upgraded.FlinkConfiguration["taskmanager.numberOfTaskSlots"] = "4"
+	clusterD := w.desired("session", upgraded)
+	w.until(KindDeployment, "session", clusterD, "session cluster upgraded", func(r *Record) bool {
+		return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable && r.Deployed != nil && r.Deployed.Spec == specJSON(upgraded)
+	})
+	r := w.until(KindSessionJob, "job", jobD, "session job back", func(r *Record) bool {
+		return stableRunning(r) && r.Common().JobStatus.JobID != old
+	})
+	j := w.flink.job(r.Common().JobStatus.JobID)
+	if j.RestoredFrom == "" || j.StartCounter < last.Counter {
+		t.Fatalf("session job came back from %q at %d, want its newest state (%s at %d or later)", j.RestoredFrom, j.StartCounter, last.Path, last.Counter)
+	}
+}
