@@ -731,3 +731,63 @@ func TestSessionClusterUpgradeKeepsJobs(t *testing.T) {
 		t.Fatalf("session job came back from %q at %d, want its newest state (%s at %d or later)", j.RestoredFrom, j.StartCounter, last.Path, last.Counter)
 	}
 }
+
+// TestSavepointRedeployNonce: a new savepointRedeployNonce redeploys the
+// job from initialSavepointPath, whatever it runs now.
+func TestSavepointRedeployNonce(t *testing.T) {
+	w := newSimWorld(t)
+	one := int64(1)
+	spec := func(edits ...func(*v1beta1.FlinkDeploymentSpec)) v1beta1.FlinkDeploymentSpec {
+		return appSpecOf(v1beta1.UpgradeModeSavepoint, 2, edits...)
+	}
+	deployStable(w, "app", spec())
+	r := w.until(KindDeployment, "app", w.desired("app", spec(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.SavepointTriggerNonce = &one })), "manual savepoint",
+		func(r *Record) bool { return r.Operation == nil && r.LastSavepointNonce != nil })
+	sp := w.flink.Savepoints[0]
+	for i := 0; i < 5; i++ {
+		w.tick() // the job moves on past the savepoint
+	}
+	old := r.Common().JobStatus.JobID
+	d := w.desired("app", spec(func(s *v1beta1.FlinkDeploymentSpec) {
+		s.Job.SavepointTriggerNonce, s.Job.SavepointRedeployNonce, s.Job.InitialSavepointPath = &one, &one, sp.Path
+	}))
+	r = w.until(KindDeployment, "app", d, "redeployed", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	j := w.flink.job(r.Common().JobStatus.JobID)
+	if j.RestoredFrom != sp.Path || j.StartCounter != sp.Counter {
+		t.Fatalf("redeployed from %q at %d, want %s at %d", j.RestoredFrom, j.StartCounter, sp.Path, sp.Counter)
+	}
+	if len(w.flink.Savepoints) != 1 || w.callsOf("Cancel") != 1 {
+		t.Fatalf("redeploy should cancel the job without a savepoint: %d savepoints, %d cancels", len(w.flink.Savepoints), w.callsOf("Cancel"))
+	}
+	w.settle(KindDeployment, "app", d, 5)
+	if len(w.flink.Started) != 2 {
+		t.Fatalf("the same redeploy nonce redeployed again")
+	}
+}
+
+// TestHistoryMaxAge prunes savepoints older than the configured age and
+// disposes of them.
+func TestHistoryMaxAge(t *testing.T) {
+	w := newSimWorld(t)
+	spec := appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyPeriodicSavepoint, "20s", keyHistoryMaxAge, "50s"))
+	deployStable(w, "app", spec)
+	r := w.until(KindDeployment, "app", w.desired("app", spec), "six periodic savepoints", func(r *Record) bool {
+		return r.Operation == nil && len(w.flink.Savepoints) == 6
+	})
+	now := w.clock.Now()
+	for _, sp := range r.Common().JobStatus.SavepointInfo.SavepointHistory {
+		if age := now.Sub(time.UnixMilli(sp.TimeStamp)); age > 50*time.Second+20*time.Second {
+			t.Errorf("savepoint %s is %s old, kept past max.age", sp.Location, age)
+		}
+	}
+	w.settle(KindDeployment, "app", w.desired("app", spec), 1)
+	disposed := 0
+	for _, sp := range w.flink.Savepoints {
+		if sp.Disposed {
+			disposed++
+		}
+	}
+	if disposed < 3 {
+		t.Fatalf("%d of 6 savepoints disposed, want the old ones", disposed)
+	}
+}
