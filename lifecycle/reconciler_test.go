@@ -64,7 +64,7 @@ func TestServerSideApplyFake(t *testing.T) {
 	r := w.until(KindDeployment, "app", d, "first deploy stable", stableRunning)
 	old := r.Common().JobStatus.JobID
 	d = w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4))
-	r = w.until(KindDeployment, "app", d, "upgraded", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	w.until(KindDeployment, "app", d, "upgraded", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
 	jm := w.deploymentObj("app")
 	if len(jm.ManagedFields) == 0 || jm.ManagedFields[0].Manager != FieldManager {
 		t.Fatalf("JobManager Deployment not applied by %s: %+v", FieldManager, jm.ManagedFields)
@@ -300,7 +300,7 @@ func TestRestartNonce(t *testing.T) {
 	if r.LastRestartNonce == nil || *r.LastRestartNonce != 1 {
 		t.Fatalf("restart nonce not recorded: %v", r.LastRestartNonce)
 	}
-	r = w.settle(KindDeployment, "app", d, 5)
+	w.settle(KindDeployment, "app", d, 5)
 	if len(w.flink.Started) != 2 {
 		t.Fatalf("the same nonce restarted the job again: %d jobs", len(w.flink.Started))
 	}
@@ -577,7 +577,7 @@ func TestSessionJobSuspendResumeDelete(t *testing.T) {
 	if j.RestoredFrom != sps[0].Path || j.StartCounter != sps[0].Counter {
 		t.Fatalf("resumed from %q at %d, want %s at %d", j.RestoredFrom, j.StartCounter, sps[0].Path, sps[0].Counter)
 	}
-	r = w.until(KindSessionJob, "job", nil, "session job deleted", deleted)
+	w.until(KindSessionJob, "job", nil, "session job deleted", deleted)
 	if w.flink.job(j.ID).State != flinkclient.JobCanceled {
 		t.Fatalf("deleted job is %s", w.flink.job(j.ID).State)
 	}
