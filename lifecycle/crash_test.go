@@ -293,6 +293,53 @@ func TestCrashAtEveryStep(t *testing.T) {
 				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
 			},
 		},
+		{
+			name: "periodic savepoint", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyPeriodicSavepoint, "5s"))), "deployed", stableRunning)
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyPeriodicSavepoint, "5s")))
+			},
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					si := r.Common().JobStatus.SavepointInfo
+					return r.Operation == nil && si != nil && si.LastPeriodicSavepointTimestamp > 0
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				si := r.Common().JobStatus.SavepointInfo
+				if len(si.SavepointHistory) != 1 || si.LastSavepoint.Location != sp.Path || si.LastSavepoint.TriggerType != v1beta1.TriggerPeriodic {
+					t.Errorf("periodic savepoint not recorded once: %+v", si)
+				}
+				wantJobState(t, w, b.jobID, flinkclient.JobRunning)
+			},
+		},
+		{
+			name: "scale", kind: KindDeployment, res: "app",
+			setup: deployApp(v1beta1.UpgradeModeSavepoint),
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, scaleTo(3)))
+			},
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return stableRunning(r) && r.Reconciliation().LastReconciledSpec == specJSON(appSpecOf(v1beta1.UpgradeModeSavepoint, 2, scaleTo(3)))
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				if n := len(w.flink.Started) - b.started; n != 0 || r.Common().JobStatus.JobID != b.jobID {
+					t.Errorf("scaling restarted the job")
+				}
+				if jm := w.flink.jm(w.ns, "app"); jm == nil || jm.Generation != 1 {
+					t.Errorf("scaling rolled the JobManager")
+				}
+				if tm := w.deploymentObj("app-taskmanager"); tm == nil || *tm.Spec.Replicas != 3 {
+					t.Errorf("TaskManagers not scaled")
+				}
+			},
+		},
 	}
 	// A process restarts in seconds, or after minutes (a new pod
 	// scheduled): long enough for Flink to forget finished operations.
@@ -369,10 +416,20 @@ func crashAtEveryStep(t *testing.T, c crashCase, polls int, outage time.Duration
 					}
 				}
 				w.restart()
-				r := w.until(c.kind, c.res, d, fmt.Sprintf("finishing after a crash right after call %d (%s)", k, calls[k-1]), done)
-				c.check(t, w, b, r)
+				r := w.record(c.kind, c.res)
+				if r == nil || !done(r) { // else it was done before it crashed
+					r = w.until(c.kind, c.res, d, fmt.Sprintf("finishing after a crash right after call %d (%s)", k, calls[k-1]), done)
+				}
+				func() {
+					defer func() {
+						if t.Failed() {
+							t.Logf("crash right after call %d of %d (%s) broke it; calls of the crashed reconciler:\n%s", k, len(calls), calls[k-1], joinCalls(calls[:k]))
+						}
+					}()
+					c.check(t, w, b, r)
+				}()
 				if t.Failed() {
-					t.Fatalf("crash right after call %d of %d (%s) broke it; calls of the crashed reconciler:\n%s", k, len(calls), calls[k-1], joinCalls(calls[:k]))
+					return
 				}
 				w.retired = true
 			}
@@ -381,6 +438,10 @@ func crashAtEveryStep(t *testing.T, c crashCase, polls int, outage time.Duration
 }
 
 func suspend(s *v1beta1.FlinkDeploymentSpec) { s.Job.State = v1beta1.JobStateSuspended }
+
+func scaleTo(n int32) func(*v1beta1.FlinkDeploymentSpec) {
+	return func(s *v1beta1.FlinkDeploymentSpec) { s.TaskManager.Replicas = &n }
+}
 
 // sessionSpecOf is a session cluster (no job).
 func sessionSpecOf() v1beta1.FlinkDeploymentSpec {
