@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
@@ -42,6 +44,15 @@ func newBed(t *testing.T) *bed {
 	cs := kc.Client()
 	b := &bed{t: t, ns: kc.Namespace(t), renderer: render.NewRenderer(), state: t.TempDir(), trace: &trace{}}
 	b.agent = nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
+	t.Cleanup(func() {
+		// The namespace's objects outlive it (no namespace controller), and
+		// the next test's node agent would start their JVMs again.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cs.AppsV1().Deployments(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Logf("delete the test's Deployments: %v", err)
+		}
+	})
 	logw := io.Writer(io.Discard)
 	if testing.Verbose() {
 		logw = os.Stderr
@@ -65,10 +76,25 @@ func newBed(t *testing.T) *bed {
 // render renders one resource file through kustomize, as the daemon would.
 func (b *bed) render(file string) *lifecycle.Desired {
 	b.t.Helper()
+	all := b.renderAll(file)
+	if len(all) != 1 {
+		b.t.Fatalf("render: %d resources, want 1", len(all))
+	}
+	for _, d := range all {
+		return d
+	}
+	return nil
+}
+
+// renderAll renders resource documents as one commit of one entry point
+// (a session job is valid only next to its session cluster) and returns
+// them by name.
+func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
+	b.t.Helper()
 	b.commit++
 	src := render.MapSource{Files: map[string][]byte{
 		"app/kustomization.yaml": []byte("resources: [resource.yaml]\n"),
-		"app/resource.yaml":      []byte(file),
+		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
 	}}
 	res, err := b.renderer.Render(context.Background(), src, render.Options{
 		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns},
@@ -76,14 +102,22 @@ func (b *bed) render(file string) *lifecycle.Desired {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if !res.OK() || len(res.Resources) != 1 {
+	if !res.OK() || len(res.Resources) != len(docs) {
 		var sb strings.Builder
 		_ = res.WriteText(&sb)
 		b.t.Fatalf("render:\n%s", sb.String())
 	}
-	r := res.Resources[0]
-	return &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
-		Source: v1beta1.SourceRef{Commit: fmt.Sprintf("%040d", b.commit), EntryPoint: r.EntryPoint, Path: r.File}}
+	out := map[string]*lifecycle.Desired{}
+	for _, r := range res.Resources {
+		d := &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
+			Source: v1beta1.SourceRef{Commit: fmt.Sprintf("%040d", b.commit), EntryPoint: r.EntryPoint, Path: r.File}}
+		if r.Deployment != nil {
+			out[r.Deployment.Name] = d
+		} else {
+			out[r.SessionJob.Name] = d
+		}
+	}
+	return out
 }
 
 // until reconciles until cond holds for the record.
@@ -343,7 +377,11 @@ func (b *bed) logOverhead(label, name, clusterName, newJobID string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		job, err := flinkclient.New(b.restURL(clusterName), flinkclient.WithTimeout(5*time.Second)).Job(ctx, newJobID)
 		cancel()
-		if running, ok := job.Timestamps[flinkclient.JobRunning]; err == nil && ok {
+		running, ok := job.Timestamps[flinkclient.JobRunning]
+		if err != nil || !ok {
+			b.t.Logf("OVERHEAD %s: no RUNNING time of job %s (%v)", label, newJobID, err)
+		}
+		if err == nil && ok {
 			detect = steps[len(steps)-1].At.Sub(running)
 			sched = running.Sub(job.StartTime)
 			for i := len(steps) - 1; i >= 0; i-- {

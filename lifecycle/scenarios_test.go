@@ -82,6 +82,26 @@ func (b *bed) restoredFrom(clusterName, jobID string) string {
 	}
 }
 
+// checkpointed waits until the job has completed a checkpoint of its own,
+// so that a last-state upgrade has one to restore from (without, it
+// restores from where the job itself started).
+func (b *bed) checkpointed(clusterName, jobID string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		cps, err := b.flinkOf(clusterName).Checkpoints(ctx, jobID)
+		if err == nil && cps.LatestCompleted != nil && strings.Contains(cps.LatestCompleted.ExternalPath, jobID) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.t.Fatalf("job %s completed no checkpoint: %v", jobID, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // continues checks that a job restored from state: its first counter value
 // is about where the old one was.
 func (b *bed) continues(clusterName, jobID string, before int64) int64 {
@@ -255,6 +275,7 @@ func TestUpgradeScenarios(t *testing.T) {
 	}
 
 	ok = b.scenario(top, "last-state upgrade", func(t *testing.T) {
+		b.checkpointed(name, jobID)
 		before := b.progress(name, jobID, warm)
 		d = spec("flink:2.2", "last-state", "", 2)
 		r = b.until(lifecycle.KindDeployment, name, d, "last-state upgrade", 3*time.Minute, newJob(jobID))
@@ -471,20 +492,25 @@ func (b *bed) sessionClusterSpec(name string) string {
 }
 
 // sessionJobSpec is a session job running the test job jar on clusterName.
-func sessionJobSpec(name, clusterName, jar string, rate int) string {
+// It names its state directories itself: validation looks at one resource
+// at a time and does not see the session cluster's configuration.
+func (b *bed) sessionJobSpec(name, clusterName, jar string, rate int) string {
 	return fmt.Sprintf(`apiVersion: flink.apache.org/v1beta1
 kind: FlinkSessionJob
 metadata:
   name: %s
 spec:
   deploymentName: %s
+  flinkConfiguration:
+    execution.checkpointing.dir: file://%s/checkpoints
+    execution.checkpointing.savepoint-dir: file://%s/savepoints
   job:
     jarURI: file://%s
     entryClass: %s
     args: ["--rate", "%d", "--checkpoint-interval-ms", "1000"]
     parallelism: 1
     upgradeMode: savepoint
-`, name, clusterName, jar, flinktb.TestJobClass, rate)
+`, name, clusterName, b.state, b.state, jar, flinktb.TestJobClass, rate)
 }
 
 // TestSessionJobs (Flink 2.2): a session cluster with two session jobs,
@@ -498,14 +524,16 @@ func TestSessionJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd := b.render(b.sessionClusterSpec(cl))
-	b.until(lifecycle.KindDeployment, cl, cd, "session cluster", 3*time.Minute, func(r *lifecycle.Record) bool {
+	// The repository holds the session cluster and both session jobs.
+	clusterDoc := b.sessionClusterSpec(cl)
+	docs := map[string]string{"job-a": b.sessionJobSpec("job-a", cl, jar, 40), "job-b": b.sessionJobSpec("job-b", cl, jar, 40)}
+	commit := func() map[string]*lifecycle.Desired { return b.renderAll(clusterDoc, docs["job-a"], docs["job-b"]) }
+	specs := commit()
+	b.until(lifecycle.KindDeployment, cl, specs[cl], "session cluster", 3*time.Minute, func(r *lifecycle.Record) bool {
 		return settled(v1beta1.LifecycleStable)(r) && r.Deployment.JobManagerDeploymentStatus == v1beta1.JMReady
 	})
 	jobs := map[string]string{} // session job -> Flink job id
-	specs := map[string]*lifecycle.Desired{}
 	for _, n := range []string{"job-a", "job-b"} {
-		specs[n] = b.render(sessionJobSpec(n, cl, jar, 40))
 		r := b.until(lifecycle.KindSessionJob, n, specs[n], n+" running", 2*time.Minute, stable)
 		jobs[n] = r.Common().JobStatus.JobID
 	}
@@ -516,7 +544,8 @@ func TestSessionJobs(t *testing.T) {
 
 	ok := b.scenario(top, "session job savepoint upgrade", func(t *testing.T) {
 		before := b.progress(cl, jobs["job-a"], warm)
-		specs["job-a"] = b.render(sessionJobSpec("job-a", cl, jar, 60))
+		docs["job-a"] = b.sessionJobSpec("job-a", cl, jar, 60)
+		specs = commit()
 		r := b.until(lifecycle.KindSessionJob, "job-a", specs["job-a"], "job-a upgrade", 2*time.Minute, newJob(jobs["job-a"]))
 		old := jobs["job-a"]
 		jobs["job-a"] = r.Common().JobStatus.JobID
@@ -609,6 +638,7 @@ func TestFlink120(t *testing.T) {
 	}
 
 	b.scenario(top, "last-state upgrade", func(t *testing.T) {
+		b.checkpointed(name, jobID)
 		before := b.progress(name, jobID, warm)
 		d = spec("last-state", 1)
 		r = b.until(lifecycle.KindDeployment, name, d, "last-state upgrade", 3*time.Minute, newJob(jobID))
