@@ -791,3 +791,22 @@ func TestHistoryMaxAge(t *testing.T) {
 		t.Fatalf("%d of 6 savepoints disposed, want the old ones", disposed)
 	}
 }
+
+func TestSessionJobRestartNonce(t *testing.T) {
+	w, jar := sessionWorld(t, v1beta1.UpgradeModeSavepoint)
+	old := w.record(KindSessionJob, "job").Common().JobStatus.JobID
+	spec := sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")
+	one := int64(1)
+	spec.RestartNonce = &one
+	d := w.desiredJob("job", spec)
+	r := w.until(KindSessionJob, "job", d, "restarted", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	sps := w.flink.savepointsOf(old)
+	if len(sps) != 1 || w.flink.job(r.Common().JobStatus.JobID).RestoredFrom != sps[0].Path {
+		t.Fatalf("restart did not go through one savepoint: %d", len(sps))
+	}
+	started := len(w.flink.Started)
+	w.settle(KindSessionJob, "job", d, 5)
+	if len(w.flink.Started) != started {
+		t.Fatalf("the same nonce restarted the session job again")
+	}
+}
