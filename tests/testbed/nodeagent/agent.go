@@ -7,7 +7,8 @@
 //
 // Only what Flink clusters need is modelled: one main container per pod,
 // ConfigMap volumes, env values and field refs, Recreate-style rollouts
-// (every template change replaces all replicas) and scaling.
+// (every template change replaces all replicas) and scaling. Bare Pods (the
+// TaskManager Pods Flink's native mode creates) are run too, see pods.go.
 package nodeagent
 
 import (

@@ -48,20 +48,20 @@ func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string,
 	t.Helper()
 	ctx := context.Background()
 	conf := map[string]string{
-		"kubernetes.cluster-id":           id,
-		"kubernetes.namespace":            ns,
-		"kubernetes.container.image.ref":  "flink:2.2",
-		"kubernetes.taskmanager.cpu":      "0.5",
-		"execution.target":                target,
-		"jobmanager.rpc.port":             "6123",
-		"blob.server.port":                "6124",
-		"rest.port":                       "8081",
-		"taskmanager.rpc.port":            "6122",
-		"taskmanager.numberOfTaskSlots":   "2",
-		"jobmanager.memory.process.size":  "1024m",
-		"taskmanager.memory.process.size": "1280m",
-		"metrics.fetcher.update-interval": "1000",
-		"execution.checkpointing.dir":     "file://" + t.TempDir(),
+		"kubernetes.cluster-id":             id,
+		"kubernetes.namespace":              ns,
+		"kubernetes.container.image.ref":    "flink:2.2",
+		"kubernetes.taskmanager.cpu.amount": "0.5",
+		"execution.target":                  target,
+		"jobmanager.rpc.port":               "6123",
+		"blob.server.port":                  "6124",
+		"rest.port":                         "8081",
+		"taskmanager.rpc.port":              "6122",
+		"taskmanager.numberOfTaskSlots":     "2",
+		"jobmanager.memory.process.size":    "1024m",
+		"taskmanager.memory.process.size":   "1280m",
+		"metrics.fetcher.update-interval":   "1000",
+		"execution.checkpointing.dir":       "file://" + t.TempDir(),
 	}
 	ha := extra["high-availability.type"] != ""
 	if !ha {
@@ -71,14 +71,21 @@ func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string,
 	for k, v := range extra {
 		conf[k] = v
 	}
+	image := conf["kubernetes.container.image.ref"]
+	version, err := nodeagent.VersionForImage(image)
+	must(t, err)
+	if version == flinktb.Version1 {
+		conf["state.checkpoints.dir"] = conf["execution.checkpointing.dir"]
+	}
+	confFile := flinktb.ConfigFileName(version)
 	dir := t.TempDir()
-	must(t, flinktb.WriteConfig(dir, flinktb.Version2, conf))
-	data, err := os.ReadFile(filepath.Join(dir, flinktb.ConfigFileName(flinktb.Version2)))
+	must(t, flinktb.WriteConfig(dir, version, conf))
+	data, err := os.ReadFile(filepath.Join(dir, confFile))
 	must(t, err)
 	labels := map[string]string{"type": "flink-native-kubernetes", "app": id, "component": "jobmanager"}
 	must(t, create(ctx, cs.CoreV1().ConfigMaps(ns).Create, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "flink-config-" + id, Labels: map[string]string{"type": "flink-native-kubernetes", "app": id}},
-		Data:       map[string]string{"config.yaml": string(data)},
+		Data:       map[string]string{confFile: string(data)},
 	}))
 	must(t, create(ctx, cs.CoreV1().Services(ns).Create, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: id + "-rest"},
@@ -103,7 +110,7 @@ func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string,
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					Containers: []corev1.Container{{
-						Name: "flink-main-container", Image: "flink:2.2",
+						Name: "flink-main-container", Image: image,
 						Command: []string{"/docker-entrypoint.sh"},
 						Args:    []string{"bash", "-c", "kubernetes-jobmanager.sh " + target + " "},
 						Env: []corev1.EnvVar{{Name: "_POD_IP_ADDRESS", ValueFrom: &corev1.EnvVarSource{
@@ -118,7 +125,7 @@ func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string,
 					Volumes: []corev1.Volume{{Name: "flink-config-volume", VolumeSource: corev1.VolumeSource{
 						ConfigMap: &corev1.ConfigMapVolumeSource{
 							LocalObjectReference: corev1.LocalObjectReference{Name: "flink-config-" + id},
-							Items:                []corev1.KeyToPath{{Key: "config.yaml", Path: "config.yaml"}},
+							Items:                []corev1.KeyToPath{{Key: confFile, Path: confFile}},
 						}}}},
 				},
 			},
@@ -128,11 +135,11 @@ func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string,
 
 // submitTestJob uploads the test job jar over REST and runs it with a fixed
 // job id, as a user of a session cluster would.
-func submitTestJob(t *testing.T, rest, jobID string, args ...string) {
+func submitTestJob(t *testing.T, version, rest, jobID string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	jar, err := flinktb.TestJobJar(ctx, flinktb.Version2)
+	jar, err := flinktb.TestJobJar(ctx, version)
 	must(t, err)
 	content, err := os.ReadFile(jar)
 	must(t, err)
@@ -231,6 +238,12 @@ func podReady(p corev1.Pod) bool {
 // the job runs; deleting the JobManager Deployment takes the TaskManager
 // Pods (owned by it) and every JVM with it.
 func TestNativeSessionCluster(t *testing.T) {
+	for _, v := range []struct{ version, image string }{{flinktb.Version2, "flink:2.2"}, {flinktb.Version1, "flink:1.20"}} {
+		t.Run(v.version, func(t *testing.T) { testNativeSession(t, v.version, v.image) })
+	}
+}
+
+func testNativeSession(t *testing.T, version, image string) {
 	kc := kube.Shared(t)
 	cs := kc.Client()
 	ns := kc.Namespace(t)
@@ -240,7 +253,7 @@ func TestNativeSessionCluster(t *testing.T) {
 	rest := h.ProxyURL + "/" + ns + "/" + id + "-rest"
 
 	t0 := time.Now()
-	nativeSession(t, cs, ns, id, nil)
+	nativeSession(t, cs, ns, id, map[string]string{"kubernetes.container.image.ref": image})
 	waitJobManager(t, cs, ns, id)
 	jmReady := time.Since(t0)
 	var tms []string
@@ -254,7 +267,7 @@ func TestNativeSessionCluster(t *testing.T) {
 	}
 
 	t1 := time.Now()
-	submitTestJob(t, rest, jobID, "--rate", "50", "--checkpoint-interval-ms", "1000")
+	submitTestJob(t, version, rest, jobID, "--rate", "50", "--checkpoint-interval-ms", "1000")
 	var tmID string
 	eventually(t, 3*time.Minute, "a TaskManager requested by Flink to register", func() (bool, error) {
 		tms, err := registeredTaskManagers(rest)
@@ -270,8 +283,8 @@ func TestNativeSessionCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("job made no progress: %v", err)
 	}
-	t.Logf("native session: JobManager ready %.1fs after create; first TaskManager registered %.1fs after submit (%.1fs after create); job counted to %d %.1fs after submit",
-		jmReady.Seconds(), firstTM.Seconds(), (jmReady + firstTM).Seconds(), n, time.Since(t1).Seconds())
+	t.Logf("native session (Flink %s): JobManager ready %.1fs after create; first TaskManager registered %.1fs after submit (%.1fs after create); job counted to %d %.1fs after submit",
+		version, jmReady.Seconds(), firstTM.Seconds(), (jmReady + firstTM).Seconds(), n, time.Since(t1).Seconds())
 
 	pods, err := taskManagerPods(cs, ns, id)
 	must(t, err)
@@ -384,6 +397,7 @@ func TestNativeSessionClusterHA(t *testing.T) {
 	h := nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
 	h.Agent.SetKubeconfig(flinkServiceAccount(t, kc, ns))
 	const id, jobID = "native-ha", "0000000000000000000000000000beef"
+	const version = flinktb.Version2
 	rest := h.ProxyURL + "/" + ns + "/" + id + "-rest"
 	ctx := context.Background()
 
@@ -392,10 +406,12 @@ func TestNativeSessionClusterHA(t *testing.T) {
 		"high-availability.storageDir": "file://" + t.TempDir(),
 	})
 	waitJobManager(t, cs, ns, id)
-	submitTestJob(t, rest, jobID, "--rate", "50", "--checkpoint-interval-ms", "1000")
+	// One key: the counter gauge is that key's count, so a restored count
+	// can be compared with one read before exactly.
+	submitTestJob(t, version, rest, jobID, "--rate", "50", "--keys", "1", "--checkpoint-interval-ms", "1000")
 	pctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
-	if _, err := flinktb.WaitProgress(pctx, rest, jobID, 100); err != nil {
+	if _, err := flinktb.WaitProgress(pctx, rest, jobID, 200); err != nil {
 		t.Fatalf("job made no progress: %v", err)
 	}
 
