@@ -595,11 +595,12 @@ func TestFlink120UpgradesSurviveDaemonKill(t *testing.T) {
 
 	a.parallelism = 2
 	c := e.push("counter: parallelism 2", a.files())
-	// Kill as soon as the status ConfigMap shows the upgrade in flight
-	// (polled tightly: the savepoint phases last well under a second).
+	// Kill as soon as the status ConfigMap shows the upgrade past its first
+	// phase, ideally with the savepoint in flight (polled tightly: the
+	// savepoint phases last well under a second).
 	var phase lifecycle.Phase
 	for deadline := time.Now().Add(2 * time.Minute); phase == ""; time.Sleep(20 * time.Millisecond) {
-		if op := e.record(lifecycle.KindDeployment, a.name).Operation; op != nil && op.Kind == lifecycle.OpUpgrade {
+		if op := e.record(lifecycle.KindDeployment, a.name).Operation; op != nil && op.Kind == lifecycle.OpUpgrade && op.Phase != lifecycle.PhaseStopJob {
 			phase = op.Phase
 		} else if time.Now().After(deadline) || !e.s.DaemonRunning() {
 			t.Fatal("the upgrade did not start within 2m")
