@@ -30,6 +30,11 @@ const ConfMount = "/opt/flink/conf"
 //     the JobManager's local address, as cluster DNS plus kube-proxy would;
 //   - local:///opt/flink/usrlib/*.jar is the test job jar.
 //
+// Native mode's "kubernetes-jobmanager.sh kubernetes-session|application"
+// and "kubernetes-taskmanager.sh" (in Flink's bash -c wrapper) run like
+// "jobmanager" and "taskmanager"; the JobManager needs API access (see
+// Agent.SetKubeconfig) to create its TaskManager Pods.
+//
 // The image tag selects the Flink version: 1.20* runs 1.20, 2.* runs 2.2. Any
 // other tag fails to start, like an image that cannot be pulled.
 type FlinkRuntime struct{}

@@ -339,7 +339,7 @@ func (a *Agent) writePodStatus(ctx context.Context, pod *corev1.Pod, st *podStat
 		} else {
 			status.Phase = corev1.PodPending
 		}
-		if r.lastErr != nil {
+		if r.lastErr != nil && !errors.Is(r.lastErr, ErrNotYet) {
 			reason, msg = "CreateContainerError", r.lastErr.Error()
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: msg}
