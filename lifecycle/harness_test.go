@@ -374,10 +374,21 @@ func (b *bed) logOverhead(label, name, clusterName, newJobID string) {
 	// took to start and submit the job.
 	var detect, jvm, sched time.Duration
 	if newJobID != "" {
+		// GET /jobs/:id is cached for web.refresh-interval (3 s): it may
+		// not show RUNNING yet when the daemon (reading the overview) did.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		job, err := flinkclient.New(b.restURL(clusterName), flinkclient.WithTimeout(5*time.Second)).Job(ctx, newJobID)
+		var job flinkclient.JobDetails
+		var err error
+		var running time.Time
+		ok := false
+		for ctx.Err() == nil {
+			job, err = flinkclient.New(b.restURL(clusterName), flinkclient.WithTimeout(5*time.Second)).Job(ctx, newJobID)
+			if running, ok = job.Timestamps[flinkclient.JobRunning]; err == nil && ok {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 		cancel()
-		running, ok := job.Timestamps[flinkclient.JobRunning]
 		if err != nil || !ok {
 			b.t.Logf("OVERHEAD %s: no RUNNING time of job %s (%v)", label, newJobID, err)
 		}
@@ -392,19 +403,20 @@ func (b *bed) logOverhead(label, name, clusterName, newJobID string) {
 			}
 		}
 	}
-	var busy time.Duration
+	var busy, longest time.Duration
 	n := 0
 	for _, p := range passes {
 		if p.Start.Add(p.Took).After(steps[0].At) && !p.Start.After(steps[len(steps)-1].At) {
 			busy += p.Took
+			longest = max(longest, p.Took)
 			n++
 		}
 	}
 	own := by["daemon"] + detect
 	nsteps := len(steps) - 1
 	b.t.Logf("OVERHEAD %s: total %s; phases%s", label, total.Round(time.Millisecond), sb.String())
-	b.t.Logf("OVERHEAD %s: flink %s (of which JobManager start+submit %s, scheduling %s), kube %s; daemon: own phases %s + noticing RUNNING %s = %s over %d steps (%s/step); Reconcile wall time %s in %d passes",
+	b.t.Logf("OVERHEAD %s: flink %s (of which JobManager start+submit %s, scheduling %s), kube %s; daemon: own phases %s + noticing RUNNING %s = %s over %d steps (%s/step); Reconcile wall time %s in %d passes (longest %s)",
 		label, by["flink"].Round(time.Millisecond), jvm.Round(time.Millisecond), sched.Round(time.Millisecond), by["kube"].Round(time.Millisecond),
 		by["daemon"].Round(time.Millisecond), detect.Round(time.Millisecond), own.Round(time.Millisecond), nsteps,
-		(own / time.Duration(max(nsteps, 1))).Round(time.Millisecond), busy.Round(time.Millisecond), n)
+		(own / time.Duration(max(nsteps, 1))).Round(time.Millisecond), busy.Round(time.Millisecond), n, longest.Round(time.Millisecond))
 }
