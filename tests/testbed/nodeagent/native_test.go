@@ -47,6 +47,10 @@ func nativeSession(t *testing.T, cs kubernetes.Interface, ns, id string, extra m
 func nativeCluster(t *testing.T, cs kubernetes.Interface, ns, id, target string, extra map[string]string) {
 	t.Helper()
 	ctx := context.Background()
+	// Runs before the agent stops (cleanups run last-in first-out): a test
+	// that failed half-way leaves no Deployment or Pod for the next test's
+	// agent to run again.
+	t.Cleanup(func() { removeWorkloads(cs, ns) })
 	conf := map[string]string{
 		"kubernetes.cluster-id":             id,
 		"kubernetes.namespace":              ns,
@@ -501,6 +505,16 @@ func flinkServiceAccount(t *testing.T, kc *kube.Cluster, ns string) string {
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	must(t, kube.WriteKubeconfig(path, cfg))
 	return path
+}
+
+// removeWorkloads deletes every Deployment and Pod in ns at once (grace 0,
+// no kubelet needed).
+func removeWorkloads(cs kubernetes.Interface, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
+	_ = cs.AppsV1().Deployments(ns).DeleteCollection(ctx, now, metav1.ListOptions{})
+	_ = cs.CoreV1().Pods(ns).DeleteCollection(ctx, now, metav1.ListOptions{})
 }
 
 // waitJobManager waits for the JobManager Deployment to be available, with

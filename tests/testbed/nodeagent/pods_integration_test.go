@@ -24,6 +24,7 @@ func TestBarePods(t *testing.T) {
 	cs := kc.Client()
 	ns := kc.Namespace(t)
 	nodeagent.Start(t, cs, nodeagent.ExecRuntime{})
+	t.Cleanup(func() { removeWorkloads(cs, ns) })
 	ctx := context.Background()
 
 	pod := func(name string, policy corev1.RestartPolicy, script string) *corev1.Pod {
