@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -223,6 +224,28 @@ func (e *env) flinkConfig(name string) string {
 	return cm.Data["config.yaml"] + cm.Data["flink-conf.yaml"]
 }
 
+// jobManagerConfig is the configuration the running JobManager reports.
+func (e *env) jobManagerConfig(name string) map[string]string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.restURL(name)+"/jobmanager/config", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("JobManager config of %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	var entries []struct{ Key, Value string }
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
+		e.t.Fatalf("JobManager config of %s: %v", name, err)
+	}
+	out := map[string]string{}
+	for _, kv := range entries {
+		out[kv.Key] = kv.Value
+	}
+	return out
+}
+
 // restoreArg is the --fromSavepoint argument of the JobManager, "" if none.
 func restoreArg(d *appsv1.Deployment) string {
 	for _, c := range d.Spec.Template.Spec.Containers {
@@ -423,7 +446,7 @@ func TestApplicationLifecycle(t *testing.T) {
 	if got := restoreArg(e.jobManager(a.name)); got != rs.UpgradeSavepointPath {
 		t.Fatalf("the JobManager restores from %q, the status branch says %q", got, rs.UpgradeSavepointPath)
 	}
-	if !strings.Contains(e.flinkConfig(a.name), "flamegraph") {
+	if !strings.Contains(e.flinkConfig(a.name), "flamegraph") || e.jobManagerConfig(a.name)["rest.flamegraph.enabled"] != "true" {
 		t.Fatal("the cluster deployed after the live config change lacks the new Flink default rest.flamegraph.enabled")
 	}
 	job = rs.JobID
