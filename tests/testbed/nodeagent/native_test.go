@@ -389,6 +389,89 @@ func TestNativeApplicationCluster(t *testing.T) {
 	})
 }
 
+// TestNativeApplicationLastState: what a last-state upgrade of a native
+// application cluster with Kubernetes HA does — delete the JobManager
+// Deployment (its TaskManager Pods go with it) but keep the HA ConfigMaps,
+// create the Deployment again, and the job comes back from the HA data with
+// its counter continuing.
+func TestNativeApplicationLastState(t *testing.T) {
+	kc := kube.Shared(t)
+	cs := kc.Client()
+	ns := kc.Namespace(t)
+	h := nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
+	h.Agent.SetKubeconfig(flinkServiceAccount(t, kc, ns))
+	const id, jobID = "native-app-ha", "0000000000000000000000000000a771"
+	rest := h.ProxyURL + "/" + ns + "/" + id + "-rest"
+	ctx := context.Background()
+	conf := map[string]string{
+		"pipeline.jars":                      "local:///opt/flink/usrlib/testjob.jar",
+		"$internal.application.main":         flinktb.TestJobClass,
+		"$internal.application.program-args": "--rate;50;--keys;1;--checkpoint-interval-ms;1000",
+		"$internal.pipeline.job-id":          jobID,
+		"parallelism.default":                "2",
+		"high-availability.type":             "kubernetes",
+		"high-availability.storageDir":       "file://" + t.TempDir(),
+	}
+	nativeCluster(t, cs, ns, id, "kubernetes-application", conf)
+	pctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	if _, err := flinktb.WaitProgress(pctx, rest, jobID, 200); err != nil {
+		t.Fatalf("application job made no progress: %v", err)
+	}
+	before, err := flinktb.JobProgress(pctx, rest, jobID)
+	must(t, err)
+	jobCM := id + "-" + jobID + "-config-map"
+	var firstCkpt string
+	eventually(t, time.Minute, "a checkpoint in the HA ConfigMap taken after the counter reached "+strconv.FormatInt(before, 10), func() (bool, error) {
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, jobCM, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for k := range cm.Data {
+			if strings.HasPrefix(k, "checkpointID-") {
+				if firstCkpt == "" {
+					firstCkpt = k
+				}
+				if k != firstCkpt {
+					return true, nil
+				}
+			}
+		}
+		return false, fmt.Errorf("checkpoint keys of %s: %v", jobCM, mapKeys(cm.Data))
+	})
+
+	d, err := cs.AppsV1().Deployments(ns).Get(ctx, id, metav1.GetOptions{})
+	must(t, err)
+	must(t, cs.AppsV1().Deployments(ns).Delete(ctx, id, metav1.DeleteOptions{}))
+	eventually(t, 2*time.Minute, "the cluster's pods and JVMs to be gone", func() (bool, error) {
+		pods, err := taskManagerPods(cs, ns, id)
+		return err == nil && len(pods) == 0 && javaCount(ns) == 0, fmt.Errorf("%d pods, %d JVMs (err %v)", len(pods), javaCount(ns), err)
+	})
+	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, jobCM, metav1.GetOptions{}); err != nil {
+		t.Fatalf("HA ConfigMap %s gone with the Deployment: %v", jobCM, err)
+	}
+
+	t3 := time.Now()
+	d.ObjectMeta = metav1.ObjectMeta{Name: d.Name, Labels: d.Labels}
+	d.Status = appsv1.DeploymentStatus{}
+	must(t, create(ctx, cs.AppsV1().Deployments(ns).Create, d))
+	var after int64
+	eventually(t, 4*time.Minute, "the job to run again from the HA data", func() (bool, error) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := flinktb.JobProgress(rctx, rest, jobID)
+		if err != nil || n == 0 {
+			return false, err
+		}
+		if n < before {
+			t.Fatalf("counter after redeploy %d < %d before: the job started empty", n, before)
+		}
+		after = n
+		return true, nil
+	})
+	t.Logf("application job back from HA %.1fs after the Deployment was created again; counter %d (was >= %d)", time.Since(t3).Seconds(), after, before)
+}
+
 // TestNativeSessionClusterHA: Kubernetes HA in a native session cluster.
 // Flink writes its HA ConfigMaps (the cluster's, and the job's with
 // checkpoint pointers); killing the JobManager process makes the agent
