@@ -45,12 +45,17 @@ func (p *pass) savepointDir(fc v1beta1.FlinkConfiguration) string {
 
 // deploymentSpec decodes a spec JSON kept in the record.
 func deploymentSpec(js string) (*v1beta1.FlinkDeploymentSpec, error) {
+	return decodeSpec[v1beta1.FlinkDeploymentSpec](js, "spec")
+}
+
+// decodeSpec decodes a spec JSON kept in the record; "" is no spec.
+func decodeSpec[T any](js, what string) (*T, error) {
 	if js == "" {
 		return nil, nil
 	}
-	var s v1beta1.FlinkDeploymentSpec
+	var s T
 	if err := json.Unmarshal([]byte(js), &s); err != nil {
-		return nil, fmt.Errorf("decode stored spec: %w", err)
+		return nil, fmt.Errorf("decode stored %s: %w", what, err)
 	}
 	return &s, nil
 }

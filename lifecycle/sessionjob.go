@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,14 +29,7 @@ const (
 
 // sessionJobSpec decodes a session job spec JSON kept in the record.
 func sessionJobSpec(js string) (*v1beta1.FlinkSessionJobSpec, error) {
-	if js == "" {
-		return nil, nil
-	}
-	var s v1beta1.FlinkSessionJobSpec
-	if err := json.Unmarshal([]byte(js), &s); err != nil {
-		return nil, fmt.Errorf("decode stored session job spec: %w", err)
-	}
-	return &s, nil
+	return decodeSpec[v1beta1.FlinkSessionJobSpec](js, "session job spec")
 }
 
 // jobStatus is the job status of either kind.
