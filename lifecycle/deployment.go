@@ -350,10 +350,6 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 // periodicDue reports whether a periodic savepoint is due, and when the
 // next one is.
 func (p *pass) periodicDue(fc v1beta1.FlinkConfiguration) (bool, time.Duration) {
-	iv := p.confDuration(fc, keyPeriodicSavepoint, 0)
-	if iv <= 0 {
-		return false, 0
-	}
 	last := time.Time{}
 	if si := p.jobStatus().SavepointInfo; si != nil && si.LastPeriodicSavepointTimestamp > 0 {
 		last = time.UnixMilli(si.LastPeriodicSavepointTimestamp)
@@ -361,7 +357,14 @@ func (p *pass) periodicDue(fc v1beta1.FlinkConfiguration) (bool, time.Duration) 
 	if p.rec.Deployed != nil && p.rec.Deployed.At.After(last) {
 		last = p.rec.Deployed.At
 	}
-	next := last.Add(iv).Sub(p.now())
+	at, ok, err := nextPeriodic(p.conf(fc, keyPeriodicSavepoint), last)
+	if err != nil {
+		p.log.Warn("periodic savepoints are off: cannot read "+keyPeriodicSavepoint, "err", err)
+	}
+	if !ok {
+		return false, 0
+	}
+	next := at.Sub(p.now())
 	return next <= 0, next
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -265,6 +266,9 @@ func parseFlinkDuration(s string) (time.Duration, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return d, nil
 	}
+	if d, ok := parseISODuration(s); ok {
+		return d, nil
+	}
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
@@ -277,7 +281,11 @@ func parseFlinkDuration(s string) (time.Duration, error) {
 	for len(unit) > 0 && unit[0] == ' ' {
 		unit = unit[1:]
 	}
-	switch unit {
+	switch strings.ToLower(unit) {
+	case "ns", "nano", "nanos", "nanosecond", "nanoseconds":
+		return time.Duration(n), nil
+	case "µs", "us", "micro", "micros", "microsecond", "microseconds":
+		return time.Duration(n) * time.Microsecond, nil
 	case "", "ms", "milli", "millis", "millisecond", "milliseconds":
 		return time.Duration(n) * time.Millisecond, nil
 	case "s", "sec", "secs", "second", "seconds":
