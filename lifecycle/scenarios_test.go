@@ -584,7 +584,15 @@ func TestSessionJobs(t *testing.T) {
 		}
 		for _, n := range []string{"job-a", "job-b"} {
 			b.until(lifecycle.KindSessionJob, n, nil, n+" deleted", time.Minute, settled(v1beta1.LifecycleDeleted))
-			job, err := b.flinkOf(cl).Job(ctx, jobs[n])
+			// Flink caches GET /jobs/:id for a few seconds (the reconciler
+			// reads the uncached overview), so allow the cache to catch up.
+			var job flinkclient.JobDetails
+			var err error
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+				if job, err = b.flinkOf(cl).Job(ctx, jobs[n]); err == nil && job.State == flinkclient.JobCanceled {
+					break
+				}
+			}
 			if err != nil || job.State != flinkclient.JobCanceled {
 				t.Errorf("%s: Flink job %s is %s (%v), want CANCELED", n, jobs[n], job.State, err)
 			}
