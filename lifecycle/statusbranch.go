@@ -49,6 +49,23 @@ type ResourceStatus struct {
 	Savepoints []SavepointEntry `json:"savepoints,omitempty"`
 }
 
+// State is the lifecycle state with the operation in flight, if any.
+func (r ResourceStatus) State() string {
+	if r.Operation != "" {
+		return r.LifecycleState + " (" + r.Operation + ")"
+	}
+	return r.LifecycleState
+}
+
+// Trouble is what needs attention: the validation problems of the wanted
+// commit, else the reconcile error ("" when there is none).
+func (r ResourceStatus) Trouble() string {
+	if len(r.Problems) > 0 {
+		return strings.Join(r.Problems, "; ")
+	}
+	return r.Error
+}
+
 // SavepointEntry is one savepoint of the history.
 type SavepointEntry struct {
 	Time    string `json:"time"`
@@ -203,14 +220,7 @@ func readme(rows []ResourceStatus, sum Summary) string {
 		if len(r.Savepoints) > 0 {
 			lastSP = r.Savepoints[0].Path
 		}
-		errText := r.Error
-		if len(r.Problems) > 0 {
-			errText = strings.Join(r.Problems, "; ")
-		}
-		state := r.LifecycleState
-		if r.Operation != "" {
-			state += " (" + r.Operation + ")"
-		}
+		state, errText := r.State(), r.Trouble()
 		fmt.Fprintf(&b, "| %s | %s | [%s](%s) | %s | %s | %s | %s | %s |\n",
 			r.Namespace, r.Kind, r.Name, StatusPath(r.Kind, r.Namespace, r.Name),
 			mdEscape(state), r.JobState, short(r.LastReconciledCommit), mdEscape(lastSP), mdEscape(truncate(errText, 200)))

@@ -81,22 +81,14 @@ func printStatus(w io.Writer, tip string, rows []lifecycle.ResourceStatus) int {
 	fmt.Fprintln(tw, "NAMESPACE\tKIND\tNAME\tLIFECYCLE\tJOB\tRECONCILED\tLAST SAVEPOINT\tERROR")
 	code := exitOK
 	for _, r := range rows {
-		state := r.LifecycleState
-		if r.Operation != "" {
-			state += " (" + r.Operation + ")"
-		}
 		sp := "-"
 		if len(r.Savepoints) > 0 {
 			sp = r.Savepoints[0].Path
 		}
-		errText := r.Error
-		if len(r.Problems) > 0 {
-			errText = strings.Join(r.Problems, "; ")
-		}
 		if r.LifecycleState == "FAILED" || len(r.Problems) > 0 {
 			code = exitFindings
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, state, dash(r.JobState), dash(short(r.LastReconciledCommit)), sp, dash(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.State(), dash(r.JobState), dash(short(r.LastReconciledCommit)), sp, dash(r.Trouble()))
 	}
 	tw.Flush()
 	return code

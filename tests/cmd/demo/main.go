@@ -285,15 +285,11 @@ func printStatus(ctx context.Context, s *stack.Stack) {
 		if len(r.Savepoints) > 0 {
 			sp = r.Savepoints[0].Trigger + " " + filepath.Base(r.Savepoints[0].Path)
 		}
-		state := r.LifecycleState
-		if r.Operation != "" {
-			state += " (" + r.Operation + ")"
-		}
 		commit := r.LastReconciledCommit
 		if len(commit) > 12 {
 			commit = commit[:12]
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, state, r.JobState, commit, sp)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.State(), r.JobState, commit, sp)
 	}
 	tw.Flush()
 	fmt.Println()
