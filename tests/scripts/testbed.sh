@@ -13,6 +13,7 @@ steps=(
   "kube:$here/build-kube.sh"
   "flink:$here/build-flink.sh"
   "tools:$root/tests/testbed/gitserver/install-tools.sh"
+  "gitea:$here/build-gitea.sh"
 )
 
 # The Go build (CPU) and the Maven resolution (network) overlap well.
