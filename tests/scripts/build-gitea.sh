@@ -103,11 +103,15 @@ if grep -qE '^replace \($' "$gomod"; then
 fi
 rm -f "$SRC/go.sum"
 
-ld="-s -w -X main.Version=${GITEA_VERSION#v} -X 'main.Tags=$TAGS'"
-log "building gitea $GITEA_VERSION (tags: $TAGS)"
-(cd "$SRC" && "${NICE[@]}" go build -trimpath -tags "$TAGS" -ldflags="$ld" -o "$BIN.tmp" code.gitea.io/gitea)
-mv "$BIN.tmp" "$BIN"
-log "built gitea in $(($(date +%s) - t0))s ($(du -h "$BIN" | cut -f1))"
+if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
+	log "$BIN is built; only the static files are missing"
+else
+	ld="-s -w -X main.Version=${GITEA_VERSION#v} -X 'main.Tags=$TAGS'"
+	log "building gitea $GITEA_VERSION (tags: $TAGS)"
+	(cd "$SRC" && "${NICE[@]}" go build -trimpath -tags "$TAGS" -ldflags="$ld" -o "$BIN.tmp" code.gitea.io/gitea)
+	mv "$BIN.tmp" "$BIN"
+	log "built gitea in $(($(date +%s) - t0))s ($(du -h "$BIN" | cut -f1))"
+fi
 
 # Without the bindata tag Gitea reads templates, options (locales, licenses,
 # gitignores) and public from STATIC_ROOT_PATH; copy them out of the read-only
