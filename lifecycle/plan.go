@@ -2,7 +2,9 @@ package lifecycle
 
 import (
 	"fmt"
+	"sort"
 
+	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -57,6 +59,7 @@ func PlanAction(rec *Record, desired *Desired) Action {
 		if job != nil && !suspended {
 			if truthy(fc[keySavepointOnDeletion]) {
 				a.Mode = v1beta1.UpgradeModeSavepoint
+				a.Warnings = append(a.Warnings, "deletes a running job (a savepoint is taken first)")
 			} else {
 				a.Warnings = append(a.Warnings, "deletes a running job without a savepoint (set kubernetes.operator.job.savepoint-on-deletion to take one first)")
 			}
@@ -168,3 +171,95 @@ func hasState(fc v1beta1.FlinkConfiguration) bool {
 }
 
 func truthy(s string) bool { return s == "true" || s == "TRUE" || s == "True" }
+
+// Planned is the predicted action of one resource of a render.
+type Planned struct {
+	// Key is Kind/namespace/name.
+	Key                   string
+	Kind, Namespace, Name string
+	// EntryPoint and File the spec was rendered from; for a resource that
+	// left Git, where its last reconciled spec came from.
+	EntryPoint, File string
+	// Desired is the rendered spec (nil for a resource that left Git).
+	Desired *Desired
+	Action  Action
+}
+
+// PlanOptions tune PlanRender.
+type PlanOptions struct {
+	// FlinkDefaults is the daemon's flink.defaultConfiguration, which the
+	// reconciler applies under every spec's flinkConfiguration.
+	FlinkDefaults map[string]string
+	// HasDir reports whether the rendered tree has a directory; a resource
+	// whose entry point is gone entirely left Git. Nil: no directory exists.
+	HasDir func(dir string) bool
+}
+
+// PlanRender predicts the action of every valid resource of a render and
+// of every record whose resource left Git, against records (by Key), the
+// way the daemon decides: a resource that rendered invalid is absent from
+// the plan (what is deployed stays; its problems say why), and a record
+// counts as removed only when the entry point that declared it built fine,
+// or no longer exists, and no entry point failed that could still declare
+// it. The result is sorted by Key.
+func PlanRender(res *render.Result, records map[string]*Record, opts PlanOptions) []Planned {
+	var out []Planned
+	present := map[string]bool{}
+	for _, r := range res.Resources {
+		k := r.Key()
+		key := Key(k.Kind, k.Namespace, k.Name)
+		present[key] = true
+		d := &Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
+			Source: v1beta1.SourceRef{EntryPoint: r.EntryPoint, Path: r.File}}
+		a := PlanAction(records[key], d)
+		a.Warnings = append(a.Warnings, savepointDirWarning(a, d, opts.FlinkDefaults)...)
+		out = append(out, Planned{Key: key, Kind: k.Kind, Namespace: k.Namespace, Name: k.Name,
+			EntryPoint: r.EntryPoint, File: r.File, Desired: d, Action: a})
+	}
+	for _, k := range res.Invalid {
+		present[Key(k.Kind, k.Namespace, k.Name)] = true
+	}
+	built, failed := map[string]bool{}, map[string]bool{}
+	for _, ep := range res.EntryPoints {
+		if ep.Failed {
+			failed[ep.EntryPoint] = true
+		} else {
+			built[ep.EntryPoint] = true
+		}
+	}
+	for key, r := range records {
+		if present[key] || r.Common().LifecycleState == v1beta1.LifecycleDeleted {
+			continue
+		}
+		var ep, file string
+		if s := r.Common().Source; s != nil {
+			ep, file = s.EntryPoint, s.Path
+		}
+		if failed[ep] || len(failed) > 0 && ep == "" {
+			continue // unknown: kept
+		}
+		if built[ep] || opts.HasDir == nil || !opts.HasDir(ep) {
+			out = append(out, Planned{Key: key, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+				EntryPoint: ep, File: file, Action: PlanAction(r, nil)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// savepointDirWarning warns when an action stops a deployment's job with a
+// savepoint but neither the spec nor the daemon's defaults name a savepoint
+// directory (render rejects such a spec; this catches a plan rendered
+// without the daemon's defaults, e.g. `plan` without --config).
+func savepointDirWarning(a Action, d *Desired, defaults map[string]string) []string {
+	if a.Mode != v1beta1.UpgradeModeSavepoint || d.Deployment == nil {
+		return nil
+	}
+	fc := d.Deployment.Spec.FlinkConfiguration
+	for _, k := range []string{"execution.checkpointing.savepoint-dir", "state.savepoints.dir"} {
+		if fc[k] != "" || defaults[k] != "" {
+			return nil
+		}
+	}
+	return []string{"savepoint mode without a savepoint directory (execution.checkpointing.savepoint-dir): the savepoint step will fail"}
+}

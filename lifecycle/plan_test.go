@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -42,7 +45,7 @@ func TestPlanAction(t *testing.T) {
 		{"scale", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { r := int32(5); s.TaskManager.Replicas = &r }), "scale", ""},
 		{"ignorable", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.UpgradeMode = v1beta1.UpgradeModeLastState }), "update", ""},
 		{"removed", deployedRec(base), nil, "delete", "without a savepoint"},
-		{"removed, savepoint on deletion", deployedRec(strings.Replace(base, `"flinkConfiguration":{`, `"flinkConfiguration":{"kubernetes.operator.job.savepoint-on-deletion":"true",`, 1)), nil, "delete (savepoint)", ""},
+		{"removed, savepoint on deletion", deployedRec(strings.Replace(base, `"flinkConfiguration":{`, `"flinkConfiguration":{"kubernetes.operator.job.savepoint-on-deletion":"true",`, 1)), nil, "delete (savepoint)", "a savepoint is taken first"},
 		{"never deployed, removed", nil, nil, "none", ""},
 	}
 	for _, c := range cases {
@@ -55,5 +58,49 @@ func TestPlanAction(t *testing.T) {
 				t.Errorf("warnings %q, want one containing %q", got, c.warn)
 			}
 		})
+	}
+}
+
+func TestPlanRender(t *testing.T) {
+	base := func() string { b, _ := json.Marshal(spec(t, baseSpec)); return string(b) }()
+	rec := func(name, ep string) *Record {
+		return &Record{Kind: KindDeployment, Namespace: "flink", Name: name, Deployment: &v1beta1.FlinkDeploymentStatus{
+			CommonStatus:         v1beta1.CommonStatus{LifecycleState: v1beta1.LifecycleStable, Source: &v1beta1.SourceRef{Commit: "c1", EntryPoint: ep, Path: ep + "/" + name + ".yaml"}},
+			ReconciliationStatus: v1beta1.ReconciliationStatus{LastReconciledSpec: base}}}
+	}
+	changed := spec(t, baseSpec)
+	changed.Job.Parallelism = 4
+	delete(changed.FlinkConfiguration, "state.savepoints.dir")
+	delete(changed.FlinkConfiguration, "execution.checkpointing.savepoint-dir")
+	res := &render.Result{
+		Resources: []render.Resource{{EntryPoint: "apps", File: "apps/a.yaml",
+			Deployment: &v1beta1.FlinkDeployment{TypeMeta: metav1.TypeMeta{Kind: KindDeployment}, ObjectMeta: metav1.ObjectMeta{Namespace: "flink", Name: "a"}, Spec: *changed}}},
+		Invalid:     []render.Key{{Kind: KindDeployment, Namespace: "flink", Name: "bad"}},
+		EntryPoints: []render.EntryResult{{EntryPoint: "apps"}, {EntryPoint: "broken", Failed: true}},
+	}
+	records := map[string]*Record{
+		"FlinkDeployment/flink/a":    rec("a", "apps"),
+		"FlinkDeployment/flink/bad":  rec("bad", "apps"),    // invalid now: kept, not planned
+		"FlinkDeployment/flink/gone": rec("gone", "apps"),   // its entry point built without it: deleted
+		"FlinkDeployment/flink/lost": rec("lost", "broken"), // its entry point failed: unknown, kept
+		"FlinkDeployment/flink/old":  rec("old", "removed"), // its entry point directory is gone: deleted
+	}
+	got := PlanRender(res, records, PlanOptions{HasDir: func(d string) bool { return d == "apps" || d == "broken" }})
+	var lines []string
+	for _, p := range got {
+		lines = append(lines, p.Key+" "+p.Action.String()+" "+strings.Join(p.Action.Warnings, "; "))
+	}
+	want := []string{
+		"FlinkDeployment/flink/a upgrade (savepoint) savepoint mode without a savepoint directory (execution.checkpointing.savepoint-dir): the savepoint step will fail",
+		"FlinkDeployment/flink/gone delete deletes a running job without a savepoint (set kubernetes.operator.job.savepoint-on-deletion to take one first)",
+		"FlinkDeployment/flink/old delete deletes a running job without a savepoint (set kubernetes.operator.job.savepoint-on-deletion to take one first)",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	// With the daemon's defaults naming a savepoint directory, no warning.
+	got = PlanRender(res, records, PlanOptions{FlinkDefaults: map[string]string{"state.savepoints.dir": "s3://b/sp"}})
+	if w := got[0].Action.Warnings; len(w) != 0 {
+		t.Errorf("warnings with a default savepoint dir: %q", w)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
@@ -128,48 +127,19 @@ func planAgainstCluster(ctx context.Context, w io.Writer, kubeconfig string, res
 	for _, r := range all {
 		recs[lifecycle.Key(r.Kind, r.Namespace, r.Name)] = r
 	}
-	type row struct {
-		key    string
-		action lifecycle.Action
-	}
-	var rows []row
-	seen := map[string]bool{}
-	for _, r := range res.Resources {
-		k := r.Key()
-		key := lifecycle.Key(k.Kind, k.Namespace, k.Name)
-		seen[key] = true
-		d := &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash}
-		rows = append(rows, row{key, lifecycle.PlanAction(recs[key], d)})
-	}
-	for _, k := range res.Invalid {
-		seen[lifecycle.Key(k.Kind, k.Namespace, k.Name)] = true
-	}
-	built := map[string]bool{}
-	for _, ep := range res.EntryPoints {
-		if !ep.Failed {
-			built[ep.EntryPoint] = true
-		}
-	}
-	for key, r := range recs {
-		if seen[key] || r.Common().Source == nil {
-			continue
-		}
-		if ep := r.Common().Source.EntryPoint; built[ep] || !dirExists(res, ep) {
-			rows = append(rows, row{key, lifecycle.PlanAction(r, nil)})
-		}
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].key < rows[j].key })
+	rows := lifecycle.PlanRender(res, recs, lifecycle.PlanOptions{FlinkDefaults: opts.DefaultConfiguration,
+		HasDir: func(ep string) bool { return dirExists(res, ep) }})
 	fmt.Fprintln(w, "\nPlan against the cluster (status ConfigMaps, read-only):")
 	changes := false
 	for _, r := range rows {
-		fmt.Fprintf(w, "  %-60s %s\n", strings.Replace(r.key, "/", " ", 1), r.action)
-		for _, c := range r.action.Diff.Changes {
+		fmt.Fprintf(w, "  %-60s %s\n", strings.Replace(r.Key, "/", " ", 1), r.Action)
+		for _, c := range r.Action.Diff.Changes {
 			fmt.Fprintf(w, "      %s: %s -> %s\n", c.Path, c.Old, c.New)
 		}
-		for _, warn := range r.action.Warnings {
+		for _, warn := range r.Action.Warnings {
 			fmt.Fprintf(w, "      ! %s\n", warn)
 		}
-		if r.action.Kind != lifecycle.ActionNone {
+		if r.Action.Kind != lifecycle.ActionNone {
 			changes = true
 		}
 	}
