@@ -97,9 +97,6 @@ func (t *etagTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet {
 		resp, err := t.next.RoundTrip(req)
 		t.note(req, resp, false)
-		if err == nil && resp.StatusCode < 300 {
-			t.invalidate() // a write may change any listing
-		}
 		return resp, err
 	}
 	key := req.URL.String() + "\x00" + req.Header.Get("Authorization")
@@ -158,16 +155,6 @@ func (t *etagTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		delete(t.entries, last.Value.(*etagEntry).key)
 	}
 	return resp, nil
-}
-
-// invalidate forgets every cached response. A forge's ETag already changes
-// with the content, so this only guards against servers whose ETags lag a
-// write (a list fetched right after creating a comment must show it).
-func (t *etagTransport) invalidate() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.entries = map[string]*list.Element{}
-	t.lru.Init()
 }
 
 func (t *etagTransport) note(req *http.Request, resp *http.Response, cached bool) {
