@@ -12,6 +12,9 @@ type Config struct {
 	Status Status `koanf:"status"`
 	// Webhook is the push (and pull-request) webhook receiver.
 	Webhook Webhook `koanf:"webhook"`
+	// PullRequests are the pull-request comments: a plan before the merge,
+	// the result after the reconcile.
+	PullRequests PullRequests `koanf:"pullRequests"`
 	// Kubernetes is how the daemon reaches the cluster and where it may act.
 	Kubernetes Kubernetes `koanf:"kubernetes"`
 	// Flink holds defaults for every Flink cluster and how to reach its REST API.
@@ -99,6 +102,29 @@ type WebhookSecrets struct {
 	GenericFile string `koanf:"genericFile"`
 }
 
+// PullRequests configures the pull-request comments. All live: a change
+// makes a new forge client from the next report on.
+type PullRequests struct {
+	// Enabled turns the comments on.
+	Enabled bool `koanf:"enabled"`
+	// Provider is the forge: github or gitea.
+	Provider string `koanf:"provider"`
+	// APIURL is the API base URL: empty means https://api.github.com/ for
+	// github; https://HOST/api/v3/ for GitHub Enterprise; the server's URL
+	// (https://HOST/) for gitea, where it is required.
+	APIURL string `koanf:"apiURL"`
+	// Owner and Repository name the repository on the forge.
+	Owner      string `koanf:"owner"`
+	Repository string `koanf:"repository"`
+	// TokenFile holds the API token (re-read when it changes).
+	TokenFile string `koanf:"tokenFile"`
+	// PollInterval is the fallback poll for pull requests whose webhook
+	// was missed (pull_request webhooks report at once).
+	PollInterval time.Duration `koanf:"pollInterval"`
+	// Timeout of one API call.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
 // Kubernetes configures the cluster connection.
 type Kubernetes struct {
 	// Kubeconfig path; empty means in-cluster configuration. Restart.
@@ -181,6 +207,11 @@ func Default() *Config {
 		},
 		Webhook: Webhook{
 			MaxBodyBytes: 1 << 20,
+		},
+		PullRequests: PullRequests{
+			Provider:     "github",
+			PollInterval: 5 * time.Minute,
+			Timeout:      20 * time.Second,
 		},
 		Kubernetes: Kubernetes{
 			QPS:              50,

@@ -124,6 +124,37 @@ func Validate(c *Config) []Problem {
 		v.add("webhook.maxBodyBytes", fmt.Sprintf("%d is out of range", c.Webhook.MaxBodyBytes), "use a value between 1024 and 26214400 (25 MiB, GitHub's limit)")
 	}
 
+	// pull requests
+	if pr := c.PullRequests; pr.Enabled {
+		switch pr.Provider {
+		case "github", "gitea":
+		default:
+			v.add("pullRequests.provider", fmt.Sprintf("%q is not a supported forge", pr.Provider), "use github or gitea")
+		}
+		if pr.APIURL == "" && pr.Provider == "gitea" {
+			v.add("pullRequests.apiURL", "is required for gitea", "set it to the Gitea server's URL, e.g. https://gitea.example.com/")
+		}
+		if pr.APIURL != "" {
+			if u, err := url.Parse(pr.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.add("pullRequests.apiURL", fmt.Sprintf("%q is not an http(s) URL", pr.APIURL), "write e.g. https://api.github.com/ or https://gitea.example.com/")
+			} else if u.User != nil {
+				v.add("pullRequests.apiURL", "contains credentials", "remove them and put the token in the file named by pullRequests.tokenFile")
+			}
+		}
+		if pr.Owner == "" {
+			v.add("pullRequests.owner", "is required when pull-request comments are enabled", "set the repository's owner (user or organization)")
+		}
+		if pr.Repository == "" {
+			v.add("pullRequests.repository", "is required when pull-request comments are enabled", "set the repository's name on the forge")
+		}
+		if pr.TokenFile == "" {
+			v.add("pullRequests.tokenFile", "is required when pull-request comments are enabled", "point it at a file holding an API token that may comment on pull requests")
+		}
+		v.minDuration("pullRequests.pollInterval", pr.PollInterval, 10*time.Second)
+		v.minDuration("pullRequests.timeout", pr.Timeout, time.Second)
+	}
+	v.fileExists("pullRequests.tokenFile", c.PullRequests.TokenFile)
+
 	// kubernetes
 	v.fileExists("kubernetes.kubeconfig", c.Kubernetes.Kubeconfig)
 	if c.Kubernetes.QPS <= 0 {

@@ -166,3 +166,19 @@ func Upsert(ctx context.Context, f Forge, n int, body string) (Comment, bool, er
 	c, err := f.CreateComment(ctx, n, body)
 	return c, err == nil, err
 }
+
+// FileURL returns the web address of path on branch in the repository of
+// a pull request, given the pull request's web address (GitHub:
+// …/owner/repo/pull/N, Gitea: …/owner/repo/pulls/N); "" for any other form.
+func FileURL(provider, prURL, branch, path string) string {
+	seg := "/pull/"
+	view := "/blob/"
+	if provider == Gitea {
+		seg, view = "/pulls/", "/src/branch/"
+	}
+	i := strings.LastIndex(prURL, seg)
+	if i < 0 {
+		return ""
+	}
+	return prURL[:i] + view + branch + "/" + strings.TrimPrefix(path, "/")
+}

@@ -262,3 +262,16 @@ func TestFit(t *testing.T) {
 		}
 	}
 }
+
+func TestFileURL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ provider, pr, want string }{
+		{forge.GitHub, "https://github.com/acme/specs/pull/7", "https://github.com/acme/specs/blob/flink-gitops/status/flink/FlinkDeployment/a.yaml"},
+		{forge.Gitea, "http://127.0.0.1:3000/acme/specs/pulls/7", "http://127.0.0.1:3000/acme/specs/src/branch/flink-gitops/status/flink/FlinkDeployment/a.yaml"},
+		{forge.GitHub, "https://example.com/elsewhere", ""},
+	} {
+		if got := forge.FileURL(c.provider, c.pr, "flink-gitops/status", "flink/FlinkDeployment/a.yaml"); got != c.want {
+			t.Errorf("FileURL(%s, %s) = %q, want %q", c.provider, c.pr, got, c.want)
+		}
+	}
+}

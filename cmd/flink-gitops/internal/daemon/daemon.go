@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/prcomment"
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
@@ -60,6 +61,9 @@ type Daemon struct {
 	failures map[string]string             // last reconcile error of keys without a record
 	dirty    bool                          // records changed since the last status write
 	renders  chan struct{}                 // asks the render loop to render the current snapshot again
+	rendered []string                      // recently rendered commits, oldest first (pull-request results)
+
+	prs *prcomment.Reporter // pull-request comments (runs only on the leader)
 
 	// published are the files of the last status write, rendered at
 	// publishedAt; only publish touches them (it never runs concurrently).
@@ -124,6 +128,10 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	d.prs = d.newPRReporter()
+	if d.webhook != nil {
+		d.webhook.On(gitsync.EventPullRequest, d.prs.OnWebhook)
 	}
 	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(http.DefaultTransport)}
 	var clients gosync.Map
@@ -272,8 +280,9 @@ func (d *Daemon) lead(ctx context.Context) error {
 		_ = d.source.Run(ctx, func(*gitsync.Snapshot) { d.requestRender() })
 	}()
 	go func() { defer wg.Done(); d.renderLoop(ctx) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.publishLoop(ctx) }()
+	go func() { defer wg.Done(); d.runPRReporter(ctx) }()
 
 	<-ctx.Done()
 	d.log.Info("shutting down: finishing passes in flight")
@@ -361,10 +370,7 @@ func (d *Daemon) renderLoop(ctx context.Context) {
 func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 	c := d.cfg.Current()
 	start := time.Now()
-	res, err := d.renderer.Render(ctx, snap, render.Options{
-		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
-		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
-	})
+	res, err := d.renderer.Render(ctx, snap, renderOptions(c))
 	if err != nil {
 		return // cancelled
 	}
@@ -375,6 +381,7 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.commit = snap.Commit
+	d.noteRendered(snap.Commit)
 	d.problems = map[string][]string{}
 	d.global = nil
 	for _, p := range res.Problems {

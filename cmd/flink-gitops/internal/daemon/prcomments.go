@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	gosync "sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/prcomment"
+	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render"
+	gitsync "github.com/flink-gitops/flink-gitops/sync"
+	"github.com/flink-gitops/flink-gitops/sync/forge"
+)
+
+// renderedHistory is how many rendered commits the daemon remembers for
+// the pull-request reporter (to tell whether a merge commit was rendered).
+const renderedHistory = 64
+
+// renderOptions are the render settings of a configuration, the same for
+// the watched branch and pull-request heads.
+func renderOptions(c *config.Config) render.Options {
+	return render.Options{
+		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
+		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
+	}
+}
+
+// newPRReporter builds the pull-request reporter. It reads the daemon only
+// through prState, renders pull-request heads with its own renderer (its
+// cache must not evict the watched branch's), and makes a forge client per
+// pullRequests configuration (nil while disabled).
+func (d *Daemon) newPRReporter() *prcomment.Reporter {
+	var mu gosync.Mutex
+	var client forge.Forge
+	var built config.PullRequests
+	renderer := render.NewRenderer()
+	log := d.log.With("component", "pr-comments")
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_forge_requests_total",
+		Help: "Forge API requests of the pull-request comments by method, status code (0: no answer) and whether the ETag cache answered (a 304)."},
+		[]string{"method", "code", "cached"})
+	d.metrics.reg.MustRegister(calls)
+	observe := func(method, _ string, status int, cached bool) {
+		calls.WithLabelValues(method, strconv.Itoa(status), strconv.FormatBool(cached)).Inc()
+	}
+	return prcomment.New(prcomment.Options{
+		Forge: func() (forge.Forge, error) {
+			pr := d.cfg.Current().PullRequests
+			if !pr.Enabled {
+				return nil, nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if client != nil && pr == built {
+				return client, nil
+			}
+			f, err := forge.New(forge.Options{Provider: pr.Provider, BaseURL: pr.APIURL, Owner: pr.Owner, Repo: pr.Repository,
+				TokenFile: pr.TokenFile, Timeout: pr.Timeout, OnRequest: observe, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("pull-request comments: %w", err)
+			}
+			client, built = f, pr
+			return f, nil
+		},
+		Branch:       d.cfg.Current().Git.Branch,
+		StatusBranch: d.cfg.Current().Status.Branch,
+		Fetch: func(ctx context.Context, n int) (string, render.Source, error) {
+			snap, err := d.source.FetchRef(ctx, gitsync.PullRequestRef(n))
+			if err != nil {
+				return "", nil, err
+			}
+			return snap.Commit, snap, nil
+		},
+		Render: func(ctx context.Context, tree render.Source) (*render.Result, error) {
+			return renderer.Render(ctx, tree, renderOptions(d.cfg.Current()))
+		},
+		FlinkDefaults: func() map[string]string { return d.cfg.Current().Flink.DefaultConfiguration },
+		State:         d.prState,
+		FileURL: func(prURL, branch, path string) string {
+			return forge.FileURL(d.cfg.Current().PullRequests.Provider, prURL, branch, path)
+		},
+		ResultTimeout: 3 * d.cfg.Current().Reconcile.OperationTimeout,
+		Log:           log,
+	})
+}
+
+// prState is the reporter's read-only view of the daemon: copies of the
+// maps, sharing the records (which the daemon replaces, never mutates).
+func (d *Daemon) prState() prcomment.State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := prcomment.State{
+		Rendered: append([]string(nil), d.rendered...),
+		Records:  make(map[string]*lifecycle.Record, len(d.records)),
+		Problems: make(map[string][]string, len(d.problems)),
+		Failures: make(map[string]string, len(d.failures)),
+	}
+	for k, v := range d.records {
+		s.Records[k] = v
+	}
+	for k, v := range d.problems {
+		s.Problems[k] = v
+	}
+	for k, v := range d.failures {
+		s.Failures[k] = v
+	}
+	return s
+}
+
+// noteRendered remembers a rendered commit; callers hold d.mu.
+func (d *Daemon) noteRendered(commit string) {
+	if n := len(d.rendered); n > 0 && d.rendered[n-1] == commit {
+		return
+	}
+	d.rendered = append(d.rendered, commit)
+	if len(d.rendered) > renderedHistory {
+		d.rendered = d.rendered[len(d.rendered)-renderedHistory:]
+	}
+}
+
+// runPRReporter reports on pull requests while this replica leads.
+func (d *Daemon) runPRReporter(ctx context.Context) {
+	d.prs.Run(ctx, func() time.Duration { return d.cfg.Current().PullRequests.PollInterval })
+}
