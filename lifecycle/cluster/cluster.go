@@ -64,6 +64,7 @@ const (
 	LabelName      = "app.kubernetes.io/name"
 
 	TypeStandalone       = "flink-standalone-kubernetes"
+	TypeNative           = "flink-native-kubernetes"
 	ManagedBy            = "flink-gitops"
 	ComponentJobManager  = "jobmanager"
 	ComponentTaskManager = "taskmanager"
@@ -250,8 +251,8 @@ func checkInput(in Input) error {
 		return fmt.Errorf("spec: the spec is missing")
 	}
 	s := in.Spec
-	if s.EffectiveMode() != v1beta1.ModeStandalone {
-		return fmt.Errorf("spec.mode: %q is not standalone; these builders make standalone clusters only, set spec.mode: standalone", s.EffectiveMode())
+	if m := s.EffectiveMode(); m != v1beta1.ModeStandalone && m != v1beta1.ModeNative {
+		return fmt.Errorf("spec.mode: %q is not a mode; set spec.mode: native or standalone", m)
 	}
 	if strings.TrimSpace(s.Image) == "" {
 		return fmt.Errorf("spec.image: the image is missing; set spec.image, e.g. flink:2.2")
@@ -301,10 +302,16 @@ func Build(in Input) (*Objects, error) {
 	if o.JobManager, err = b.jobManager(); err != nil {
 		return nil, err
 	}
-	if o.TaskManager, err = b.taskManager(); err != nil {
-		return nil, err
+	// A native JobManager creates its TaskManager pods itself, and its
+	// TaskManagers find an HA leader through the HA services, not a Service.
+	if !b.native() {
+		if o.TaskManager, err = b.taskManager(); err != nil {
+			return nil, err
+		}
 	}
-	o.Service = b.internalService()
+	if !b.native() || !haEnabled(conf) {
+		o.Service = b.internalService()
+	}
 	if o.RESTService, err = b.restService(); err != nil {
 		return nil, err
 	}
@@ -340,10 +347,27 @@ type builder struct {
 	configHash string
 }
 
-// Labels returns the labels of a cluster's objects; component may be empty.
-func Labels(name, component string) map[string]string {
+// typ is the type label of the cluster's objects.
+func (b *builder) typ() string { return TypeOf(b.in.Spec.EffectiveMode()) }
+
+// native reports whether the cluster is a native one.
+func (b *builder) native() bool { return b.in.Spec.EffectiveMode() == v1beta1.ModeNative }
+
+// TypeOf is the value of the type label of a cluster in mode: Flink's own
+// for native clusters (its TaskManager pods and HA ConfigMaps carry it too),
+// the operator's for standalone ones.
+func TypeOf(mode v1beta1.DeploymentMode) string {
+	if mode == v1beta1.ModeNative {
+		return TypeNative
+	}
+	return TypeStandalone
+}
+
+// Labels returns the labels of the objects of a cluster of type typ (see
+// TypeOf); component may be empty.
+func Labels(typ, name, component string) map[string]string {
 	l := map[string]string{
-		LabelApp: name, LabelType: TypeStandalone,
+		LabelApp: name, LabelType: typ,
 		LabelManagedBy: ManagedBy, LabelName: name,
 	}
 	if component != "" {
@@ -352,16 +376,16 @@ func Labels(name, component string) map[string]string {
 	return l
 }
 
-// Selector returns the labels that select a component's pods, as the operator's
-// StandaloneKubernetesUtils does.
-func Selector(name, component string) map[string]string {
-	return map[string]string{LabelApp: name, LabelType: TypeStandalone, LabelComponent: component}
+// Selector returns the labels that select a component's pods, as the
+// operator's StandaloneKubernetesUtils and Flink's KubernetesUtils do.
+func Selector(typ, name, component string) map[string]string {
+	return map[string]string{LabelApp: name, LabelType: typ, LabelComponent: component}
 }
 
 func (b *builder) meta(name, component string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name: name, Namespace: b.in.Namespace,
-		Labels:      Labels(b.in.Name, component),
+		Labels:      Labels(b.typ(), b.in.Name, component),
 		Annotations: b.annotations(),
 	}
 }
@@ -390,17 +414,18 @@ func dataHash(data map[string]string) string {
 }
 
 func buildConfigMap(in Input, conf map[string]string) (*corev1.ConfigMap, error) {
-	flinkConf := map[string]string{}
-	for k, v := range conf {
-		if !strings.HasPrefix(k, operatorKeyPrefix) {
-			flinkConf[k] = v
-		}
-	}
-	text, err := RenderConfig(in.Spec.FlinkVersion, flinkConf)
+	text, err := RenderConfig(in.Spec.FlinkVersion, flinkOnly(conf))
 	if err != nil {
 		return nil, err
 	}
 	data := map[string]string{ConfigFileName(in.Spec.FlinkVersion): text}
+	if conf[KeyTMPodTemplateFile] != "" {
+		tmpl, err := (&builder{in: in, conf: conf}).taskManagerPodTemplate()
+		if err != nil {
+			return nil, err
+		}
+		data[TaskManagerPodTemplate] = tmpl
+	}
 	for k, v := range in.Spec.LogConfiguration {
 		if k != LogFileLog4j && k != LogFileLogback {
 			return nil, fmt.Errorf("spec.logConfiguration[%s]: unknown log configuration file; use %s or %s", k, LogFileLog4j, LogFileLogback)
@@ -411,9 +436,14 @@ func buildConfigMap(in Input, conf map[string]string) (*corev1.ConfigMap, error)
 		data[LogFileLog4j] = DefaultLog4jConsole
 	}
 	b := &builder{in: in}
+	meta := b.meta(ConfigMapName(in.Name), "")
+	if b.native() {
+		// As Flink's client labels it: no component.
+		meta.Labels = Labels(b.typ(), in.Name, "")
+	}
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: b.meta(ConfigMapName(in.Name), ""),
+		ObjectMeta: meta,
 		Data:       data,
 	}, nil
 }
@@ -551,9 +581,13 @@ func (b *builder) jobManager() (*appsv1.Deployment, error) {
 	env = append(env, corev1.EnvVar{Name: EnvPodIP, ValueFrom: &corev1.EnvVarSource{
 		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"},
 	}})
+	args := b.jobManagerArgs()
+	if b.native() {
+		args = b.nativeJobManagerArgs()
+	}
 	pod, err := b.pod(t, podParams{
 		component: ComponentJobManager, field: "spec.jobManager",
-		args: b.jobManagerArgs(), env: env, memory: mem, cpu: cpu,
+		args: args, env: env, memory: mem, cpu: cpu,
 		memKey: KeyJMMemLimit, cpuKey: KeyJMCPULimit,
 		ports: []corev1.ContainerPort{
 			{Name: PortNameREST, ContainerPort: b.ports.rest, Protocol: corev1.ProtocolTCP},
@@ -616,7 +650,7 @@ func (b *builder) deployment(name, component string, replicas int32, pod corev1.
 		ObjectMeta: b.meta(name, component),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: Selector(b.in.Name, component)},
+			Selector: &metav1.LabelSelector{MatchLabels: Selector(b.typ(), b.in.Name, component)},
 			Template: pod,
 		},
 	}
@@ -675,7 +709,7 @@ func (b *builder) pod(t *corev1.PodTemplateSpec, p podParams) (corev1.PodTemplat
 		out.Labels = map[string]string{}
 	}
 	maps.Copy(out.Labels, opts.labels)
-	maps.Copy(out.Labels, Labels(b.in.Name, p.component))
+	maps.Copy(out.Labels, Labels(b.typ(), b.in.Name, p.component))
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
@@ -787,7 +821,7 @@ func (b *builder) internalService() *corev1.Service {
 		ObjectMeta: b.meta(ServiceName(b.in.Name), ComponentJobManager),
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,
-			Selector:  Selector(b.in.Name, ComponentJobManager),
+			Selector:  Selector(b.typ(), b.in.Name, ComponentJobManager),
 			Ports: []corev1.ServicePort{
 				{Name: PortNameRPC, Port: b.ports.rpc, TargetPort: intstr.FromInt32(b.ports.rpc), Protocol: corev1.ProtocolTCP},
 				{Name: PortNameBlob, Port: b.ports.blob, TargetPort: intstr.FromInt32(b.ports.blob), Protocol: corev1.ProtocolTCP},
@@ -817,7 +851,7 @@ func (b *builder) restService() (*corev1.Service, error) {
 		ObjectMeta: meta,
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
-			Selector: Selector(b.in.Name, ComponentJobManager),
+			Selector: Selector(b.typ(), b.in.Name, ComponentJobManager),
 			Ports: []corev1.ServicePort{
 				{Name: PortNameREST, Port: b.ports.rest, TargetPort: intstr.FromInt32(b.ports.rest), Protocol: corev1.ProtocolTCP},
 			},

@@ -114,8 +114,7 @@ func TestBuildErrors(t *testing.T) {
 		edit func(*Input)
 		want string
 	}{
-		{"native mode", func(in *Input) { in.Spec.Mode = v1beta1.ModeNative }, "spec.mode"},
-		{"no mode means native", func(in *Input) { in.Spec.Mode = "" }, "spec.mode"},
+		{"unknown mode", func(in *Input) { in.Spec.Mode = "yarn" }, "spec.mode"},
 		{"no image", func(in *Input) { in.Spec.Image = "" }, "spec.image"},
 		{"no namespace", func(in *Input) { in.Namespace = "" }, "metadata.namespace"},
 		{"bad version", func(in *Input) { in.Spec.FlinkVersion = "latest" }, "spec.flinkVersion"},

@@ -90,13 +90,7 @@ func FlinkConfig(in Input) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(conf))
-	for k, v := range conf {
-		if !strings.HasPrefix(k, operatorKeyPrefix) {
-			out[k] = v
-		}
-	}
-	return out, nil
+	return flinkOnly(conf), nil
 }
 
 // effectiveConfig is FlinkConfig with the kubernetes.operator.* keys kept.
@@ -161,7 +155,29 @@ func effectiveConfig(in Input) (map[string]string, error) {
 	if haEnabled(conf) {
 		conf[KeyHAClusterID] = in.Name
 	}
+	if s.EffectiveMode() == v1beta1.ModeNative {
+		nativeConfig(in, conf)
+		tmpl, err := (&builder{in: in, conf: conf}).taskManagerPodTemplate()
+		if err != nil {
+			return nil, err
+		}
+		if tmpl != "" {
+			conf[KeyTMPodTemplateFile] = ConfigDir + "/" + TaskManagerPodTemplate
+		}
+	}
 	return conf, nil
+}
+
+// flinkOnly drops the keys Flink never sees: kubernetes.operator.* (read by
+// flink-gitops, removed as the operator removes them) and flink-gitops.*.
+func flinkOnly(conf map[string]string) map[string]string {
+	out := make(map[string]string, len(conf))
+	for k, v := range conf {
+		if !strings.HasPrefix(k, operatorKeyPrefix) && !strings.HasPrefix(k, keyPrefixFlinkGitOps) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func setDefault(conf map[string]string, k, v string) {

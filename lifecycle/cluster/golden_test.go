@@ -83,6 +83,20 @@ func TestGolden(t *testing.T) {
 			in.AllowNonRestoredState = true
 			in.OwnerUID = "4c6f1a52-0d9e-4b8e-9d0a-7f3e2b1c0a99"
 		}},
+		// Native mode: the same specs with spec.mode native.
+		{name: "native-app-v2_2", spec: "app-v2_2.spec.yaml", edit: func(in *Input) {
+			in.Spec.Mode = v1beta1.ModeNative
+			in.Spec.Job.Args = []string{"--window", "5 min", "--sinks", "a;b"}
+			in.JobID = "00000000000000000000000000000042"
+			in.SavepointPath = "s3://bucket/clicks/savepoints/savepoint-000000-0123456789ab"
+		}},
+		{name: "native-session", spec: "session.spec.yaml", edit: func(in *Input) {
+			in.Spec.Mode = v1beta1.ModeNative
+		}},
+		{name: "native-podtemplate", spec: "podtemplate.spec.yaml", edit: func(in *Input) {
+			in.Spec.Mode = ""
+			in.OwnerUID = "4c6f1a52-0d9e-4b8e-9d0a-7f3e2b1c0a99"
+		}},
 		{name: "defaults", spec: "defaults.spec.yaml", edit: func(in *Input) {
 			in.FlinkDefaults = map[string]string{
 				"taskmanager.numberOfTaskSlots": "4",

@@ -92,6 +92,15 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		return nil, fmt.Errorf("pod %s: read mounted flink config: %w", c.Pod, err)
 	}
 
+	// Files the configuration names under the mounted conf directory (a
+	// native cluster's TaskManager pod template) are in the local copy.
+	confDir := filepath.Join(c.Dir, "conf")
+	for k, v := range conf {
+		if rest, ok := strings.CutPrefix(v, ConfMount+"/"); ok {
+			conf[k] = filepath.Join(confDir, rest)
+		}
+	}
+
 	jar, err := flinktb.TestJobJar(ctx, version)
 	if err != nil {
 		return nil, err
@@ -187,7 +196,6 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		return nil, fmt.Errorf("pod %s: flink container command %q is not supported", c.Pod, role)
 	}
 
-	confDir := filepath.Join(c.Dir, "conf")
 	if err := flinktb.WriteConfig(confDir, version, conf); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+// Flink options of native mode: what Flink's Kubernetes client
+// (KubernetesClusterDescriptor) and the operator's native FlinkConfigBuilder
+// put into the cluster's configuration. The JobManager reads them to create
+// its TaskManager pods, so unlike in standalone mode they go into the
+// ConfigMap.
+const (
+	KeyImageRef          = "kubernetes.container.image.ref"
+	KeyImagePullPolicy   = "kubernetes.container.image.pull-policy"
+	KeyExecutionTarget   = "execution.target"
+	KeyJMReplicas        = "kubernetes.jobmanager.replicas"
+	KeyTMPodTemplateFile = "kubernetes.pod-template-file.taskmanager"
+	KeyApplicationMain   = "$internal.application.main"
+	KeyApplicationArgs   = "$internal.application.program-args"
+	KeyPipelineJobID     = "$internal.pipeline.job-id"
+
+	TargetApplication = "kubernetes-application"
+	TargetSession     = "kubernetes-session"
+
+	// TaskManagerPodTemplate is the ConfigMap key (and file under
+	// ConfigDir) of a native cluster's TaskManager pod template, which the
+	// JobManager reads when it creates TaskManager pods.
+	TaskManagerPodTemplate = "taskmanager-pod-template.yaml"
+
+	// keyPrefixFlinkGitOps marks flink-gitops' own settings in
+	// flinkConfiguration (e.g. flink-gitops.ha.keep-on-deletion); like
+	// kubernetes.operator.* keys they never reach Flink.
+	keyPrefixFlinkGitOps = "flink-gitops."
+)
+
+// RestoreKeys are the configuration keys of a restore in Flink version v:
+// the state path and whether state of removed operators may be skipped.
+// Flink 2 renamed them (the 1.x names still work as deprecated keys).
+func RestoreKeys(v v1beta1.FlinkVersion) (path, allowNonRestored string) {
+	if v.Major() >= 2 {
+		return "execution.state-recovery.path", "execution.state-recovery.ignore-unclaimed-state"
+	}
+	return "execution.savepoint.path", "execution.savepoint.ignore-unclaimed-state"
+}
+
+// nativeConfig adds to conf what Flink's Kubernetes client would: the image
+// and pull policy, the deployment target, the JobManager replicas, the
+// service account and, for an application, the job (entry class, arguments,
+// job id, restore path). Native JobManagers are reached through the headless
+// Service <name>.<namespace> without HA and announce their pod IP with it.
+func nativeConfig(in Input, conf map[string]string) {
+	s := in.Spec
+	conf[KeyImageRef] = s.Image
+	if s.ImagePullPolicy != "" {
+		conf[KeyImagePullPolicy] = s.ImagePullPolicy
+	}
+	if s.ServiceAccount != "" {
+		conf[KeyServiceAccount] = s.ServiceAccount
+	}
+	replicas := int32(v1beta1.DefaultJobManagerReps)
+	if s.JobManager != nil && s.JobManager.Replicas > 0 {
+		replicas = s.JobManager.Replicas
+	}
+	conf[KeyJMReplicas] = fmt.Sprint(replicas)
+	if haEnabled(conf) {
+		delete(conf, KeyRPCAddress)
+	} else {
+		conf[KeyRPCAddress] = in.Name + "." + in.Namespace
+	}
+	if s.Job == nil {
+		conf[KeyExecutionTarget] = TargetSession
+		return
+	}
+	conf[KeyExecutionTarget] = TargetApplication
+	// The JobManager loads pipeline.jars itself; the standalone classpath
+	// entry is not needed (and the operator does not set it in native mode).
+	delete(conf, KeyPipelineClasspth)
+	if s.Job.EntryClass != "" {
+		conf[KeyApplicationMain] = s.Job.EntryClass
+	}
+	if len(s.Job.Args) > 0 {
+		conf[KeyApplicationArgs] = flinkList(s.Job.Args)
+	}
+	if in.JobID != "" {
+		conf[KeyPipelineJobID] = strings.ToLower(in.JobID)
+	}
+	pathKey, allowKey := RestoreKeys(s.FlinkVersion)
+	if in.SavepointPath != "" {
+		conf[pathKey] = in.SavepointPath
+		if in.AllowNonRestoredState || (s.Job.AllowNonRestoredState != nil && *s.Job.AllowNonRestoredState) {
+			conf[allowKey] = "true"
+		}
+	} else {
+		// A path in flinkConfiguration would restore every new job from it.
+		delete(conf, pathKey)
+	}
+}
+
+// flinkList writes a list option as Flink reads it: elements separated by
+// ';', an element that holds ';' or a quote put in single quotes with its
+// single quotes doubled.
+func flinkList(items []string) string {
+	out := make([]string, len(items))
+	for i, s := range items {
+		if strings.ContainsAny(s, `;'"`) {
+			s = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		}
+		out[i] = s
+	}
+	return strings.Join(out, ";")
+}
+
+// nativeJobManagerArgs is the JobManager's command in the bash wrapper of
+// Flink's CmdJobManagerDecorator.
+func (b *builder) nativeJobManagerArgs() []string {
+	target := TargetSession
+	if b.in.Spec.Job != nil {
+		target = TargetApplication
+	}
+	return []string{"bash", "-c", "kubernetes-jobmanager.sh " + target}
+}
+
+// taskManagerPodTemplate returns the TaskManager pod template the JobManager
+// of a native cluster starts its TaskManager pods from (spec.podTemplate
+// merged with spec.taskManager.podTemplate, with the resources Flink's
+// configuration cannot express), as a Pod manifest; "" when there is none.
+// Flink fills in the image, cpu, memory, command and configuration itself.
+func (b *builder) taskManagerPodTemplate() (string, error) {
+	s := b.in.Spec
+	var own *v1beta1.PodTemplate
+	var res *v1beta1.Resource
+	var reqs *corev1.ResourceRequirements
+	if tm := s.TaskManager; tm != nil {
+		own, res, reqs = tm.PodTemplate, tm.Resource, tm.Resources
+	}
+	if s.PodTemplate == nil && own == nil && !hasRequirements(reqs) && (res == nil || res.EphemeralStorage == "") {
+		return "", nil
+	}
+	t, err := b.template(own, "spec.taskManager", res, reqs)
+	if err != nil {
+		return "", err
+	}
+	pod := corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: t.ObjectMeta,
+		Spec:       t.Spec,
+	}
+	out, err := yaml.Marshal(pod)
+	if err != nil {
+		return "", fmt.Errorf("spec.taskManager.podTemplate: %w", err)
+	}
+	return string(out), nil
+}
