@@ -94,9 +94,10 @@ func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) err
 
 func ptrTrue() *bool { t := true; return &t }
 
-// deleteCluster deletes every object a cluster may have. It does not wait;
-// clusterGone tells when the JobManager is gone.
-func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string) error {
+// deleteCluster deletes every object a cluster may have, and for a native
+// cluster the TaskManager pods its JobManager created. It does not wait;
+// clusterGone tells when the cluster is gone.
+func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) error {
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	for _, ref := range cluster.Refs(name, namespace) {
@@ -117,6 +118,9 @@ func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace
 			return fmt.Errorf("delete %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
 		}
 	}
+	if native {
+		return deleteTaskManagerPods(ctx, kc, namespace, name)
+	}
 	return nil
 }
 
@@ -133,14 +137,20 @@ func jobManagerDeployment(ctx context.Context, kc kubernetes.Interface, name, na
 }
 
 // clusterGone reports whether neither the JobManager nor the TaskManager
-// Deployment exists any more.
-func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace string) (bool, error) {
+// Deployment exists any more, nor, for a native cluster, a TaskManager pod.
+func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) (bool, error) {
 	for _, n := range []string{cluster.JobManagerName(name), cluster.TaskManagerName(name)} {
 		_, err := kc.AppsV1().Deployments(namespace).Get(ctx, n, metav1.GetOptions{})
 		if err == nil {
 			return false, nil
 		}
 		if !apierrors.IsNotFound(err) {
+			return false, err
+		}
+	}
+	if native {
+		pods, err := taskManagerPods(ctx, kc, namespace, name)
+		if err != nil || len(pods) > 0 {
 			return false, err
 		}
 	}

@@ -231,10 +231,6 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		return op, nil
 	}
 	tgt := p.target()
-	if tgt.EffectiveMode() != v1beta1.ModeStandalone {
-		p.fail(ctx, ReasonValidationError, "spec.mode: native is not supported yet (issue #11); set mode: standalone")
-		return nil, nil
-	}
 	src := p.desired.Source
 	src.RenderHash = p.desired.Hash
 	newOp := func(kind OpKind, phase Phase) *Operation {
@@ -338,13 +334,126 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		}
 	}
 	if obs.jm == nil && p.rec.Deployed != nil && !nowSuspended {
-		// Someone deleted the JobManager: redeploy from the newest state we know.
+		// Someone deleted the JobManager: redeploy from the newest state we
+		// know — with Kubernetes HA, the checkpoint its metadata records.
 		op := newOp(OpDeploy, PhaseApply)
+		if p.haEligible(last, tgt) {
+			n, _, err := haCheckpoint(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name, p.rec.Deployed.JobID)
+			if err != nil {
+				return nil, err
+			}
+			// Stale HA data must not bring the old job graph back: the
+			// cluster's leftovers go first either way.
+			op.Phase = PhaseDeleteCluster
+			if n > 0 {
+				op.RestoreFromHA, op.JobID = true, p.rec.Deployed.JobID
+				p.r.Events.Warn(ctx, p.rec, ReasonSpecChanged, fmt.Sprintf("JobManager deployment missing; redeploying from the Kubernetes HA metadata (checkpoint %d)", n))
+				return op, nil
+			}
+		}
 		op.RestorePath = p.newestState()
 		p.r.Events.Warn(ctx, p.rec, ReasonSpecChanged, "JobManager deployment missing; redeploying from "+orNone(op.RestorePath))
 		return op, nil
 	}
 	return nil, nil
+}
+
+// haEligible reports whether a job moving from spec last to tgt can be
+// restored through Flink's Kubernetes HA metadata: both use Kubernetes HA,
+// and we know the running job's id (the HA ConfigMaps are keyed by it).
+func (p *pass) haEligible(last, tgt *v1beta1.FlinkDeploymentSpec) bool {
+	if p.rec.Kind != KindDeployment || last == nil || tgt == nil || last.Job == nil || tgt.Job == nil ||
+		p.rec.Deployed == nil || p.rec.Deployed.JobID == "" {
+		return false
+	}
+	return p.kubernetesHA(last) && p.kubernetesHA(tgt)
+}
+
+// kubernetesHA reports whether spec's cluster uses Kubernetes HA (with the
+// daemon's defaults under its configuration).
+func (p *pass) kubernetesHA(spec *v1beta1.FlinkDeploymentSpec) bool {
+	return kubernetesHA(map[string]string{
+		"high-availability.type": p.conf(spec.FlinkConfiguration, "high-availability.type"),
+		"high-availability":      p.conf(spec.FlinkConfiguration, "high-availability"),
+	})
+}
+
+// clusterSpec is the spec of the cluster that exists or is being replaced:
+// the last reconciled one, else the operation's target.
+func (p *pass) clusterSpec() *v1beta1.FlinkDeploymentSpec {
+	if s, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); s != nil {
+		return s
+	}
+	if op := p.rec.Operation; op != nil {
+		if s, _ := deploymentSpec(op.TargetSpec); s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// native reports whether the cluster is a native one (its JobManager
+// creates TaskManager pods).
+func (p *pass) native() bool {
+	s := p.clusterSpec()
+	return s != nil && s.Mode == v1beta1.ModeNative
+}
+
+// stopForHARestore starts a last-state upgrade through the Kubernetes HA
+// metadata: the job is not cancelled (that would make Flink delete its HA
+// data); the cluster is deleted with its HA ConfigMaps kept, and the new
+// cluster runs the job under the same id. Without a checkpoint in the HA
+// metadata the new job would start empty, so the upgrade stops first and
+// says so, with the job left running.
+func (p *pass) stopForHARestore(ctx context.Context) error {
+	op := p.rec.Operation
+	jobID := p.rec.Deployed.JobID
+	n, found, err := haCheckpoint(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name, jobID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		why := "has no completed checkpoint yet"
+		if !found {
+			why = "is missing (Flink deletes it when the job finishes, fails for good or is cancelled)"
+		}
+		p.fail(ctx, ReasonUpgradeFailed, fmt.Sprintf("last-state upgrade with Kubernetes HA: the HA metadata of job %s (ConfigMap %s) %s, "+
+			"so the new job would start empty; nothing was changed. Wait for a checkpoint (execution.checkpointing.interval), "+
+			"or set job.initialSavepointPath to the state to restore and change job.savepointRedeployNonce, or use upgradeMode: stateless to start empty",
+			jobID, jobHAConfigMap(p.rec.Name, jobID), why))
+		return nil
+	}
+	op.RestoreFromHA, op.JobID, op.StoppedJobID = true, jobID, jobID
+	op.Message = fmt.Sprintf("restoring from the Kubernetes HA metadata (checkpoint %d)", n)
+	p.r.Events.Normal(ctx, p.rec, ReasonSpecChanged, fmt.Sprintf("last-state upgrade: keeping job %s and its HA metadata (checkpoint %d)", jobID, n))
+	return p.stopped(ctx)
+}
+
+// afterClusterGone handles the HA metadata once the old cluster is gone: it
+// is kept (job graphs removed) for a restore through it, kept on deletion
+// when flink-gitops.ha.keep-on-deletion is true, and deleted otherwise, so a
+// new cluster never recovers the old job.
+func (p *pass) afterClusterGone(ctx context.Context) error {
+	op := p.rec.Operation
+	spec := p.clusterSpec()
+	if spec == nil || !p.kubernetesHA(spec) {
+		return nil
+	}
+	switch {
+	case op.RestoreFromHA:
+		return stripJobGraphs(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
+	case op.Kind == OpDelete && p.confBool(spec.FlinkConfiguration, keyKeepHAOnDeletion, false):
+		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata kept ("+keyKeepHAOnDeletion+")")
+		return nil
+	}
+	names, err := deleteHAData(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata deleted: "+strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // periodicDue reports whether a periodic savepoint is due, and when the
@@ -528,15 +637,18 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		if op.Kind == OpDelete && p.blockedBySessionJobs(ctx) {
 			return true, nil
 		}
-		if err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace); err != nil {
+		if err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native()); err != nil {
 			return false, err
 		}
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "cluster objects deleted")
 		return false, p.to(ctx, PhaseAwaitDeleted)
 	case PhaseAwaitDeleted:
-		gone, err := clusterGone(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace)
+		gone, err := clusterGone(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native())
 		if err != nil || !gone {
 			return true, err
+		}
+		if err := p.afterClusterGone(ctx); err != nil {
+			return false, err
 		}
 		return false, p.afterDeleted(ctx)
 	case PhaseApply:
@@ -633,6 +745,15 @@ func (p *pass) stopJob(ctx context.Context) error {
 		op.UpgradeMode = v1beta1.UpgradeModeLastState
 		fallthrough
 	case v1beta1.UpgradeModeLastState:
+		if op.Kind == OpUpgrade || op.Kind == OpRestart {
+			tgt, err := deploymentSpec(op.TargetSpec)
+			if err != nil {
+				return err
+			}
+			if last, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); p.haEligible(last, tgt) {
+				return p.stopForHARestore(ctx)
+			}
+		}
 		if alive && f != nil {
 			return p.to(ctx, PhaseCancelJob)
 		}
@@ -971,6 +1092,21 @@ func (p *pass) applyTarget(ctx context.Context) error {
 			return err
 		}
 	}
+	if op.RestoreFromHA {
+		n, _, err := haCheckpoint(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name, op.JobID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			p.fail(ctx, ReasonUpgradeFailed, fmt.Sprintf("the Kubernetes HA metadata of job %s (ConfigMap %s) disappeared during the upgrade; "+
+				"the job was not started empty. Set job.initialSavepointPath to its newest checkpoint or savepoint and change job.savepointRedeployNonce",
+				op.JobID, jobHAConfigMap(p.rec.Name, op.JobID)))
+			return nil
+		}
+		if err := stripJobGraphs(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name); err != nil {
+			return err
+		}
+	}
 	commit := ""
 	if op.Source != nil {
 		commit = op.Source.Commit
@@ -1076,6 +1212,10 @@ func (p *pass) notStable(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec, 
 		p.rec.Common().Error = failure
 		rb := &Operation{Kind: OpRollback, Phase: PhaseDeleteCluster, TargetSpec: rs.LastStableSpec,
 			UpgradeMode: op.UpgradeMode, RestorePath: op.RestorePath, Source: p.rec.Deployment.Source, Message: failure}
+		if op.RestoreFromHA {
+			// Back from the same HA metadata, under the same job id.
+			rb.RestoreFromHA, rb.JobID = true, op.JobID
+		}
 		now := p.now()
 		rb.Started, rb.PhaseStarted = now, now
 		p.rec.Operation = rb

@@ -171,6 +171,13 @@ type Operation struct {
 	// RestorePath is the savepoint or checkpoint the next deploy restores
 	// from, once known ("" means start empty, which only stateless allows).
 	RestorePath string `json:"restorePath,omitempty"`
+	// RestoreFromHA means the next deploy restores through Flink's
+	// Kubernetes HA metadata (a last-state upgrade of a cluster with
+	// Kubernetes HA): the HA ConfigMaps are kept when the cluster is
+	// deleted, their job graphs are removed, and the new job keeps the
+	// running job's id (JobID), so the new JobManager recovers its newest
+	// checkpoint. RestorePath stays empty.
+	RestoreFromHA bool `json:"restoreFromHA,omitempty"`
 	// StoppedJobID is the job being stopped.
 	StoppedJobID string `json:"stoppedJobId,omitempty"`
 	// JobID is chosen by us and persisted before the job is submitted.

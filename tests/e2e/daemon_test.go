@@ -376,7 +376,7 @@ func checkRBAC(t *testing.T, sa *rest.Config, ns, other string) {
 		want = append(want, access{v, "", "services", ns, ""}, access{v, "apps", "deployments", ns, ""}, access{v, "networking.k8s.io", "ingresses", ns, ""})
 	}
 	want = append(want, access{"get", "apps", "deployments", ns, ""}, access{"update", "apps", "deployments/finalizers", ns, ""},
-		access{"create", "", "events", ns, ""},
+		access{"create", "", "events", ns, ""}, access{"list", "", "pods", ns, ""}, access{"deletecollection", "", "pods", ns, ""},
 		access{"create", "coordination.k8s.io", "leases", installNS, ""}, access{"get", "coordination.k8s.io", "leases", installNS, installName},
 		access{"update", "coordination.k8s.io", "leases", installNS, installName})
 	for _, a := range want {

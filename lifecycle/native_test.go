@@ -1,0 +1,341 @@
+package lifecycle_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
+	"github.com/flink-gitops/flink-gitops/tests/testbed/kube"
+)
+
+// nativeBed is a bed whose Flink JobManagers may create TaskManager pods:
+// the ServiceAccount "flink" of deploy/flink-serviceaccount exists in the
+// test's namespace, and the node agent gives containers a kubeconfig that
+// authenticates as it (what a pod's mounted token would do).
+func nativeBed(t *testing.T) *bed {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	b := newBed(t)
+	kc := kube.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	applyFlinkServiceAccount(ctx, t, kc, b.ns)
+	cfg, err := kc.ServiceAccountConfig(ctx, b.ns, "flink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := kube.WriteKubeconfig(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	b.agent.Agent.SetKubeconfig(path)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kc.Client().CoreV1().Pods(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+	})
+	return b
+}
+
+// applyFlinkServiceAccount builds deploy/flink-serviceaccount for namespace
+// ns with kustomize and creates its objects: the test runs on exactly the
+// RBAC the documentation tells users to apply.
+func applyFlinkServiceAccount(ctx context.Context, t *testing.T, kc *kube.Cluster, ns string) {
+	t.Helper()
+	src := filepath.Join("..", "deploy", "flink-serviceaccount")
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "kustomization.yaml" {
+			b = regexp.MustCompile(`(?m)^namespace: flink$`).ReplaceAll(b, []byte("namespace: "+ns))
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", src, err)
+	}
+	cs := kc.Client()
+	for _, r := range m.Resources() {
+		obj, err := r.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cerr error
+		switch r.GetKind() {
+		case "ServiceAccount":
+			var o corev1.ServiceAccount
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
+			_, cerr = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &o, metav1.CreateOptions{})
+		case "Role":
+			var o rbacv1.Role
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
+			_, cerr = cs.RbacV1().Roles(ns).Create(ctx, &o, metav1.CreateOptions{})
+		case "RoleBinding":
+			var o rbacv1.RoleBinding
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
+			for _, s := range o.Subjects {
+				if s.Kind == "ServiceAccount" && s.Namespace != ns {
+					t.Fatalf("deploy/flink-serviceaccount: RoleBinding subject %s is in namespace %q after kustomize set the namespace to %q", s.Name, s.Namespace, ns)
+				}
+			}
+			_, cerr = cs.RbacV1().RoleBindings(ns).Create(ctx, &o, metav1.CreateOptions{})
+		default:
+			t.Fatalf("deploy/flink-serviceaccount: unexpected %s", r.GetKind())
+		}
+		if cerr != nil && !apierrors.IsAlreadyExists(cerr) {
+			t.Fatalf("create %s %s: %v", r.GetKind(), r.GetName(), cerr)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nativeSpec is a native application cluster with Kubernetes HA running the
+// test job as ServiceAccount flink.
+func (b *bed) nativeSpec(name, mode string, parallelism, rate int) string {
+	s := b.appSpec(name, "flink:2.2", "v2_2", mode, fmt.Sprintf(`    high-availability.type: kubernetes
+    high-availability.storageDir: file://%s/ha`, b.state), parallelism)
+	s = strings.Replace(s, "  mode: standalone\n", "  mode: native\n  serviceAccount: flink\n", 1)
+	return strings.Replace(s, `"--rate", "40"`, fmt.Sprintf(`"--rate", "%d"`, rate), 1)
+}
+
+// haConfigMaps lists the HA ConfigMaps Flink wrote for cluster.
+func (b *bed) haConfigMaps(cluster string) map[string]map[string]string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := b.rec.Kube.CoreV1().ConfigMaps(b.ns).List(ctx, metav1.ListOptions{})
+	must(b.t, err)
+	out := map[string]map[string]string{}
+	for _, cm := range l.Items {
+		if strings.HasPrefix(cm.Name, cluster+"-") && strings.HasSuffix(cm.Name, "-config-map") {
+			out[cm.Name] = cm.Data
+		}
+	}
+	return out
+}
+
+func (b *bed) taskManagerPods(cluster string) []corev1.Pod {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := b.rec.Kube.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: "type=flink-native-kubernetes,component=taskmanager,app=" + cluster})
+	must(b.t, err)
+	return l.Items
+}
+
+// haCheckpointed waits until the job's HA ConfigMap points at a checkpoint
+// taken after the job's counter reached atLeast, and returns its id.
+func (b *bed) haCheckpointed(cluster, jobID string, atLeast int64) int64 {
+	b.t.Helper()
+	b.progress(cluster, jobID, atLeast)
+	deadline := time.Now().Add(time.Minute)
+	var first int64 = -1
+	for time.Now().Before(deadline) {
+		var newest int64
+		for k := range b.haConfigMaps(cluster)[cluster+"-"+jobID+"-config-map"] {
+			if n, err := strconv.ParseInt(strings.TrimPrefix(k, "checkpointID-"), 10, 64); err == nil && strings.HasPrefix(k, "checkpointID-") && n > newest {
+				newest = n
+			}
+		}
+		if first < 0 && newest > 0 {
+			first = newest
+		}
+		if first > 0 && newest > first {
+			return newest
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.t.Fatalf("no new checkpoint of job %s in its HA ConfigMap: %v", jobID, b.haConfigMaps(cluster))
+	return 0
+}
+
+// javaPID is the pid of the JVM running mainClass for the test's namespace.
+func (b *bed) javaPID(mainClass string) int {
+	out, _ := exec.Command("pgrep", "-f", mainClass).Output()
+	for _, pid := range strings.Fields(string(out)) {
+		cwd, err := os.Readlink("/proc/" + pid + "/cwd")
+		if err == nil && strings.Contains(cwd, "/"+b.ns+"/") {
+			n, _ := strconv.Atoi(pid)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestNativeMode drives a native application cluster with Kubernetes HA on
+// Flink 2.2 through what the operator's native mode does: deploy (Flink
+// creates the TaskManager pods), savepoint upgrade with state continuity,
+// last-state upgrade through the HA metadata (same job id, newest
+// checkpoint, job graph replaced), a JobManager process killed (Flink
+// recovers from HA, the daemon starts nothing), and deletion leaving no
+// object, pod, HA ConfigMap or JVM behind.
+func TestNativeMode(t *testing.T) {
+	b := nativeBed(t)
+	ctx := context.Background()
+	kc := b.rec.Kube
+	const name = "native"
+
+	// Deploy.
+	d := b.render(b.nativeSpec(name, "savepoint", 1, 40))
+	r := b.until(lifecycle.KindDeployment, name, d, "native deploy to be stable", 4*time.Minute, stable)
+	job1 := r.Common().JobStatus.JobID
+	before := b.progress(name, job1, warm)
+	if _, err := kc.AppsV1().Deployments(b.ns).Get(ctx, name+"-taskmanager", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a native cluster has a TaskManager Deployment: %v", err)
+	}
+	tms := b.taskManagerPods(name)
+	if len(tms) != 1 {
+		t.Fatalf("%d TaskManager pods, want 1 requested by Flink", len(tms))
+	}
+	if ref := metav1.GetControllerOf(&tms[0]); ref == nil || ref.Kind != "Deployment" || ref.Name != name {
+		t.Errorf("TaskManager pod %s owned by %+v, want the JobManager Deployment", tms[0].Name, tms[0].OwnerReferences)
+	}
+	if tms[0].Spec.ServiceAccountName != "flink" {
+		t.Errorf("TaskManager pod service account %q, want flink (kubernetes.service-account)", tms[0].Spec.ServiceAccountName)
+	}
+	cm, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, "flink-config-"+name, metav1.GetOptions{})
+	must(t, err)
+	for _, want := range []string{"execution.target: kubernetes-application", "kubernetes.container.image.ref: flink:2.2", "$internal.pipeline.job-id: " + job1} {
+		if !strings.Contains(cm.Data["config.yaml"], want) {
+			t.Errorf("flink-config-%s lacks %q:\n%s", name, want, cm.Data["config.yaml"])
+		}
+	}
+	t.Logf("native job %s runs with TaskManager pod %s, counter %d", job1, tms[0].Name, before)
+
+	// Savepoint upgrade: parallelism 1 -> 2; state continues; the old job's
+	// HA metadata goes with the old cluster.
+	d = b.render(b.nativeSpec(name, "savepoint", 2, 40))
+	r = b.until(lifecycle.KindDeployment, name, d, "savepoint upgrade", 4*time.Minute, newJob(job1))
+	job2 := r.Common().JobStatus.JobID
+	sp := r.Common().JobStatus.UpgradeSavepointPath
+	if sp == "" || r.Deployed.RestorePath != sp {
+		t.Fatalf("savepoint upgrade: restore path %q, upgrade savepoint %q", r.Deployed.RestorePath, sp)
+	}
+	if got := b.restoredFrom(name, job2); got != sp {
+		t.Fatalf("Flink restored job %s from %q, want the upgrade savepoint %q", job2, got, sp)
+	}
+	after := b.continues(name, job2, before)
+	if _, ok := b.haConfigMaps(name)[name+"-"+job1+"-config-map"]; ok {
+		t.Errorf("the old job's HA ConfigMap survived the savepoint upgrade")
+	}
+	b.logOverhead("native savepoint upgrade", name, name, job2)
+	t.Logf("savepoint upgrade to job %s from %s: counter %d -> %d", job2, sp, before, after)
+
+	// Last-state upgrade through the HA metadata: a new job graph (rate
+	// 40 -> 41) under the same job id, from the newest checkpoint the HA
+	// ConfigMap names; no cancel, no savepoint.
+	d = b.render(b.nativeSpec(name, "last-state", 2, 41))
+	ckpt := b.haCheckpointed(name, job2, after+warm)
+	atUpgrade := b.progress(name, job2, 0)
+	r = b.until(lifecycle.KindDeployment, name, d, "last-state upgrade from HA", 4*time.Minute, func(r *lifecycle.Record) bool {
+		return stable(r) && r.Deployed != nil && r.Deployed.SpecHash == d.Hash
+	})
+	if got := r.Common().JobStatus.JobID; got != job2 {
+		t.Fatalf("last-state upgrade through HA changed the job id %s -> %s", job2, got)
+	}
+	if r.Deployed.RestorePath != "" {
+		t.Errorf("last-state upgrade through HA deployed with restore path %q; Flink should recover the checkpoint itself", r.Deployed.RestorePath)
+	}
+	restored := b.restoredFrom(name, job2)
+	if m := regexp.MustCompile(`/chk-([0-9]+)/?$`).FindStringSubmatch(restored); m == nil {
+		t.Fatalf("job %s restored from %q, want a checkpoint (chk-N)", job2, restored)
+	} else if n, _ := strconv.ParseInt(m[1], 10, 64); n < ckpt {
+		t.Fatalf("job %s restored from checkpoint %d, older than %d which the HA metadata named before the upgrade", job2, n, ckpt)
+	}
+	first := b.continues(name, job2, atUpgrade-slack)
+	if info := b.haConfigMaps(name)[name+"-cluster-config-map"]; info == nil {
+		t.Errorf("no cluster HA ConfigMap after the upgrade")
+	}
+	b.logOverhead("native last-state upgrade (HA)", name, name, job2)
+	t.Logf("last-state upgrade kept job %s, restored %s (HA named checkpoint %d), counter %d -> %d", job2, restored, ckpt, atUpgrade, first)
+
+	// The JobManager process dies: the container restarts and Flink
+	// recovers the job from HA by itself; the daemon starts no operation.
+	b.haCheckpointed(name, job2, first+warm)
+	killedAt := b.progress(name, job2, 0)
+	pid := b.javaPID(flinktb.MainKubernetesApplication)
+	if pid == 0 {
+		t.Fatalf("no JobManager JVM (%s) in %s", flinktb.MainKubernetesApplication, b.ns)
+	}
+	must(t, syscall.Kill(pid, syscall.SIGKILL))
+	b.until(lifecycle.KindDeployment, name, d, "the job running again after the JobManager was killed", 4*time.Minute, func(r *lifecycle.Record) bool {
+		if r.Operation != nil {
+			t.Fatalf("the daemon started %s after a JobManager crash that Flink recovers from by itself", r.Operation.Kind)
+		}
+		np := b.javaPID(flinktb.MainKubernetesApplication)
+		return stable(r) && np != 0 && np != pid && r.Common().JobStatus.JobID == job2
+	})
+	recovered := b.continues(name, job2, killedAt-slack)
+	t.Logf("JobManager pid %d killed at counter %d; job %s recovered from HA at %d", pid, killedAt, job2, recovered)
+
+	// Deletion: nothing is left.
+	b.until(lifecycle.KindDeployment, name, nil, "deleted", 3*time.Minute, settled(v1beta1.LifecycleDeleted))
+	if _, err := kc.AppsV1().Deployments(b.ns).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("JobManager Deployment still there: %v", err)
+	}
+	for _, svc := range []string{name, name + "-rest"} {
+		if _, err := kc.CoreV1().Services(b.ns).Get(ctx, svc, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Service %s still there: %v", svc, err)
+		}
+	}
+	if _, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, "flink-config-"+name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("flink-config-%s still there: %v", name, err)
+	}
+	if pods := b.taskManagerPods(name); len(pods) != 0 {
+		t.Errorf("%d TaskManager pods left", len(pods))
+	}
+	if ha := b.haConfigMaps(name); len(ha) != 0 {
+		t.Errorf("HA ConfigMaps left: %v", keys(ha))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for b.javaPID("java") != 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pid := b.javaPID("org.apache.flink"); pid != 0 {
+		t.Errorf("a Flink JVM (pid %d) still runs for the deleted cluster", pid)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
