@@ -324,7 +324,7 @@ func TestNativeMode(t *testing.T) {
 		t.Errorf("HA ConfigMaps left: %v", keys(ha))
 	}
 	deadline := time.Now().Add(time.Minute)
-	for b.javaPID("java") != 0 && time.Now().Before(deadline) {
+	for b.javaPID("org.apache.flink") != 0 && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if pid := b.javaPID("org.apache.flink"); pid != 0 {
@@ -338,4 +338,62 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestNativeSessionFlink120: a native session cluster on Flink 1.20 (no HA:
+// TaskManagers reach the JobManager through the headless Service), a
+// session job whose TaskManager Flink requests through the API, a savepoint
+// upgrade of the job, and deletion of both leaving no TaskManager pod.
+func TestNativeSessionFlink120(t *testing.T) {
+	b := nativeBed(t)
+	ctx := context.Background()
+	const cl = "nsession"
+	jar, err := flinktb.TestJobJar(ctx, flinktb.Version1)
+	must(t, err)
+	clusterDoc := b.appSpec(cl, "flink:1.20", "v1_20", "stateless", "", 1)
+	clusterDoc = clusterDoc[:strings.Index(clusterDoc, "  job:\n")]
+	clusterDoc = strings.Replace(clusterDoc, "  mode: standalone\n", "  mode: native\n  serviceAccount: flink\n", 1)
+	jobDoc := func(rate int) string {
+		s := b.sessionJobSpec("job", cl, jar, rate)
+		s = strings.Replace(s, "execution.checkpointing.dir", "state.checkpoints.dir", 1)
+		return strings.Replace(s, "execution.checkpointing.savepoint-dir", "state.savepoints.dir", 1)
+	}
+	specs := b.renderAll(clusterDoc, jobDoc(40))
+	b.until(lifecycle.KindDeployment, cl, specs[cl], "native session cluster", 4*time.Minute, func(r *lifecycle.Record) bool {
+		return settled(v1beta1.LifecycleStable)(r) && r.Deployment.JobManagerDeploymentStatus == v1beta1.JMReady
+	})
+	if pods := b.taskManagerPods(cl); len(pods) != 0 {
+		t.Fatalf("a native session cluster without jobs has %d TaskManager pods, want none", len(pods))
+	}
+	if _, err := b.rec.Kube.CoreV1().Services(b.ns).Get(ctx, cl, metav1.GetOptions{}); err != nil {
+		t.Fatalf("no internal Service %s for the TaskManagers of a non-HA native cluster: %v", cl, err)
+	}
+	r := b.until(lifecycle.KindSessionJob, "job", specs["job"], "session job running", 3*time.Minute, stable)
+	job1 := r.Common().JobStatus.JobID
+	before := b.progress(cl, job1, warm)
+	if pods := b.taskManagerPods(cl); len(pods) != 1 {
+		t.Fatalf("%d TaskManager pods for a job of parallelism 1, want 1 requested by Flink", len(pods))
+	}
+
+	specs = b.renderAll(clusterDoc, jobDoc(60))
+	r = b.until(lifecycle.KindSessionJob, "job", specs["job"], "session job savepoint upgrade", 3*time.Minute, newJob(job1))
+	job2 := r.Common().JobStatus.JobID
+	if got := b.restoredFrom(cl, job2); got == "" || got != r.Deployed.RestorePath {
+		t.Fatalf("job %s restored from %q, want the upgrade savepoint %q", job2, got, r.Deployed.RestorePath)
+	}
+	after := b.continues(cl, job2, before)
+	t.Logf("native 1.20 session job %s -> %s, counter %d -> %d", job1, job2, before, after)
+
+	b.until(lifecycle.KindSessionJob, "job", nil, "session job deleted", 2*time.Minute, settled(v1beta1.LifecycleDeleted))
+	b.until(lifecycle.KindDeployment, cl, nil, "session cluster deleted", 2*time.Minute, settled(v1beta1.LifecycleDeleted))
+	if pods := b.taskManagerPods(cl); len(pods) != 0 {
+		t.Errorf("%d TaskManager pods left after deletion", len(pods))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for b.javaPID("org.apache.flink") != 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pid := b.javaPID("org.apache.flink"); pid != 0 {
+		t.Errorf("a Flink JVM (pid %d) still runs for the deleted cluster", pid)
+	}
 }
