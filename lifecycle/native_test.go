@@ -29,8 +29,9 @@ import (
 
 // nativeBed is a bed whose Flink JobManagers may create TaskManager pods:
 // the ServiceAccount "flink" of deploy/flink-serviceaccount exists in the
-// test's namespace, and the node agent gives containers a kubeconfig that
-// authenticates as it (what a pod's mounted token would do).
+// test's namespace, and the node agent gives each container a kubeconfig
+// that authenticates as its pod's service account (what the token a
+// kubelet mounts would do).
 func nativeBed(t *testing.T) *bed {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -40,15 +41,17 @@ func nativeBed(t *testing.T) *bed {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	applyFlinkServiceAccount(ctx, t, kc, b.ns)
-	cfg, err := kc.ServiceAccountConfig(ctx, b.ns, "flink")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := kube.WriteKubeconfig(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	b.agent.Agent.SetKubeconfig(path)
+	dir := t.TempDir()
+	b.agent.Agent.SetServiceAccountKubeconfig(func(ns, sa string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cfg, err := kc.ServiceAccountConfig(ctx, ns, sa)
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, ns+"-"+sa+".kubeconfig")
+		return path, kube.WriteKubeconfig(path, cfg)
+	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -96,6 +96,8 @@ type Agent struct {
 
 	pods       *podRunner // bare Pods (e.g. Flink's native TaskManagers), see pods.go
 	kubeconfig string     // handed to every container as KUBECONFIG, see SetKubeconfig; under mu
+	saConfig   func(namespace, serviceAccount string) (string, error) // see SetServiceAccountKubeconfig; under mu
+	saConfigs  map[string]string                                      // its results by namespace/account; under mu
 }
 
 type deployState struct {
@@ -452,11 +454,15 @@ func (a *Agent) podContainer(ns, owner string, tmpl corev1.PodTemplateSpec, file
 			}
 		}
 	}
-	a.mu.Lock()
-	if _, ok := env["KUBECONFIG"]; !ok && a.kubeconfig != "" {
-		env["KUBECONFIG"] = a.kubeconfig
+	if _, ok := env["KUBECONFIG"]; !ok {
+		path, err := a.kubeconfigFor(ns, spec.ServiceAccountName)
+		if err != nil {
+			return Container{}, fmt.Errorf("pod %s/%s: service account token: %w", ns, r.pod, err)
+		}
+		if path != "" {
+			env["KUBECONFIG"] = path
+		}
 	}
-	a.mu.Unlock()
 	return Container{
 		Namespace: ns, Pod: r.pod, Deployment: owner,
 		Spec: main, Labels: tmpl.Labels, Files: mounts, Env: env, Dir: r.dir,

@@ -34,6 +34,41 @@ func (a *Agent) SetKubeconfig(path string) {
 	a.kubeconfig = path
 }
 
+// SetServiceAccountKubeconfig makes every container the agent starts see as
+// KUBECONFIG the file fn returns for its pod's namespace and service account
+// ("default" when the pod names none): the test bed's stand-in for the
+// token a kubelet mounts for the pod's own account, so what a JobManager may
+// do is what its account's RBAC grants. fn is called once per account; it
+// takes precedence over SetKubeconfig.
+func (a *Agent) SetServiceAccountKubeconfig(fn func(namespace, serviceAccount string) (string, error)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.saConfig, a.saConfigs = fn, map[string]string{}
+}
+
+// kubeconfigFor is the KUBECONFIG of a container of a pod running as
+// account sa in ns ("" for none).
+func (a *Agent) kubeconfigFor(ns, sa string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.saConfig == nil {
+		return a.kubeconfig, nil
+	}
+	if sa == "" {
+		sa = "default"
+	}
+	key := ns + "/" + sa
+	if p, ok := a.saConfigs[key]; ok {
+		return p, nil
+	}
+	p, err := a.saConfig(ns, sa)
+	if err != nil {
+		return "", err
+	}
+	a.saConfigs[key] = p
+	return p, nil
+}
+
 // podRunner holds the bare Pods the agent runs: Pods created directly
 // through the API, such as the TaskManager Pods of Flink's native
 // Kubernetes mode. (Deployment replicas are not Pod objects here.) It plays
