@@ -94,8 +94,8 @@ type Agent struct {
 	deploys   map[string]*deployState      // by namespace/name; replicas are touched by the worker only
 	endpoints map[string][]map[int32]int32 // by namespace/name: port maps of ready replicas
 
-	pods       *podRunner // bare Pods (e.g. Flink's native TaskManagers), see pods.go
-	kubeconfig string     // handed to every container as KUBECONFIG, see SetKubeconfig; under mu
+	pods       *podRunner                                             // bare Pods (e.g. Flink's native TaskManagers), see pods.go
+	kubeconfig string                                                 // handed to every container as KUBECONFIG, see SetKubeconfig; under mu
 	saConfig   func(namespace, serviceAccount string) (string, error) // see SetServiceAccountKubeconfig; under mu
 	saConfigs  map[string]string                                      // its results by namespace/account; under mu
 }
