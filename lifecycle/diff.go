@@ -77,8 +77,9 @@ var handledApart = map[string]bool{
 }
 
 // CompareDeployments classifies the change from old to new, as the
-// operator's ReflectiveDiffBuilder does: upgrade mode, restore options and
-// kubernetes.operator.* keys are ignored; TaskManager replicas in standalone
+// operator's ReflectiveDiffBuilder does: upgrade mode, restore options,
+// kubernetes.operator.* keys (and flink-gitops.* keys, which never reach
+// Flink either) are ignored; TaskManager replicas in standalone
 // mode, and parallelism with the reactive scheduler, scale; everything else
 // upgrades. Nonces and job.state are left to the caller.
 func CompareDeployments(old, new *v1beta1.FlinkDeploymentSpec) Diff {
@@ -88,7 +89,7 @@ func CompareDeployments(old, new *v1beta1.FlinkDeploymentSpec) Diff {
 		switch {
 		case path == "spec.job.upgradeMode", path == "spec.job.initialSavepointPath", path == "spec.job.allowNonRestoredState":
 			return DiffIgnore
-		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`):
+		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`), strings.HasPrefix(path, `spec.flinkConfiguration["flink-gitops.`):
 			return DiffIgnore
 		case path == "spec.taskManager.replicas" && standalone:
 			return DiffScale
@@ -105,7 +106,7 @@ func CompareSessionJobs(old, new *v1beta1.FlinkSessionJobSpec) Diff {
 		switch {
 		case path == "spec.job.upgradeMode", path == "spec.job.initialSavepointPath", path == "spec.job.allowNonRestoredState":
 			return DiffIgnore
-		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`):
+		case strings.HasPrefix(path, `spec.flinkConfiguration["kubernetes.operator.`), strings.HasPrefix(path, `spec.flinkConfiguration["flink-gitops.`):
 			return DiffIgnore
 		}
 		return DiffUpgrade

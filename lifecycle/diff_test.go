@@ -40,6 +40,11 @@ func TestCompareDeployments(t *testing.T) {
 		{"operator key", func(s *v1beta1.FlinkDeploymentSpec) {
 			s.FlinkConfiguration["kubernetes.operator.periodic.savepoint.interval"] = "2h"
 		}, DiffIgnore, []string{`spec.flinkConfiguration["kubernetes.operator.periodic.savepoint.interval"]`}, false},
+		{"flink-gitops key", func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["flink-gitops.ha.keep-on-deletion"] = "true"
+		}, DiffIgnore, []string{`spec.flinkConfiguration["flink-gitops.ha.keep-on-deletion"]`}, false},
+		{"native tm replicas upgrade", func(s *v1beta1.FlinkDeploymentSpec) { r := int32(3); s.TaskManager.Replicas = &r; s.Mode = v1beta1.ModeNative },
+			DiffUpgrade, []string{"spec.mode", "spec.taskManager.replicas"}, false},
 		{"initial savepoint", func(s *v1beta1.FlinkDeploymentSpec) { s.Job.InitialSavepointPath = "file:///sp" }, DiffIgnore, []string{"spec.job.initialSavepointPath"}, false},
 		{"nonces and state are handled apart", func(s *v1beta1.FlinkDeploymentSpec) {
 			n := int64(3)
