@@ -43,7 +43,11 @@ func TestCompareDeployments(t *testing.T) {
 		{"flink-gitops key", func(s *v1beta1.FlinkDeploymentSpec) {
 			s.FlinkConfiguration["flink-gitops.ha.keep-on-deletion"] = "true"
 		}, DiffIgnore, []string{`spec.flinkConfiguration["flink-gitops.ha.keep-on-deletion"]`}, false},
-		{"native tm replicas upgrade", func(s *v1beta1.FlinkDeploymentSpec) { r := int32(3); s.TaskManager.Replicas = &r; s.Mode = v1beta1.ModeNative },
+		{"native tm replicas upgrade", func(s *v1beta1.FlinkDeploymentSpec) {
+			r := int32(3)
+			s.TaskManager.Replicas = &r
+			s.Mode = v1beta1.ModeNative
+		},
 			DiffUpgrade, []string{"spec.mode", "spec.taskManager.replicas"}, false},
 		{"initial savepoint", func(s *v1beta1.FlinkDeploymentSpec) { s.Job.InitialSavepointPath = "file:///sp" }, DiffIgnore, []string{"spec.job.initialSavepointPath"}, false},
 		{"nonces and state are handled apart", func(s *v1beta1.FlinkDeploymentSpec) {
