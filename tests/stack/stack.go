@@ -51,15 +51,27 @@ type Options struct {
 	ExtraConfig map[string]any
 	// Kube, when set, is used instead of starting a control plane.
 	Kube *kube.Cluster
+	// Remote, when set, is the repository the daemon watches (e.g. an empty
+	// repository on a Gitea test server) instead of one on a git server the
+	// stack starts.
+	Remote *Remote
 	// Log receives the stack's progress.
 	Log *slog.Logger
+}
+
+// Remote is an existing, empty repository: its HTTP clone URL and the
+// basic-auth credentials to push and fetch with.
+type Remote struct {
+	URL         string
+	Credentials gitserver.Credentials
 }
 
 // Stack is a running local stack.
 type Stack struct {
 	Kube  *kube.Cluster
 	Agent *nodeagent.Handle
-	Git   *gitserver.Server
+	// Git is the stack's own git server (nil with Options.Remote).
+	Git *gitserver.Server
 	// RepoURL is the repository the daemon watches; Work a clone of it.
 	RepoURL string
 	Work    *gitserver.Worktree
@@ -76,6 +88,7 @@ type Stack struct {
 	daemon    *exec.Cmd
 	exited    chan struct{}
 	tokenFile string
+	creds     gitserver.Credentials
 }
 
 // Start brings up everything but the daemon (see StartDaemon).
@@ -116,16 +129,21 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Log.Info("starting git server")
-	s.Git, err = gitserver.New(filepath.Join(opts.Dir, "git"))
-	if err != nil {
-		return nil, err
+	if opts.Remote != nil {
+		s.RepoURL, s.creds = opts.Remote.URL, opts.Remote.Credentials
+	} else {
+		opts.Log.Info("starting git server")
+		s.Git, err = gitserver.New(filepath.Join(opts.Dir, "git"))
+		if err != nil {
+			return nil, err
+		}
+		s.RepoURL, err = s.Git.NewRepo("flink-specs")
+		if err != nil {
+			return nil, err
+		}
+		s.creds = s.Git.Credentials()
 	}
-	s.RepoURL, err = s.Git.NewRepo("flink-specs")
-	if err != nil {
-		return nil, err
-	}
-	s.Work, err = gitserver.Clone(ctx, s.RepoURL, filepath.Join(opts.Dir, "work"), s.Git.Credentials())
+	s.Work, err = gitserver.Clone(ctx, s.RepoURL, filepath.Join(opts.Dir, "work"), s.creds)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +157,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	s.tokenFile = filepath.Join(opts.Dir, "git-token")
-	if err := os.WriteFile(s.tokenFile, []byte(s.Git.Password()), 0o600); err != nil {
+	if err := os.WriteFile(s.tokenFile, []byte(s.creds.Password), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(s.StateDir, 0o755); err != nil {
@@ -176,7 +194,7 @@ func (s *Stack) Config(extra map[string]any) map[string]any {
 	cfg := map[string]any{
 		"git": map[string]any{
 			"url": s.RepoURL, "branch": "main", "entryPoints": s.opts.EntryPoints, "pollInterval": "1s", "timeout": "20s",
-			"auth": map[string]any{"username": s.Git.User(), "tokenFile": s.tokenFile},
+			"auth": map[string]any{"username": s.creds.User, "tokenFile": s.tokenFile},
 		},
 		"status":     map[string]any{"branch": StatusBranch},
 		"kubernetes": map[string]any{"kubeconfig": s.Kube.Kubeconfig, "allowedNamespaces": s.opts.Namespaces, "defaultNamespace": s.opts.Namespaces[0]},
@@ -286,7 +304,7 @@ func (s *Stack) DaemonRunning() bool {
 // branch's files.
 func (s *Stack) Status(ctx context.Context) (map[string]lifecycle.ResourceStatus, map[string][]byte, error) {
 	w, err := gitsync.NewStatusWriter(gitsync.StatusWriterOptions{URL: s.RepoURL, Branch: StatusBranch,
-		Auth: gitsync.Auth{Username: s.Git.User(), TokenFile: s.tokenFile}})
+		Auth: gitsync.Auth{Username: s.creds.User, TokenFile: s.tokenFile}})
 	if err != nil {
 		return nil, nil, err
 	}

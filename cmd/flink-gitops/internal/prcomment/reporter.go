@@ -97,6 +97,10 @@ type prMemo struct {
 	merge     string
 	mergeSeen time.Time
 	closed    bool
+	// retryAt holds Refresh back from a pull request whose last attempt
+	// failed (e.g. its head ref is gone), so a failure is not retried
+	// every tick.
+	retryAt time.Time
 }
 
 // New returns a Reporter; nothing runs until Run.
@@ -438,8 +442,17 @@ func outcome(key, action string, s State, rendered []string) Outcome {
 		}
 		return o
 	}
-	if c.LifecycleState == v1beta1.LifecycleDeleted {
+	switch c.LifecycleState {
+	case v1beta1.LifecycleDeleted:
 		o.Done = true
+		return o
+	case v1beta1.LifecycleRolledBack:
+		o.Err = "rolled back to the last stable spec: the new spec did not become stable"
+		return o
+	case v1beta1.LifecycleStable, v1beta1.LifecycleSuspended:
+	default:
+		// CREATED, DEPLOYED (not yet stable), UPGRADING, ROLLING_BACK, DELETING
+		o.Pending = true
 		return o
 	}
 	if c.Source == nil || !slices.Contains(rendered, c.Source.Commit) {
@@ -461,7 +474,11 @@ func outcome(key, action string, s State, rendered []string) Outcome {
 func (r *Reporter) Refresh(ctx context.Context) error {
 	r.mu.Lock()
 	var todo []int
+	now := time.Now()
 	for n, m := range r.prs {
+		if now.Before(m.retryAt) {
+			continue
+		}
 		if m.comment != 0 && (m.closed && m.merge != "" && m.st.Merge == "" || !m.closed && m.st.Head != "") {
 			todo = append(todo, n)
 		}
@@ -494,11 +511,16 @@ func (r *Reporter) Refresh(ctx context.Context) error {
 			err = r.plan(ctx, f, n, m, m.st.Head)
 		}
 		if err != nil {
+			m.retryAt = time.Now().Add(refreshBackoff)
 			return fmt.Errorf("#%d: %w", n, err)
 		}
 	}
 	return nil
 }
+
+// refreshBackoff is how long Refresh leaves a pull request alone after a
+// failed attempt (webhooks and polls still look at it).
+const refreshBackoff = time.Minute
 
 // write edits the marked comment, or creates it.
 func (r *Reporter) write(ctx context.Context, f forge.Forge, n int, m *prMemo, body string) error {

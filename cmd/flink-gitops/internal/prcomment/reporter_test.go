@@ -235,6 +235,18 @@ func TestPlanThenSamePushThenNewPushThenMergeResult(t *testing.T) {
 	if strings.Contains(h.comment(7), "## Result") {
 		t.Fatal("result written while the upgrade is in flight")
 	}
+	// Deployed from the merge commit but not yet stable: still no result.
+	deployed := deployedRecord(t, appSpec(3, "stateless"), "m1")
+	deployed.Deployment.LifecycleState = v1beta1.LifecycleDeployed
+	h.mu.Lock()
+	h.st = State{Rendered: []string{"c0", "m1"}, Records: map[string]*lifecycle.Record{"FlinkDeployment/flink/counter": deployed}}
+	h.mu.Unlock()
+	if err := h.r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(h.comment(7), "## Result") {
+		t.Fatal("result written before the deployment became stable")
+	}
 	// Reconciled: the result with the savepoint goes into the same comment.
 	done := deployedRecord(t, appSpec(3, "stateless"), "m1")
 	done.Deployment.JobStatus.SavepointInfo = &v1beta1.SavepointInfo{SavepointHistory: []v1beta1.Savepoint{{Location: "file:///state/sp/savepoint-abc", TriggerType: "UPGRADE", Commit: "c0"}}}
