@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,24 +13,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	"github.com/flink-gitops/flink-gitops/tests/stack"
 	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 	"github.com/flink-gitops/flink-gitops/tests/testbed/kube"
 )
 
 // nativeBed is a bed whose Flink JobManagers may create TaskManager pods:
-// the ServiceAccount "flink" of deploy/flink-serviceaccount exists in the
-// test's namespace, and the node agent gives each container a kubeconfig
-// that authenticates as its pod's service account (what the token a
-// kubelet mounts would do).
+// deploy/flink-serviceaccount is applied to the test's namespace and the
+// node agent gives each container a kubeconfig of its pod's own service
+// account (see stack.EnableNativeMode).
 func nativeBed(t *testing.T) *bed {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -40,85 +35,15 @@ func nativeBed(t *testing.T) *bed {
 	kc := kube.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	applyFlinkServiceAccount(ctx, t, kc, b.ns)
-	dir := t.TempDir()
-	b.agent.Agent.SetServiceAccountKubeconfig(func(ns, sa string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cfg, err := kc.ServiceAccountConfig(ctx, ns, sa)
-		if err != nil {
-			return "", err
-		}
-		path := filepath.Join(dir, ns+"-"+sa+".kubeconfig")
-		return path, kube.WriteKubeconfig(path, cfg)
-	})
+	if err := stack.EnableNativeMode(ctx, kc, b.agent.Agent, t.TempDir(), b.ns); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = kc.Client().CoreV1().Pods(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
 	})
 	return b
-}
-
-// applyFlinkServiceAccount builds deploy/flink-serviceaccount for namespace
-// ns with kustomize and creates its objects: the test runs on exactly the
-// RBAC the documentation tells users to apply.
-func applyFlinkServiceAccount(ctx context.Context, t *testing.T, kc *kube.Cluster, ns string) {
-	t.Helper()
-	src := filepath.Join("..", "deploy", "flink-serviceaccount")
-	dir := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Name() == "kustomization.yaml" {
-			b = regexp.MustCompile(`(?m)^namespace: flink$`).ReplaceAll(b, []byte("namespace: "+ns))
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", src, err)
-	}
-	cs := kc.Client()
-	for _, r := range m.Resources() {
-		obj, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cerr error
-		switch r.GetKind() {
-		case "ServiceAccount":
-			var o corev1.ServiceAccount
-			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
-			_, cerr = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &o, metav1.CreateOptions{})
-		case "Role":
-			var o rbacv1.Role
-			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
-			_, cerr = cs.RbacV1().Roles(ns).Create(ctx, &o, metav1.CreateOptions{})
-		case "RoleBinding":
-			var o rbacv1.RoleBinding
-			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &o))
-			for _, s := range o.Subjects {
-				if s.Kind == "ServiceAccount" && s.Namespace != ns {
-					t.Fatalf("deploy/flink-serviceaccount: RoleBinding subject %s is in namespace %q after kustomize set the namespace to %q", s.Name, s.Namespace, ns)
-				}
-			}
-			_, cerr = cs.RbacV1().RoleBindings(ns).Create(ctx, &o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("deploy/flink-serviceaccount: unexpected %s", r.GetKind())
-		}
-		if cerr != nil && !apierrors.IsAlreadyExists(cerr) {
-			t.Fatalf("create %s %s: %v", r.GetKind(), r.GetName(), cerr)
-		}
-	}
 }
 
 func must(t *testing.T, err error) {
