@@ -252,4 +252,15 @@ func TestPullRequestComments(t *testing.T) {
 		t.Errorf("the plan was lost from the comment:\n%s", body)
 	}
 	t.Logf("final comment:\n%s", body)
+
+	// What the forge was asked, from the daemon's metrics: two pull
+	// requests planned, one re-planned on a push, both re-planned when the
+	// deployed state moved, one result.
+	m := metrics(t, e.s.MetricsAddr)
+	gets, writes := sum(m, "flink_gitops_forge_requests_total", `method="GET"`), sum(m, "flink_gitops_forge_requests_total", `method="POST"`)+sum(m, "flink_gitops_forge_requests_total", `method="PATCH"`)
+	created := sum(m, "flink_gitops_forge_requests_total", `method="POST"`)
+	t.Logf("forge API: %.0f GET (%.0f answered 304), %.0f writes (%.0f comments created)", gets, sum(m, "flink_gitops_forge_requests_total", `cached="true"`), writes, created)
+	if created != 2 || gets+writes > 30 {
+		t.Errorf("forge API calls: %.0f comments created (want 2, one per pull request), %.0f calls in all (want at most 30)", created, gets+writes)
+	}
 }
