@@ -218,13 +218,16 @@ func TestPullRequestComments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, took = e.comment(n, "the plan", time.Minute, has("**upgrade (savepoint)**", "+ spec.job.parallelism: 2", "Head `"+h1[:12]+"`"))
+	_, took = e.comment(n, "the plan", time.Minute, has("**upgrade (savepoint)**", "+ spec.job.parallelism: 2", "Head `"+h1[:12]+"`"))
 	t.Logf("plan: comment %s after the pull request was opened", took.Round(time.Millisecond))
 
 	// Push again: the same comment is edited.
 	h2 := e.branch("faster", "counter: parallelism 2, object reuse", map[string]string{"apps/counter/flinkdeployment.yaml": strings.Replace(
 		appSpec("counter", "savepoint", 2, ""), `taskmanager.numberOfTaskSlots: "2"`, `taskmanager.numberOfTaskSlots: "2"`+"\n    pipeline.object-reuse: \"true\"", 1)})
 	body, took = e.comment(n, "the plan of the second push", time.Minute, has("Head `"+h2[:12]+"`", "pipeline.object-reuse"))
+	if strings.Contains(body, "Head `"+h1[:12]+"`") {
+		t.Errorf("the edited comment still names the first head:\n%s", body)
+	}
 	t.Logf("second push: comment edited %s after the push", took.Round(time.Millisecond))
 
 	// The invalid pull request changed nothing.
