@@ -363,6 +363,13 @@ func (r *Reporter) plan(ctx context.Context, f forge.Forge, n int, m *prMemo, he
 			st.Planned[p.Key] = p.Action.String()
 		}
 	}
+	if m.comment == 0 && len(st.Planned) == 0 && len(res.Problems) == 0 {
+		// Nothing to review (e.g. a change to docs): no comment until a
+		// push makes one worth reading.
+		m.st = st
+		r.opts.Log.Info("pull request changes no resource; not commenting", "pr", n, "head", commit)
+		return nil
+	}
 	body := FormatPlan(Plan{Number: n, Head: commit, Base: r.opts.Branch, BaseCommit: s.Commit(), Resources: planned,
 		Problems: res.Problems, Warnings: res.Warnings}, st, r.links(m))
 	if err := r.write(ctx, f, n, m, body); err != nil {
@@ -479,7 +486,7 @@ func (r *Reporter) Refresh(ctx context.Context) error {
 		if now.Before(m.retryAt) {
 			continue
 		}
-		if m.comment != 0 && (m.closed && m.merge != "" && m.st.Merge == "" || !m.closed && m.st.Head != "") {
+		if m.closed && m.comment != 0 && m.merge != "" && m.st.Merge == "" || !m.closed && m.st.Head != "" {
 			todo = append(todo, n)
 		}
 	}

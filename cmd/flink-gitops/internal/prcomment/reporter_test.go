@@ -276,6 +276,32 @@ func TestPlanThenSamePushThenNewPushThenMergeResult(t *testing.T) {
 	}
 }
 
+func TestNoCommentUntilSomethingChanges(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.push(4, "h1", appSpec(1, "savepoint")) // the deployed spec: a docs-only pull request
+	if err := h.r.Report(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if cs := h.fake.Comments(4, ""); len(cs) != 0 {
+		t.Fatalf("a pull request that changes nothing got comments: %q", cs)
+	}
+	h.fake.Requests()
+	if err := h.r.Report(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := h.fake.Requests(); len(reqs) != 1 {
+		t.Errorf("same head again: calls\n%s\nwant only the GET", calls(reqs))
+	}
+	h.push(4, "h2", appSpec(2, "savepoint"))
+	if err := h.r.Report(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.comment(4); !strings.Contains(c, "**upgrade (savepoint)**") {
+		t.Errorf("comment after a real change:\n%s", c)
+	}
+}
+
 func TestInvalidSpecIsAWarningAndNoAction(t *testing.T) {
 	h := newHarness(t)
 	h.push(8, "h1", appSpec(-1, "savepoint"))
