@@ -291,6 +291,12 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 			errs = append(errs, fieldError{Field: "spec.jobManager.replicas", Message: "standby JobManagers (replicas > 1) need high availability", Fix: "enable high-availability.type, or set replicas to 1"})
 		}
 	}
+	if haEnabled(conf) && strings.TrimSpace(conf["high-availability.storageDir"]) == "" {
+		// Flink's JobManager refuses to start without it.
+		errs = append(errs, fieldError{Field: mapKey("spec.flinkConfiguration", "high-availability.storageDir"),
+			Message: "high availability is on but has no storage directory for its metadata",
+			Fix:     "set high-availability.storageDir (e.g. s3://bucket/ha) in the spec or in the daemon's flink.defaultConfiguration"})
+	}
 	if !memoryDefined(jmRes, jmReqs, conf, "jobmanager.memory.process.size", "jobmanager.memory.flink.size", "jobmanager.memory.heap.size") {
 		errs = append(errs, fieldError{Field: "spec.jobManager.resource.memory", Message: "JobManager memory is not defined",
 			Fix: "set spec.jobManager.resource.memory or spec.jobManager.resources.requests.memory"})
