@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,42 @@ func TestCrashAtEveryStep(t *testing.T) {
 				wantUpgradeSavepoint(t, r, sp.Path)
 				if jm := w.flink.jm(w.ns, "session"); jm == nil || len(jm.Jobs) != 2 {
 					t.Errorf("session cluster should know the old and the new job: %+v", jm)
+				}
+			},
+		},
+		{
+			// Kubernetes HA: no cancel, no savepoint; the job keeps its id
+			// and the new JobManager recovers from the kept HA metadata.
+			name: "last-state upgrade through HA", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 2, withKubernetesHA)), "deployed", stableRunning)
+				w.writeHA(r.Common().JobStatus.JobID, 2)
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeLastState, 4, withKubernetesHA))
+			},
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return stableRunning(r) && r.Deployed != nil && strings.Contains(r.Deployed.Spec, `"parallelism":4`)
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				job := oneNewJob(t, w, b, r)
+				if job.ID != b.jobID || r.Deployed.RestorePath != "" {
+					t.Errorf("job %s (was %s) restored from %q: want the same job id, recovered from HA", job.ID, b.jobID, r.Deployed.RestorePath)
+				}
+				if n := w.callsOf("Cancel"); n != 0 {
+					t.Errorf("%d cancels: Flink would have deleted the HA metadata", n)
+				}
+				cluster := w.configMap("app-cluster-config-map")
+				if cluster == nil || w.configMap("app-"+b.jobID+"-config-map") == nil {
+					t.Fatalf("HA ConfigMaps gone")
+				}
+				for k := range cluster.Data {
+					if strings.HasPrefix(k, "jobGraph-") || strings.HasPrefix(k, "executionPlan-") {
+						t.Errorf("job graph %s left in the cluster HA ConfigMap", k)
+					}
 				}
 			},
 		},
