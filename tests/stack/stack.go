@@ -205,6 +205,7 @@ func (s *Stack) Config(extra map[string]any) map[string]any {
 				"execution.checkpointing.savepoint-dir": "file://" + filepath.Join(s.StateDir, "savepoints"),
 				"state.checkpoints.dir":                 "file://" + filepath.Join(s.StateDir, "checkpoints"),
 				"state.savepoints.dir":                  "file://" + filepath.Join(s.StateDir, "savepoints"),
+				"high-availability.storageDir":          "file://" + filepath.Join(s.StateDir, "ha"),
 			},
 		},
 		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "3s", "fastPollInterval": "250ms", "operationTimeout": "3m"},

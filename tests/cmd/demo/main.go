@@ -95,6 +95,10 @@ func run(ctx context.Context, log *slog.Logger, dir, binary, examples string, ch
 		step("Stopping everything")
 		s.Stop()
 	}()
+	// Native clusters (overlays/prod) run as deploy/flink-serviceaccount's account.
+	if err := stack.EnableNativeMode(ctx, s.Kube, s.Agent.Agent, filepath.Join(dir, "tokens"), "flink-dev", "flink-prod"); err != nil {
+		return err
+	}
 	if err := s.StartDaemon(); err != nil {
 		return err
 	}
