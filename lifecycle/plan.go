@@ -94,6 +94,9 @@ func PlanAction(rec *Record, desired *Desired) Action {
 	case (last.Job == nil) != (tgt.Job == nil):
 		a.Kind, a.Mode = ActionNone, ""
 		a.Warnings = append(a.Warnings, "switching between an application and a session cluster is rejected")
+	case last.EffectiveMode() != tgt.EffectiveMode():
+		a.Kind, a.Mode = ActionNone, ""
+		a.Warnings = append(a.Warnings, fmt.Sprintf("switching spec.mode from %s to %s is rejected; remove the resource from Git first, then add it again", last.EffectiveMode(), tgt.EffectiveMode()))
 	case !wasSuspended && nowSuspended:
 		a.Kind = ActionSuspend
 	case wasSuspended && nowSuspended:
@@ -190,6 +193,9 @@ type PlanOptions struct {
 	// FlinkDefaults is the daemon's flink.defaultConfiguration, which the
 	// reconciler applies under every spec's flinkConfiguration.
 	FlinkDefaults map[string]string
+	// DefaultMode is the daemon's flink.defaultMode, the mode of specs that
+	// set none (empty: standalone).
+	DefaultMode v1beta1.DeploymentMode
 	// HasDir reports whether the rendered tree has a directory; a resource
 	// whose entry point is gone entirely left Git. Nil: no directory exists.
 	HasDir func(dir string) bool
@@ -209,7 +215,13 @@ func PlanRender(res *render.Result, records map[string]*Record, opts PlanOptions
 		k := r.Key()
 		key := Key(k.Kind, k.Namespace, k.Name)
 		present[key] = true
-		d := &Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
+		dep := r.Deployment
+		if dep != nil && dep.Spec.Mode == "" && opts.DefaultMode != "" {
+			c := *dep // the reconciler applies the daemon's default mode
+			c.Spec.Mode = opts.DefaultMode
+			dep = &c
+		}
+		d := &Desired{Deployment: dep, SessionJob: r.SessionJob, Hash: r.Hash,
 			Source: v1beta1.SourceRef{EntryPoint: r.EntryPoint, Path: r.File}}
 		a := PlanAction(records[key], d)
 		a.Warnings = append(a.Warnings, savepointDirWarning(a, d, opts.FlinkDefaults)...)

@@ -47,6 +47,7 @@ func TestPlanAction(t *testing.T) {
 		{"removed", deployedRec(base), nil, "delete", "without a savepoint"},
 		{"removed, savepoint on deletion", deployedRec(strings.Replace(base, `"flinkConfiguration":{`, `"flinkConfiguration":{"kubernetes.operator.job.savepoint-on-deletion":"true",`, 1)), nil, "delete (savepoint)", "a savepoint is taken first"},
 		{"never deployed, removed", nil, nil, "none", ""},
+		{"mode switch", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Mode = v1beta1.ModeNative }), "none", "switching spec.mode from standalone to native is rejected"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,5 +103,30 @@ func TestPlanRender(t *testing.T) {
 	got = PlanRender(res, records, PlanOptions{FlinkDefaults: map[string]string{"state.savepoints.dir": "s3://b/sp"}})
 	if w := got[0].Action.Warnings; len(w) != 0 {
 		t.Errorf("warnings with a default savepoint dir: %q", w)
+	}
+}
+
+// TestPlanRenderDefaultMode: a spec without spec.mode gets the daemon's
+// flink.defaultMode, as the reconciler gives it; the plan compares the
+// native cluster deployed with a native spec, not with a standalone one.
+func TestPlanRenderDefaultMode(t *testing.T) {
+	deployed := spec(t, baseSpec)
+	deployed.Mode = v1beta1.ModeNative
+	js, _ := json.Marshal(deployed)
+	records := map[string]*Record{"FlinkDeployment/flink/a": {Kind: KindDeployment, Namespace: "flink", Name: "a", Deployment: &v1beta1.FlinkDeploymentStatus{
+		CommonStatus:         v1beta1.CommonStatus{LifecycleState: v1beta1.LifecycleStable},
+		ReconciliationStatus: v1beta1.ReconciliationStatus{LastReconciledSpec: string(js)}}}}
+	rendered := spec(t, baseSpec)
+	rendered.Mode = ""
+	res := &render.Result{Resources: []render.Resource{{EntryPoint: "apps", File: "apps/a.yaml",
+		Deployment: &v1beta1.FlinkDeployment{TypeMeta: metav1.TypeMeta{Kind: KindDeployment}, ObjectMeta: metav1.ObjectMeta{Namespace: "flink", Name: "a"}, Spec: *rendered}}}}
+	if a := PlanRender(res, records, PlanOptions{DefaultMode: v1beta1.ModeNative})[0].Action; a.Kind != ActionNone || len(a.Warnings) != 0 {
+		t.Errorf("with defaultMode native: %s %q, want none without warnings", a, a.Warnings)
+	}
+	if res.Resources[0].Deployment.Spec.Mode != "" {
+		t.Errorf("PlanRender changed the rendered spec")
+	}
+	if a := PlanRender(res, records, PlanOptions{})[0].Action; len(a.Warnings) == 0 || !strings.Contains(a.Warnings[0], "native to standalone") {
+		t.Errorf("with defaultMode standalone: %s %q, want the mode switch rejected", a, a.Warnings)
 	}
 }

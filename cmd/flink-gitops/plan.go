@@ -14,6 +14,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
 // runPlan renders a working copy with the daemon's render settings and
@@ -44,6 +45,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	opts := render.Options{DefaultNamespace: config.Default().Kubernetes.DefaultNamespace}
+	defaultMode := v1beta1.DeploymentMode(config.Default().Flink.DefaultMode)
 	if *file != "" {
 		c, err := config.Load(config.Sources{File: *file, Environ: os.Environ()})
 		var cerr *config.Error
@@ -60,6 +62,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.DefaultNamespace = c.Kubernetes.DefaultNamespace
 		opts.AllowedNamespaces = c.Kubernetes.AllowedNamespaces
 		opts.DefaultConfiguration = c.Flink.DefaultConfiguration
+		defaultMode = v1beta1.DeploymentMode(c.Flink.DefaultMode)
 	}
 	if len(*entries) > 0 {
 		opts.EntryPoints = *entries
@@ -95,7 +98,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = exitFindings
 	}
 	if *kubeconfig != "" {
-		changes, err := planAgainstCluster(ctx, stdout, *kubeconfig, res, opts)
+		changes, err := planAgainstCluster(ctx, stdout, *kubeconfig, res, opts, defaultMode)
 		if err != nil {
 			fmt.Fprintf(stderr, "plan: %v\n", err)
 			return exitError
@@ -109,7 +112,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // planAgainstCluster prints the action per resource against the status
 // ConfigMaps in the cluster and reports whether anything would change.
-func planAgainstCluster(ctx context.Context, w io.Writer, kubeconfig string, res *render.Result, opts render.Options) (bool, error) {
+func planAgainstCluster(ctx context.Context, w io.Writer, kubeconfig string, res *render.Result, opts render.Options, defaultMode v1beta1.DeploymentMode) (bool, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return false, fmt.Errorf("kubeconfig: %w", err)
@@ -127,7 +130,7 @@ func planAgainstCluster(ctx context.Context, w io.Writer, kubeconfig string, res
 	for _, r := range all {
 		recs[lifecycle.Key(r.Kind, r.Namespace, r.Name)] = r
 	}
-	rows := lifecycle.PlanRender(res, recs, lifecycle.PlanOptions{FlinkDefaults: opts.DefaultConfiguration,
+	rows := lifecycle.PlanRender(res, recs, lifecycle.PlanOptions{FlinkDefaults: opts.DefaultConfiguration, DefaultMode: defaultMode,
 		HasDir: func(ep string) bool { return dirExists(res, ep) }})
 	fmt.Fprintln(w, "\nPlan against the cluster (status ConfigMaps, read-only):")
 	changes := false

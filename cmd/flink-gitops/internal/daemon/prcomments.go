@@ -13,6 +13,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 	gitsync "github.com/flink-gitops/flink-gitops/sync"
 	"github.com/flink-gitops/flink-gitops/sync/forge"
 )
@@ -79,6 +80,7 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 			return renderer.Render(ctx, tree, renderOptions(d.cfg.Current()))
 		},
 		FlinkDefaults: func() map[string]string { return d.cfg.Current().Flink.DefaultConfiguration },
+		DefaultMode:   func() v1beta1.DeploymentMode { return v1beta1.DeploymentMode(d.cfg.Current().Flink.DefaultMode) },
 		State:         d.prState,
 		FileURL: func(prURL, branch, path string) string {
 			return forge.FileURL(d.cfg.Current().PullRequests.Provider, prURL, branch, path)

@@ -62,6 +62,8 @@ type Options struct {
 	Render func(ctx context.Context, tree render.Source) (*render.Result, error)
 	// FlinkDefaults returns the daemon's flink.defaultConfiguration.
 	FlinkDefaults func() map[string]string
+	// DefaultMode returns the daemon's flink.defaultMode (nil: standalone).
+	DefaultMode func() v1beta1.DeploymentMode
 	// State reads the daemon's current state.
 	State func() State
 	// FileURL returns a web link to a file on the status branch, given a
@@ -110,6 +112,9 @@ func New(opts Options) *Reporter {
 	}
 	if opts.ResultTimeout <= 0 {
 		opts.ResultTimeout = 15 * time.Minute
+	}
+	if opts.DefaultMode == nil {
+		opts.DefaultMode = func() v1beta1.DeploymentMode { return "" }
 	}
 	if opts.FlinkDefaults == nil {
 		opts.FlinkDefaults = func() map[string]string { return nil }
@@ -355,7 +360,7 @@ func (r *Reporter) plan(ctx context.Context, f forge.Forge, n int, m *prMemo, he
 	if err != nil {
 		return fmt.Errorf("render head of #%d: %w", n, err)
 	}
-	planned := lifecycle.PlanRender(res, s.Records, lifecycle.PlanOptions{FlinkDefaults: r.opts.FlinkDefaults(),
+	planned := lifecycle.PlanRender(res, s.Records, lifecycle.PlanOptions{FlinkDefaults: r.opts.FlinkDefaults(), DefaultMode: r.opts.DefaultMode(),
 		HasDir: func(dir string) bool { return hasDir(tree, dir) }})
 	st := state{Head: commit, Records: fp, Planned: map[string]string{}}
 	for _, p := range planned {
