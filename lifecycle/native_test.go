@@ -126,6 +126,19 @@ func (b *bed) javaPID(mainClass string) int {
 	return 0
 }
 
+// noFlinkJVMs checks that no Flink JVM of the test's namespace is left
+// (the node agent stops them shortly after their pods go).
+func (b *bed) noFlinkJVMs() {
+	b.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for b.javaPID("org.apache.flink") != 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pid := b.javaPID("org.apache.flink"); pid != 0 {
+		b.t.Errorf("a Flink JVM (pid %d) still runs for the deleted cluster", pid)
+	}
+}
+
 // TestNativeMode drives a native application cluster with Kubernetes HA on
 // Flink 2.2 through what the operator's native mode does: deploy (Flink
 // creates the TaskManager pods), savepoint upgrade with state continuity,
@@ -251,13 +264,7 @@ func TestNativeMode(t *testing.T) {
 	if ha := b.haConfigMaps(name); len(ha) != 0 {
 		t.Errorf("HA ConfigMaps left: %v", keys(ha))
 	}
-	deadline := time.Now().Add(time.Minute)
-	for b.javaPID("org.apache.flink") != 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if pid := b.javaPID("org.apache.flink"); pid != 0 {
-		t.Errorf("a Flink JVM (pid %d) still runs for the deleted cluster", pid)
-	}
+	b.noFlinkJVMs()
 }
 
 func keys[V any](m map[string]V) []string {
@@ -317,11 +324,5 @@ func TestNativeSessionFlink120(t *testing.T) {
 	if pods := b.taskManagerPods(cl); len(pods) != 0 {
 		t.Errorf("%d TaskManager pods left after deletion", len(pods))
 	}
-	deadline := time.Now().Add(time.Minute)
-	for b.javaPID("org.apache.flink") != 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if pid := b.javaPID("org.apache.flink"); pid != 0 {
-		t.Errorf("a Flink JVM (pid %d) still runs for the deleted cluster", pid)
-	}
+	b.noFlinkJVMs()
 }

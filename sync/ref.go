@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // PullRequestRef is the ref GitHub and Gitea keep for the head of pull
@@ -29,37 +26,9 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (*Snapshot, error) {
 	if !strings.HasPrefix(ref, "refs/") || strings.ContainsAny(ref, " :*?[\\^~") || strings.Contains(ref, "..") {
 		return nil, fmt.Errorf("fetch ref: %q is not a full ref name (refs/…)", ref)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	repo, err := git.Init(memory.NewStorage(), nil)
+	c, err := s.fetchCommit(ctx, plumbing.ReferenceName(ref), fmt.Sprintf("ref %q", ref))
 	if err != nil {
-		return nil, fmt.Errorf("init in-memory repository: %w", err)
-	}
-	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}}); err != nil {
-		return nil, fmt.Errorf("configure remote: %w", err)
-	}
-	local := plumbing.ReferenceName("refs/remotes/origin/fetched")
-	err = repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: "origin",
-		RefSpecs:   []config.RefSpec{config.RefSpec("+" + ref + ":" + local.String())},
-		Depth:      1,
-		Auth:       s.auth.method,
-		CABundle:   s.auth.caBundle,
-		Tags:       git.NoTags,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		if strings.Contains(err.Error(), "couldn't find remote ref") {
-			return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: fmt.Sprintf("no ref %q", ref)}
-		}
-		return nil, s.auth.secrets.classify("fetch", s.opts.URL, err)
-	}
-	r, err := repo.Reference(local, true)
-	if err != nil {
-		return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: fmt.Sprintf("no ref %q after fetch", ref)}
-	}
-	c, err := repo.CommitObject(r.Hash())
-	if err != nil {
-		return nil, fmt.Errorf("read fetched commit %s: %w", r.Hash(), err)
+		return nil, err
 	}
 	snap, err := newSnapshot(ref, c, s.Last(), s.opts.MaxSnapshotBytes)
 	if errors.Is(err, errTooLarge) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -290,6 +291,12 @@ func (s *Source) lsRemote(ctx context.Context) (string, error) {
 // storage and returns the commit. Fresh storage keeps every snapshot
 // independent of history, so a force push is just another head.
 func (s *Source) fetch(ctx context.Context) (*object.Commit, error) {
+	return s.fetchCommit(ctx, plumbing.NewBranchReferenceName(s.opts.Branch), fmt.Sprintf("branch %q", s.opts.Branch))
+}
+
+// fetchCommit fetches the commit remote ref points at, with depth 1, into
+// fresh in-memory storage; what names the ref in errors.
+func (s *Source) fetchCommit(ctx context.Context, ref plumbing.ReferenceName, what string) (*object.Commit, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	repo, err := git.Init(memory.NewStorage(), nil)
@@ -299,26 +306,28 @@ func (s *Source) fetch(ctx context.Context) (*object.Commit, error) {
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.opts.URL}}); err != nil {
 		return nil, fmt.Errorf("configure remote: %w", err)
 	}
-	local := plumbing.NewRemoteReferenceName("origin", s.opts.Branch)
-	spec := config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(s.opts.Branch), local))
+	local := plumbing.ReferenceName("refs/remotes/origin/fetched")
 	err = repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
-		RefSpecs:   []config.RefSpec{spec},
+		RefSpecs:   []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + local.String())},
 		Depth:      1,
 		Auth:       s.auth.method,
 		CABundle:   s.auth.caBundle,
 		Tags:       git.NoTags,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if strings.Contains(err.Error(), "couldn't find remote ref") {
+			return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: "no " + what}
+		}
 		return nil, s.auth.secrets.classify("fetch", s.opts.URL, err)
 	}
-	ref, err := repo.Reference(local, true)
+	r, err := repo.Reference(local, true)
 	if err != nil {
-		return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: fmt.Sprintf("no branch %q after fetch", s.opts.Branch)}
+		return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: "no " + what + " after fetch"}
 	}
-	c, err := repo.CommitObject(ref.Hash())
+	c, err := repo.CommitObject(r.Hash())
 	if err != nil {
-		return nil, fmt.Errorf("read fetched commit %s: %w", ref.Hash(), err)
+		return nil, fmt.Errorf("read fetched commit %s: %w", r.Hash(), err)
 	}
 	return c, nil
 }

@@ -603,14 +603,18 @@ func (b *builder) jobManager() (*appsv1.Deployment, error) {
 	return d, nil
 }
 
+// taskManagerParts returns spec.taskManager's pod template and resources
+// (nil when unset).
+func taskManagerParts(s *v1beta1.FlinkDeploymentSpec) (*v1beta1.PodTemplate, *v1beta1.Resource, *corev1.ResourceRequirements) {
+	if tm := s.TaskManager; tm != nil {
+		return tm.PodTemplate, tm.Resource, tm.Resources
+	}
+	return nil, nil, nil
+}
+
 func (b *builder) taskManager() (*appsv1.Deployment, error) {
 	s := b.in.Spec
-	var own *v1beta1.PodTemplate
-	var res *v1beta1.Resource
-	var reqs *corev1.ResourceRequirements
-	if tm := s.TaskManager; tm != nil {
-		own, res, reqs = tm.PodTemplate, tm.Resource, tm.Resources
-	}
+	own, res, reqs := taskManagerParts(s)
 	replicas, err := TaskManagerReplicas(s, b.conf)
 	if err != nil {
 		return nil, err

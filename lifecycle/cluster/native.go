@@ -134,12 +134,7 @@ func (b *builder) nativeJobManagerArgs() []string {
 // Flink fills in the image, cpu, memory, command and configuration itself.
 func (b *builder) taskManagerPodTemplate() (string, error) {
 	s := b.in.Spec
-	var own *v1beta1.PodTemplate
-	var res *v1beta1.Resource
-	var reqs *corev1.ResourceRequirements
-	if tm := s.TaskManager; tm != nil {
-		own, res, reqs = tm.PodTemplate, tm.Resource, tm.Resources
-	}
+	own, res, reqs := taskManagerParts(s)
 	if s.PodTemplate == nil && own == nil && !hasRequirements(reqs) && (res == nil || res.EphemeralStorage == "") {
 		return "", nil
 	}
