@@ -144,7 +144,8 @@ func (b *bed) noFlinkJVMs() {
 // creates the TaskManager pods), savepoint upgrade with state continuity,
 // last-state upgrade through the HA metadata (same job id, newest
 // checkpoint, job graph replaced), a JobManager process killed (Flink
-// recovers from HA, the daemon starts nothing), and deletion leaving no
+// recovers from HA, the daemon starts nothing), a stateless upgrade (the
+// old job's HA data goes, the new job starts empty), and deletion leaving no
 // object, pod, HA ConfigMap or JVM behind.
 func TestNativeMode(t *testing.T) {
 	b := nativeBed(t)
@@ -244,6 +245,28 @@ func TestNativeMode(t *testing.T) {
 	})
 	recovered := b.continues(name, job2, killedAt-slack)
 	t.Logf("JobManager pid %d killed at counter %d; job %s recovered from HA at %d", pid, killedAt, job2, recovered)
+
+	// Stateless upgrade: the old job's HA metadata goes with the old
+	// cluster, so the new JobManager runs the new job empty instead of
+	// recovering the old one.
+	d = b.render(b.nativeSpec(name, "stateless", 2, 42))
+	r = b.until(lifecycle.KindDeployment, name, d, "stateless upgrade", 4*time.Minute, newJob(job2))
+	job3 := r.Common().JobStatus.JobID
+	if r.Deployed.RestorePath != "" {
+		t.Errorf("stateless upgrade restores from %q", r.Deployed.RestorePath)
+	}
+	if got := b.restoredFrom(name, job3); got != "" {
+		t.Errorf("stateless job %s restored from %q, want empty", job3, got)
+	}
+	if n := b.firstProgress(name, job3); n >= recovered {
+		t.Errorf("stateless job %s starts at %d, not empty (old job was at %d)", job3, n, recovered)
+	}
+	if _, ok := b.haConfigMaps(name)[name+"-"+job2+"-config-map"]; ok {
+		t.Errorf("the old job's HA ConfigMap survived the stateless upgrade")
+	}
+	if jobs, err := b.flinkOf(name).Jobs(ctx); err != nil || len(jobs) != 1 || jobs[0].ID != job3 {
+		t.Errorf("the new JobManager runs %+v (err %v), want only job %s", jobs, err, job3)
+	}
 
 	// Deletion: nothing is left.
 	b.until(lifecycle.KindDeployment, name, nil, "deleted", 3*time.Minute, settled(v1beta1.LifecycleDeleted))
