@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
 // Flink's Kubernetes HA services keep their metadata in ConfigMaps of the
@@ -164,12 +163,4 @@ func taskManagerPods(ctx context.Context, kc kubernetes.Interface, namespace, cl
 		return nil, fmt.Errorf("list TaskManager pods of %s/%s: %w", namespace, cluster, err)
 	}
 	return l.Items, nil
-}
-
-// restoresFromHA reports whether a last-state upgrade of spec goes through
-// the Kubernetes HA metadata (keep the job id, keep the HA ConfigMaps, let
-// the new JobManager recover the newest checkpoint) rather than through a
-// cancelled job's retained checkpoint.
-func restoresFromHA(spec *v1beta1.FlinkDeploymentSpec, conf map[string]string) bool {
-	return spec != nil && spec.Job != nil && kubernetesHA(conf)
 }
