@@ -132,7 +132,7 @@ func formatPlan(p Plan, st state, links Links, diffs bool) string {
 			changes++
 		}
 	}
-	fmt.Fprintf(&b, "**%d resources, %d to change", len(p.Resources), changes)
+	fmt.Fprintf(&b, "**%d resource%s, %d to change", len(p.Resources), plural(len(p.Resources)), changes)
 	if n := len(invalid); n > 0 {
 		fmt.Fprintf(&b, ", %d invalid (left as deployed)", n)
 	}
