@@ -358,6 +358,15 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 	return nil, nil
 }
 
+// neverRan reports whether the deployed job cannot have state of its own:
+// it started empty (no restore path), its spec never ran stably, and no
+// checkpoint of it was seen — e.g. a first deploy whose JobManager never
+// started. Restoring its "last state" means starting empty, as it did.
+func (p *pass) neverRan() bool {
+	d := p.rec.Deployed
+	return d != nil && d.RestorePath == "" && p.rec.LatestCheckpoint == nil && p.rec.Reconciliation().LastStableSpec != d.Spec
+}
+
 // haEligible reports whether a job moving from spec last to tgt can be
 // restored through Flink's Kubernetes HA metadata: both use Kubernetes HA,
 // and we know the running job's id (the HA ConfigMaps are keyed by it).
@@ -750,7 +759,7 @@ func (p *pass) stopJob(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if last, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); p.haEligible(last, tgt) {
+			if last, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); p.haEligible(last, tgt) && (alive || !p.neverRan()) {
 				return p.stopForHARestore(ctx)
 			}
 		}
@@ -759,6 +768,11 @@ func (p *pass) stopJob(ctx context.Context) error {
 		}
 		if op.RestorePath == "" {
 			op.RestorePath = p.newestState()
+		}
+		if op.RestorePath == "" && p.neverRan() {
+			// Its last state is where it started: nothing.
+			p.log.Info("the job never ran; deploying the new spec from empty state, as the old one started")
+			return p.stopped(ctx)
 		}
 		if op.RestorePath == "" {
 			p.fail(ctx, ReasonUpgradeFailed, "last-state upgrade: no checkpoint or savepoint of the job is known and the job cannot be asked; "+
@@ -1186,8 +1200,27 @@ func (p *pass) awaitRunning(ctx context.Context) (bool, error) {
 	}
 	if failure == "" {
 		failure = fmt.Sprintf("not running %s after deploy (JobManager %s, job %s)", timeout, st.JobManagerDeploymentStatus, st.JobStatus.State)
+		if tgt.Job != nil && tgt.Mode == v1beta1.ModeNative && obs.jm != nil {
+			failure += p.noTaskManagersHint(ctx, tgt)
+		}
 	}
 	return false, p.notStable(ctx, tgt, failure)
+}
+
+// noTaskManagersHint explains a native job that never ran when its
+// JobManager created no TaskManager pod: most often its service account
+// may not create pods.
+func (p *pass) noTaskManagersHint(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpec) string {
+	pods, err := taskManagerPods(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
+	if err != nil || len(pods) > 0 {
+		return ""
+	}
+	sa := tgt.ServiceAccount
+	if sa == "" {
+		sa = "default"
+	}
+	return fmt.Sprintf("; the JobManager created no TaskManager pod: in native mode it creates them itself, as service account %q, "+
+		"which needs the rights of deploy/flink-serviceaccount (pods, configmaps) in %s — see the JobManager log", sa, p.rec.Namespace)
 }
 
 // jobFailure summarises the job's newest exception.

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -134,5 +135,32 @@ func TestKeepHAOnDeletion(t *testing.T) {
 	w.until(KindDeployment, "app", nil, "deleted", deleted)
 	if w.configMap("app-cluster-config-map") == nil || w.configMap("app-"+old+"-config-map") == nil {
 		t.Errorf("HA ConfigMaps deleted despite %s", keyKeepHAOnDeletion)
+	}
+}
+
+// TestFirstDeployNeverRanThenFixed: a first deploy whose JobManager never
+// starts ends FAILED; fixing the spec deploys again from what the job
+// started from (nothing), in every upgrade mode — a job that never ran has
+// no state to lose, so last-state must not refuse for want of a checkpoint.
+func TestFirstDeployNeverRanThenFixed(t *testing.T) {
+	for _, mode := range []v1beta1.UpgradeMode{v1beta1.UpgradeModeSavepoint, v1beta1.UpgradeModeLastState} {
+		for _, ha := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ha=%v", mode, ha), func(t *testing.T) {
+				w := newSimWorld(t)
+				w.brokenImage = "flink:broken"
+				edits := []func(*v1beta1.FlinkDeploymentSpec){withConf(keyReadinessTimeout, "30s")}
+				if ha {
+					edits = append(edits, withKubernetesHA)
+				}
+				broken := appSpecOf(mode, 2, append(edits, func(s *v1beta1.FlinkDeploymentSpec) { s.Image = "flink:broken" })...)
+				w.until(KindDeployment, "app", w.desired("app", broken), "first deploy failed", func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleFailed
+				})
+				r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(mode, 2, edits...)), "fixed spec running", stableRunning)
+				if j := w.flink.job(r.Common().JobStatus.JobID); j == nil || j.RestoredFrom != "" {
+					t.Errorf("fixed deploy: job %+v, want one started empty", j)
+				}
+			})
+		}
 	}
 }

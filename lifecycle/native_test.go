@@ -349,3 +349,20 @@ func TestNativeSessionFlink120(t *testing.T) {
 	}
 	b.noFlinkJVMs()
 }
+
+// TestNativeWithoutRights: a native JobManager whose service account may not
+// create pods never gets a TaskManager; the deploy fails after the
+// readiness timeout with an error that names the account and the fix.
+func TestNativeWithoutRights(t *testing.T) {
+	b := nativeBed(t)
+	spec := strings.Replace(b.nativeSpec("norights", "savepoint", 1, 40), "  serviceAccount: flink\n", "  serviceAccount: nobody\n", 1)
+	spec = strings.Replace(spec, "    taskmanager.numberOfTaskSlots", "    kubernetes.operator.deployment.readiness.timeout: 40s\n    taskmanager.numberOfTaskSlots", 1)
+	r := b.until(lifecycle.KindDeployment, "norights", b.render(spec), "the deploy to fail", 3*time.Minute, settled(v1beta1.LifecycleFailed))
+	msg := r.Common().Error
+	for _, want := range []string{`service account "nobody"`, "deploy/flink-serviceaccount", "no TaskManager pod"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	t.Logf("error: %s", msg)
+}
