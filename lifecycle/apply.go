@@ -24,9 +24,11 @@ const FieldManager = "flink-gitops"
 // Deployment first among the owned ones, so the others can be owned by it.
 // Force takes back fields someone else changed (drift is corrected).
 func applyCluster(ctx context.Context, kc kubernetes.Interface, objs *cluster.Objects) error {
-	if objs.ConfigMap != nil { // the pods mount it: it goes first
-		if err := apply(ctx, kc, objs.ConfigMap); err != nil {
-			return err
+	for _, cm := range []*corev1.ConfigMap{objs.ConfigMap, objs.PodTemplate} { // the pods mount them: they go first
+		if cm != nil {
+			if err := apply(ctx, kc, cm); err != nil {
+				return err
+			}
 		}
 	}
 	if objs.JobManager == nil {
@@ -44,6 +46,7 @@ func applyCluster(ctx context.Context, kc kubernetes.Interface, objs *cluster.Ob
 		if o == cluster.Object(objs.JobManager) {
 			continue
 		}
+		// (The ConfigMaps again: now with the owner reference.)
 		if err := apply(ctx, kc, o); err != nil {
 			return err
 		}
@@ -119,6 +122,10 @@ func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace
 		}
 	}
 	if native {
+		err := kc.CoreV1().ConfigMaps(namespace).Delete(ctx, cluster.PodTemplateConfigMapName(name), opts)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete ConfigMap %s/%s: %w", namespace, cluster.PodTemplateConfigMapName(name), err)
+		}
 		return deleteTaskManagerPods(ctx, kc, namespace, name)
 	}
 	return nil

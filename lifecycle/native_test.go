@@ -59,6 +59,19 @@ func (b *bed) nativeSpec(name, mode string, parallelism, rate int) string {
 	s := b.appSpec(name, "flink:2.2", "v2_2", mode, fmt.Sprintf(`    high-availability.type: kubernetes
     high-availability.storageDir: file://%s/ha`, b.state), parallelism)
 	s = strings.Replace(s, "  mode: standalone\n", "  mode: native\n  serviceAccount: flink\n", 1)
+	// A TaskManager pod template: Flink reads it from the file the
+	// ConfigMap carries and starts every TaskManager pod from it.
+	s = strings.Replace(s, "  taskManager:\n    resource: {memory: 1280m, cpu: 0.5}\n", `  taskManager:
+    resource: {memory: 1280m, cpu: 0.5}
+    podTemplate:
+      metadata:
+        labels: {pool: native-test}
+      spec:
+        containers:
+          - name: flink-main-container
+            env:
+              - {name: FROM_TEMPLATE, value: "yes"}
+`, 1)
 	return strings.Replace(s, `"--rate", "40"`, fmt.Sprintf(`"--rate", "%d"`, rate), 1)
 }
 
@@ -171,6 +184,9 @@ func TestNativeMode(t *testing.T) {
 	if tms[0].Spec.ServiceAccountName != "flink" {
 		t.Errorf("TaskManager pod service account %q, want flink (kubernetes.service-account)", tms[0].Spec.ServiceAccountName)
 	}
+	if tms[0].Labels["pool"] != "native-test" || !hasEnv(tms[0], "FROM_TEMPLATE", "yes") {
+		t.Errorf("TaskManager pod not made from spec.taskManager.podTemplate: labels %v, containers %+v", tms[0].Labels, tms[0].Spec.Containers)
+	}
 	cm, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, "flink-config-"+name, metav1.GetOptions{})
 	must(t, err)
 	for _, want := range []string{"execution.target: kubernetes-application", "kubernetes.container.image.ref: flink:2.2", "$internal.pipeline.job-id: " + job1} {
@@ -278,8 +294,10 @@ func TestNativeMode(t *testing.T) {
 			t.Errorf("Service %s still there: %v", svc, err)
 		}
 	}
-	if _, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, "flink-config-"+name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("flink-config-%s still there: %v", name, err)
+	for _, cm := range []string{"flink-config-" + name, "pod-template-" + name} {
+		if _, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, cm, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("ConfigMap %s still there: %v", cm, err)
+		}
 	}
 	if pods := b.taskManagerPods(name); len(pods) != 0 {
 		t.Errorf("%d TaskManager pods left", len(pods))
@@ -288,6 +306,21 @@ func TestNativeMode(t *testing.T) {
 		t.Errorf("HA ConfigMaps left: %v", keys(ha))
 	}
 	b.noFlinkJVMs()
+}
+
+// hasEnv reports whether the pod's main container has the variable.
+func hasEnv(p corev1.Pod, name, value string) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name != "flink-main-container" {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == name && e.Value == value {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func keys[V any](m map[string]V) []string {

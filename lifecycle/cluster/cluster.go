@@ -145,7 +145,10 @@ type Input struct {
 
 // Objects are the Kubernetes objects of one standalone cluster.
 type Objects struct {
-	ConfigMap   *corev1.ConfigMap
+	ConfigMap *corev1.ConfigMap
+	// PodTemplate is a native cluster's TaskManager pod template
+	// (pod-template-<name>), nil without one.
+	PodTemplate *corev1.ConfigMap
 	Service     *corev1.Service
 	RESTService *corev1.Service
 	JobManager  *appsv1.Deployment
@@ -168,6 +171,9 @@ func (o *Objects) List() []Object {
 	var out []Object
 	if o.ConfigMap != nil {
 		out = append(out, o.ConfigMap)
+	}
+	if o.PodTemplate != nil {
+		out = append(out, o.PodTemplate)
 	}
 	if o.Service != nil {
 		out = append(out, o.Service)
@@ -223,10 +229,11 @@ type Ref struct {
 	APIVersion, Kind, Namespace, Name string
 }
 
-// Refs lists every object a standalone cluster called name may have, JobManager
-// first: what the reconciler deletes when a job is suspended or the resource
-// removed (deleting the JobManager Deployment alone cascades only to objects
-// that already carry the owner reference).
+// Refs lists every object a standalone cluster called name may have (a
+// native one may also have PodTemplateConfigMapName), JobManager first:
+// what the reconciler deletes when a job is suspended or the resource is
+// removed (deleting the JobManager Deployment alone cascades only to
+// objects that already carry the owner reference).
 func Refs(name, namespace string) []Ref {
 	return []Ref{
 		{"apps/v1", "Deployment", namespace, JobManagerName(name)},
@@ -299,8 +306,16 @@ func Build(in Input) (*Objects, error) {
 	}
 	b := &builder{in: in, conf: conf, ports: ports, configHash: dataHash(cm.Data)}
 	o := &Objects{ConfigMap: cm}
+	if o.PodTemplate, err = b.podTemplateConfigMap(); err != nil {
+		return nil, err
+	}
 	if o.JobManager, err = b.jobManager(); err != nil {
 		return nil, err
+	}
+	if o.PodTemplate != nil {
+		if err := mountPodTemplate(&o.JobManager.Spec.Template, b.in.Name); err != nil {
+			return nil, err
+		}
 	}
 	// A native JobManager creates its TaskManager pods itself, and its
 	// TaskManagers find an HA leader through the HA services, not a Service.
@@ -419,13 +434,6 @@ func buildConfigMap(in Input, conf map[string]string) (*corev1.ConfigMap, error)
 		return nil, err
 	}
 	data := map[string]string{ConfigFileName(in.Spec.FlinkVersion): text}
-	if conf[KeyTMPodTemplateFile] != "" {
-		tmpl, err := (&builder{in: in, conf: conf}).taskManagerPodTemplate()
-		if err != nil {
-			return nil, err
-		}
-		data[TaskManagerPodTemplate] = tmpl
-	}
 	for k, v := range in.Spec.LogConfiguration {
 		if k != LogFileLog4j && k != LogFileLogback {
 			return nil, fmt.Errorf("spec.logConfiguration[%s]: unknown log configuration file; use %s or %s", k, LogFileLog4j, LogFileLogback)

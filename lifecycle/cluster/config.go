@@ -162,7 +162,7 @@ func effectiveConfig(in Input) (map[string]string, error) {
 			return nil, err
 		}
 		if tmpl != "" {
-			conf[KeyTMPodTemplateFile] = ConfigDir + "/" + TaskManagerPodTemplate
+			conf[KeyTMPodTemplateFile] = PodTemplateDir + "/" + TaskManagerPodTemplate
 		}
 	}
 	return conf, nil

@@ -29,10 +29,17 @@ const (
 	TargetApplication = "kubernetes-application"
 	TargetSession     = "kubernetes-session"
 
-	// TaskManagerPodTemplate is the ConfigMap key (and file under
-	// ConfigDir) of a native cluster's TaskManager pod template, which the
-	// JobManager reads when it creates TaskManager pods.
+	// TaskManagerPodTemplate is the file of a native cluster's TaskManager
+	// pod template in PodTemplateDir, and its key in the ConfigMap
+	// pod-template-<name>. The JobManager reads it from that fixed path
+	// when it creates TaskManager pods (Flink's KubernetesUtils); the
+	// kubernetes.pod-template-file.taskmanager option only tells Flink's
+	// client what to put there.
 	TaskManagerPodTemplate = "taskmanager-pod-template.yaml"
+	// PodTemplateDir is where the JobManager finds the TaskManager pod
+	// template; PodTemplateVolume the volume mounted there.
+	PodTemplateDir    = "/opt/flink/pod-template"
+	PodTemplateVolume = "pod-template-volume"
 
 	// keyPrefixFlinkGitOps marks flink-gitops' own settings in
 	// flinkConfiguration (e.g. flink-gitops.ha.keep-on-deletion); like
@@ -125,6 +132,55 @@ func (b *builder) nativeJobManagerArgs() []string {
 		target = TargetApplication
 	}
 	return []string{"bash", "-c", "kubernetes-jobmanager.sh " + target}
+}
+
+// PodTemplateConfigMapName is the ConfigMap holding the TaskManager pod
+// template of native cluster name, as Flink's client names it.
+func PodTemplateConfigMapName(name string) string { return "pod-template-" + name }
+
+// podTemplateConfigMap is the ConfigMap pod-template-<name> with the
+// TaskManager pod template, nil when there is none.
+func (b *builder) podTemplateConfigMap() (*corev1.ConfigMap, error) {
+	if !b.native() || b.conf[KeyTMPodTemplateFile] == "" {
+		return nil, nil
+	}
+	tmpl, err := b.taskManagerPodTemplate()
+	if err != nil || tmpl == "" {
+		return nil, err
+	}
+	meta := b.meta(PodTemplateConfigMapName(b.in.Name), "")
+	meta.Labels = Labels(b.typ(), b.in.Name, "")
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: meta,
+		Data:       map[string]string{TaskManagerPodTemplate: tmpl},
+	}, nil
+}
+
+// mountPodTemplate mounts the ConfigMap pod-template-<name> at
+// PodTemplateDir in the JobManager's main container, as Flink's
+// PodTemplateMountDecorator does.
+func mountPodTemplate(pod *corev1.PodTemplateSpec, name string) error {
+	ps := &pod.Spec
+	for _, v := range ps.Volumes {
+		if v.Name == PodTemplateVolume {
+			return fmt.Errorf("spec.jobManager.podTemplate: the volume name %s is reserved for the TaskManager pod template; rename the volume", PodTemplateVolume)
+		}
+	}
+	c := &ps.Containers[0] // pod puts the main container first
+	for _, m := range c.VolumeMounts {
+		if strings.TrimSuffix(m.MountPath, "/") == PodTemplateDir {
+			return fmt.Errorf("spec.jobManager.podTemplate: the main container mounts %s at %s, where the JobManager reads the TaskManager pod template; mount it elsewhere", m.Name, m.MountPath)
+		}
+	}
+	ps.Volumes = append(ps.Volumes, corev1.Volume{Name: PodTemplateVolume, VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: PodTemplateConfigMapName(name)},
+			Items:                []corev1.KeyToPath{{Key: TaskManagerPodTemplate, Path: TaskManagerPodTemplate}},
+		},
+	}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: PodTemplateVolume, MountPath: PodTemplateDir})
+	return nil
 }
 
 // taskManagerPodTemplate returns the TaskManager pod template the JobManager

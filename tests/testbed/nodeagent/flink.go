@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -227,7 +228,41 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", c.Pod, err)
 	}
+	if files, ok := c.Files[PodTemplateMount]; ok {
+		// Flink's JobManager reads the TaskManager pod template from this
+		// fixed path, which no option moves: give the JVM a mount
+		// namespace of its own with the volume there, as a kubelet would.
+		src := filepath.Join(c.Dir, "pod-template")
+		if err := writeFiles(src, files); err != nil {
+			return nil, err
+		}
+		if err := inMountNamespace(cmd, src, PodTemplateMount); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", c.Pod, err)
+		}
+	}
 	return &Process{Cmd: cmd, Ports: ports, Ready: ready}, nil
+}
+
+// PodTemplateMount is where a native JobManager reads the TaskManager pod
+// template (Flink's KubernetesUtils.getTaskManagerPodTemplateFileInPod).
+const PodTemplateMount = "/opt/flink/pod-template"
+
+// inMountNamespace makes cmd run in a private mount namespace in which the
+// directory src is mounted at target under a fresh tmpfs on target's top
+// directory (e.g. /opt), so each JVM sees only its own pod's files there and
+// the host's directory is not touched. It needs CAP_SYS_ADMIN (root, as the
+// test bed runs).
+func inMountNamespace(cmd *exec.Cmd, src, target string) error {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		return fmt.Errorf("a volume at %s needs unshare (util-linux): %w", target, err)
+	}
+	top := "/" + strings.SplitN(strings.TrimPrefix(target, "/"), "/", 2)[0]
+	script := `set -e; mount -t tmpfs flink-gitops-testbed "$1"; mkdir -p "$3"; mount --bind "$2" "$3"; shift 3; exec "$@"`
+	args := []string{unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh", top, src, target, cmd.Path}
+	cmd.Args = append(args, cmd.Args[1:]...)
+	cmd.Path = unshare
+	return nil
 }
 
 func writeFiles(dir string, files map[string]string) error {
