@@ -103,7 +103,7 @@ func ptrTrue() *bool { t := true; return &t }
 func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) error {
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
-	for _, ref := range cluster.Refs(name, namespace) {
+	for _, ref := range cluster.Refs(name, namespace, native) {
 		var err error
 		switch ref.Kind {
 		case "Deployment":
@@ -122,10 +122,6 @@ func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace
 		}
 	}
 	if native {
-		err := kc.CoreV1().ConfigMaps(namespace).Delete(ctx, cluster.PodTemplateConfigMapName(name), opts)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete ConfigMap %s/%s: %w", namespace, cluster.PodTemplateConfigMapName(name), err)
-		}
 		return deleteTaskManagerPods(ctx, kc, namespace, name)
 	}
 	return nil

@@ -307,8 +307,7 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		return newOp(OpUpgrade, PhaseStopJob), nil
 	}
 	if nonceChanged(p.rec.LastRestartNonce, tgt.RestartNonce) {
-		p.rec.LastRestartNonce = tgt.RestartNonce
-		return newOp(OpRestart, PhaseStopJob), nil
+		return newOp(OpRestart, PhaseStopJob), nil // newOp records the nonce
 	}
 	if !diff.Empty() || specJSON(tgt) != st.ReconciliationStatus.LastReconciledSpec {
 		// Scale, ignorable, or only a nonce acted on below: apply in place,
@@ -379,12 +378,14 @@ func (p *pass) haEligible(last, tgt *v1beta1.FlinkDeploymentSpec) bool {
 }
 
 // kubernetesHA reports whether spec's cluster uses Kubernetes HA (with the
-// daemon's defaults under its configuration).
+// daemon's defaults under its configuration; high-availability is the
+// option's old name).
 func (p *pass) kubernetesHA(spec *v1beta1.FlinkDeploymentSpec) bool {
-	return kubernetesHA(map[string]string{
-		"high-availability.type": p.conf(spec.FlinkConfiguration, "high-availability.type"),
-		"high-availability":      p.conf(spec.FlinkConfiguration, "high-availability"),
-	})
+	v := p.conf(spec.FlinkConfiguration, "high-availability.type")
+	if strings.TrimSpace(v) == "" {
+		v = p.conf(spec.FlinkConfiguration, "high-availability")
+	}
+	return kubernetesHA(v)
 }
 
 // clusterSpec is the spec of the cluster that exists or is being replaced:
@@ -439,9 +440,9 @@ func (p *pass) stopForHARestore(ctx context.Context) error {
 }
 
 // afterClusterGone handles the HA metadata once the old cluster is gone: it
-// is kept (job graphs removed) for a restore through it, kept on deletion
-// when flink-gitops.ha.keep-on-deletion is true, and deleted otherwise, so a
-// new cluster never recovers the old job.
+// is kept for a restore through it (applyTarget removes its job graphs),
+// kept on deletion when flink-gitops.ha.keep-on-deletion is true, and
+// deleted otherwise, so a new cluster never recovers the old job.
 func (p *pass) afterClusterGone(ctx context.Context) error {
 	op := p.rec.Operation
 	spec := p.clusterSpec()
@@ -450,7 +451,7 @@ func (p *pass) afterClusterGone(ctx context.Context) error {
 	}
 	switch {
 	case op.RestoreFromHA:
-		return stripJobGraphs(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
+		return nil
 	case op.Kind == OpDelete && p.confBool(spec.FlinkConfiguration, keyKeepHAOnDeletion, false):
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata kept ("+keyKeepHAOnDeletion+")")
 		return nil

@@ -11,7 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 )
 
 // Flink's Kubernetes HA services keep their metadata in ConfigMaps of the
@@ -30,12 +33,10 @@ const (
 // cluster HA ConfigMap (Flink 1.x, 2.x).
 var haJobGraphPrefixes = []string{"jobGraph-", "executionPlan-"}
 
-// kubernetesHA reports whether conf selects Flink's Kubernetes HA services.
-func kubernetesHA(conf map[string]string) bool {
-	v := strings.TrimSpace(conf["high-availability.type"])
-	if v == "" {
-		v = strings.TrimSpace(conf["high-availability"])
-	}
+// kubernetesHA reports whether an high-availability.type value selects
+// Flink's Kubernetes HA services.
+func kubernetesHA(haType string) bool {
+	v := strings.TrimSpace(haType)
 	return strings.EqualFold(v, "kubernetes") || v == "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory"
 }
 
@@ -105,7 +106,7 @@ func stripJobGraphs(ctx context.Context, kc kubernetes.Interface, namespace, clu
 	}
 }
 
-// haConfigMapName matches the HA ConfigMaps of a cluster (see above).
+// haConfigMapNames lists the HA ConfigMaps of a cluster (see above).
 func haConfigMapNames(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) ([]string, error) {
 	l, err := kc.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -140,8 +141,8 @@ func deleteHAData(ctx context.Context, kc kubernetes.Interface, namespace, clust
 
 // taskManagerPodSelector selects the TaskManager pods a native JobManager
 // created (Flink labels them so).
-func taskManagerPodSelector(cluster string) string {
-	return "type=flink-native-kubernetes,component=taskmanager,app=" + cluster
+func taskManagerPodSelector(name string) string {
+	return labels.SelectorFromSet(cluster.Selector(cluster.TypeNative, name, cluster.ComponentTaskManager)).String()
 }
 
 // deleteTaskManagerPods deletes a native cluster's TaskManager pods. They

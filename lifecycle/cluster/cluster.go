@@ -1,7 +1,10 @@
-// Package cluster builds the Kubernetes objects of a standalone Flink cluster
-// (mode: standalone) from a FlinkDeployment spec: the JobManager and
+// Package cluster builds the Kubernetes objects of a Flink cluster from a
+// FlinkDeployment spec. Standalone (mode: standalone): the JobManager and
 // TaskManager Deployments, the Services <name> and <name>-rest, the ConfigMap
-// flink-config-<name> and an optional Ingress. Every function here is pure:
+// flink-config-<name> and an optional Ingress. Native (mode: native, see
+// native.go): what Flink's own Kubernetes client makes — the JobManager
+// Deployment, which creates its TaskManager pods itself, the Services, the
+// ConfigMap with the kubernetes.* options, and pod-template-<name>. Every function here is pure:
 // the same input gives the same objects, so they are golden-tested and the
 // reconciler can compare what it would apply with what exists.
 //
@@ -120,7 +123,7 @@ func IngressName(name string) string { return name }
 type Input struct {
 	// Name and Namespace of the FlinkDeployment (the cluster id).
 	Name, Namespace string
-	// Spec is the rendered, validated spec; Spec.Mode must be standalone.
+	// Spec is the rendered, validated spec (mode native or standalone).
 	Spec *v1beta1.FlinkDeploymentSpec
 	// FlinkDefaults is the daemon's default Flink configuration.
 	FlinkDefaults map[string]string
@@ -143,7 +146,7 @@ type Input struct {
 	OwnerUID types.UID
 }
 
-// Objects are the Kubernetes objects of one standalone cluster.
+// Objects are the Kubernetes objects of one cluster.
 type Objects struct {
 	ConfigMap *corev1.ConfigMap
 	// PodTemplate is a native cluster's TaskManager pod template
@@ -229,15 +232,20 @@ type Ref struct {
 	APIVersion, Kind, Namespace, Name string
 }
 
-// Refs lists every object a standalone cluster called name may have (a
-// native one may also have PodTemplateConfigMapName), JobManager first:
-// what the reconciler deletes when a job is suspended or the resource is
-// removed (deleting the JobManager Deployment alone cascades only to
-// objects that already carry the owner reference).
-func Refs(name, namespace string) []Ref {
+// Refs lists every object a cluster called name may have, JobManager
+// first: what the reconciler deletes when a job is suspended or the
+// resource is removed (deleting the JobManager Deployment alone cascades
+// only to objects that already carry the owner reference). A standalone
+// cluster has a TaskManager Deployment, a native one a TaskManager pod
+// template ConfigMap instead (its TaskManager pods are Flink's).
+func Refs(name, namespace string, native bool) []Ref {
+	tm := Ref{"apps/v1", "Deployment", namespace, TaskManagerName(name)}
+	if native {
+		tm = Ref{"v1", "ConfigMap", namespace, PodTemplateConfigMapName(name)}
+	}
 	return []Ref{
 		{"apps/v1", "Deployment", namespace, JobManagerName(name)},
-		{"apps/v1", "Deployment", namespace, TaskManagerName(name)},
+		tm,
 		{"v1", "Service", namespace, ServiceName(name)},
 		{"v1", "Service", namespace, RESTServiceName(name)},
 		{"v1", "ConfigMap", namespace, ConfigMapName(name)},
@@ -282,7 +290,7 @@ func Suspended(s *v1beta1.FlinkDeploymentSpec) bool {
 	return s != nil && s.Job != nil && s.Job.State == v1beta1.JobStateSuspended
 }
 
-// Build returns the objects of the standalone cluster described by in. For a
+// Build returns the objects of the cluster described by in. For a
 // suspended application (job.state: suspended) it returns an empty Objects:
 // the cluster must not exist, and Refs names what to delete.
 func Build(in Input) (*Objects, error) {

@@ -161,7 +161,7 @@ func TestBuildSuspended(t *testing.T) {
 	if got := objs.List(); len(got) != 0 {
 		t.Errorf("a suspended application has %d objects, want none", len(got))
 	}
-	refs := Refs(in.Name, in.Namespace)
+	refs := Refs(in.Name, in.Namespace, false)
 	want := []Ref{
 		{"apps/v1", "Deployment", "streaming", "orders"},
 		{"apps/v1", "Deployment", "streaming", "orders-taskmanager"},

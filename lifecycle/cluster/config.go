@@ -157,11 +157,7 @@ func effectiveConfig(in Input) (map[string]string, error) {
 	}
 	if s.EffectiveMode() == v1beta1.ModeNative {
 		nativeConfig(in, conf)
-		tmpl, err := (&builder{in: in, conf: conf}).taskManagerPodTemplate()
-		if err != nil {
-			return nil, err
-		}
-		if tmpl != "" {
+		if hasTaskManagerTemplate(s) {
 			conf[KeyTMPodTemplateFile] = PodTemplateDir + "/" + TaskManagerPodTemplate
 		}
 	}

@@ -141,11 +141,11 @@ func PodTemplateConfigMapName(name string) string { return "pod-template-" + nam
 // podTemplateConfigMap is the ConfigMap pod-template-<name> with the
 // TaskManager pod template, nil when there is none.
 func (b *builder) podTemplateConfigMap() (*corev1.ConfigMap, error) {
-	if !b.native() || b.conf[KeyTMPodTemplateFile] == "" {
+	if !b.native() || !hasTaskManagerTemplate(b.in.Spec) {
 		return nil, nil
 	}
 	tmpl, err := b.taskManagerPodTemplate()
-	if err != nil || tmpl == "" {
+	if err != nil {
 		return nil, err
 	}
 	meta := b.meta(PodTemplateConfigMapName(b.in.Name), "")
@@ -183,17 +183,21 @@ func mountPodTemplate(pod *corev1.PodTemplateSpec, name string) error {
 	return nil
 }
 
+// hasTaskManagerTemplate reports whether the spec gives the TaskManagers
+// something only a pod template carries: a common or TaskManager pod
+// template, or resources Flink's configuration cannot express.
+func hasTaskManagerTemplate(s *v1beta1.FlinkDeploymentSpec) bool {
+	own, res, reqs := taskManagerParts(s)
+	return s.PodTemplate != nil || own != nil || hasRequirements(reqs) || res != nil && res.EphemeralStorage != ""
+}
+
 // taskManagerPodTemplate returns the TaskManager pod template the JobManager
 // of a native cluster starts its TaskManager pods from (spec.podTemplate
 // merged with spec.taskManager.podTemplate, with the resources Flink's
-// configuration cannot express), as a Pod manifest; "" when there is none.
-// Flink fills in the image, cpu, memory, command and configuration itself.
+// configuration cannot express), as a Pod manifest. Flink fills in the
+// image, cpu, memory, command and configuration itself.
 func (b *builder) taskManagerPodTemplate() (string, error) {
-	s := b.in.Spec
-	own, res, reqs := taskManagerParts(s)
-	if s.PodTemplate == nil && own == nil && !hasRequirements(reqs) && (res == nil || res.EphemeralStorage == "") {
-		return "", nil
-	}
+	own, res, reqs := taskManagerParts(b.in.Spec)
 	t, err := b.template(own, "spec.taskManager", res, reqs)
 	if err != nil {
 		return "", err

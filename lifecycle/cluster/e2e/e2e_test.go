@@ -206,7 +206,7 @@ func TestOwnerReferencesCascade(t *testing.T) {
 	if err := create(ctx, cs, []cluster.Object{owned.TaskManager, owned.Ingress}); err != nil {
 		t.Fatal(err)
 	}
-	refs := cluster.Refs(d.Name, ns)
+	refs := cluster.Refs(d.Name, ns, false)
 	for _, r := range refs {
 		if _, err := get(ctx, cs, r); err != nil {
 			t.Fatalf("%s %s before delete: %v", r.Kind, r.Name, err)

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/flink-gitops/flink-gitops/tests/testbed/gitserver"
+	"github.com/flink-gitops/flink-gitops/tests/testbed/kube"
 )
 
 // Version is the code.gitea.io/gitea version the test bed runs. It must match
@@ -50,15 +51,11 @@ const (
 )
 
 // CacheDir returns the directory that holds the built binary and its static
-// files: $FLINK_GITOPS_CACHE (or the user cache dir + /flink-gitops) + /gitea-<v>.
+// files: kube.CacheRoot() + /gitea-<v>.
 func CacheDir() (string, error) {
-	root := os.Getenv("FLINK_GITOPS_CACHE")
-	if root == "" {
-		ucd, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("find the cache dir (set FLINK_GITOPS_CACHE): %w", err)
-		}
-		root = filepath.Join(ucd, "flink-gitops")
+	root, err := kube.CacheRoot()
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(root, "gitea-"+Version), nil
 }

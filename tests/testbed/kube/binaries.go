@@ -37,16 +37,25 @@ const (
 	EtcdVersion = "v3.6.16"
 )
 
+// CacheRoot returns the test bed's cache of built binaries and jars:
+// $FLINK_GITOPS_CACHE, or the user cache dir + /flink-gitops.
+func CacheRoot() (string, error) {
+	if root := os.Getenv("FLINK_GITOPS_CACHE"); root != "" {
+		return root, nil
+	}
+	ucd, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the cache dir (set FLINK_GITOPS_CACHE): %w", err)
+	}
+	return filepath.Join(ucd, "flink-gitops"), nil
+}
+
 // CacheDir returns the directory that holds the built binaries:
-// $FLINK_GITOPS_CACHE (or the user cache dir + /flink-gitops) + /kube-<v>-etcd-<v>.
+// CacheRoot() + /kube-<v>-etcd-<v>.
 func CacheDir() (string, error) {
-	root := os.Getenv("FLINK_GITOPS_CACHE")
-	if root == "" {
-		ucd, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("find the cache dir (set FLINK_GITOPS_CACHE): %w", err)
-		}
-		root = filepath.Join(ucd, "flink-gitops")
+	root, err := CacheRoot()
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(root, "kube-"+KubeVersion+"-etcd-"+EtcdVersion), nil
 }

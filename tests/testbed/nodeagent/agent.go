@@ -420,12 +420,7 @@ func (a *Agent) podContainer(ns, owner string, tmpl corev1.PodTemplateSpec, file
 	if len(spec.Containers) == 0 {
 		return Container{}, fmt.Errorf("pod %s/%s has no containers", ns, r.pod)
 	}
-	main := spec.Containers[0]
-	for _, c := range spec.Containers {
-		if c.Name == "flink-main-container" {
-			main = c
-		}
-	}
+	main := mainContainer(spec.Containers)
 	mounts := map[string]map[string]string{}
 	for _, m := range main.VolumeMounts {
 		if f, ok := files[m.Name]; ok {

@@ -34,7 +34,9 @@ const ConfMount = "/opt/flink/conf"
 // Native mode's "kubernetes-jobmanager.sh kubernetes-session|application"
 // and "kubernetes-taskmanager.sh" (in Flink's bash -c wrapper) run like
 // "jobmanager" and "taskmanager"; the JobManager needs API access (see
-// Agent.SetKubeconfig) to create its TaskManager Pods.
+// Agent.SetServiceAccountKubeconfig) to create its TaskManager Pods, and
+// runs in a mount namespace of its own when its pod mounts a TaskManager
+// pod template (see PodTemplateMount).
 //
 // The image tag selects the Flink version: 1.20* runs 1.20, 2.* runs 2.2. Any
 // other tag fails to start, like an image that cannot be pulled.
@@ -91,15 +93,6 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 	conf, err := flinktb.ReadConfig(src, version)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: read mounted flink config: %w", c.Pod, err)
-	}
-
-	// Files the configuration names under the mounted conf directory (a
-	// native cluster's TaskManager pod template) are in the local copy.
-	confDir := filepath.Join(c.Dir, "conf")
-	for k, v := range conf {
-		if rest, ok := strings.CutPrefix(v, ConfMount+"/"); ok {
-			conf[k] = filepath.Join(confDir, rest)
-		}
 	}
 
 	jar, err := flinktb.TestJobJar(ctx, version)
@@ -197,6 +190,7 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 		return nil, fmt.Errorf("pod %s: flink container command %q is not supported", c.Pod, role)
 	}
 
+	confDir := filepath.Join(c.Dir, "conf")
 	if err := flinktb.WriteConfig(confDir, version, conf); err != nil {
 		return nil, err
 	}
