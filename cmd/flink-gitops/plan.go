@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/daemon"
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
@@ -58,10 +59,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "plan: %v\n", err)
 			return exitError
 		}
-		opts.EntryPoints = c.Git.EntryPoints
-		opts.DefaultNamespace = c.Kubernetes.DefaultNamespace
-		opts.AllowedNamespaces = c.Kubernetes.AllowedNamespaces
-		opts.DefaultConfiguration = c.Flink.DefaultConfiguration
+		opts = daemon.RenderOptions(c)
 		defaultMode = v1beta1.DeploymentMode(c.Flink.DefaultMode)
 	}
 	if len(*entries) > 0 {

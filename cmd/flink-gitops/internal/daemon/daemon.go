@@ -370,7 +370,7 @@ func (d *Daemon) renderLoop(ctx context.Context) {
 func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 	c := d.cfg.Current()
 	start := time.Now()
-	res, err := d.renderer.Render(ctx, snap, renderOptions(c))
+	res, err := d.renderer.Render(ctx, snap, RenderOptions(c))
 	if err != nil {
 		return // cancelled
 	}

@@ -22,9 +22,9 @@ import (
 // the pull-request reporter (to tell whether a merge commit was rendered).
 const renderedHistory = 64
 
-// renderOptions are the render settings of a configuration, the same for
-// the watched branch and pull-request heads.
-func renderOptions(c *config.Config) render.Options {
+// RenderOptions are the render settings of a configuration, the same for
+// the watched branch, pull-request heads and the plan command.
+func RenderOptions(c *config.Config) render.Options {
 	return render.Options{
 		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
 		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
@@ -77,7 +77,7 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 			return snap.Commit, snap, nil
 		},
 		Render: func(ctx context.Context, tree render.Source) (*render.Result, error) {
-			return renderer.Render(ctx, tree, renderOptions(d.cfg.Current()))
+			return renderer.Render(ctx, tree, RenderOptions(d.cfg.Current()))
 		},
 		FlinkDefaults: func() map[string]string { return d.cfg.Current().Flink.DefaultConfiguration },
 		DefaultMode:   func() v1beta1.DeploymentMode { return v1beta1.DeploymentMode(d.cfg.Current().Flink.DefaultMode) },

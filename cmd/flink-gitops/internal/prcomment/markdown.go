@@ -318,7 +318,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func resName(kind, ns, name string) string { return kind + " " + ns + "/" + name }
+// resName is a resource as a reader names it: "Kind namespace/name".
+func resName(kind, ns, name string) string {
+	return render.Key{Kind: kind, Namespace: ns, Name: name}.String()
+}
 
 func splitKey(key string) (kind, ns, name string) {
 	p := strings.SplitN(key, "/", 3)
