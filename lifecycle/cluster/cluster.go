@@ -304,6 +304,9 @@ func Build(in Input) (*Objects, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMemory(in.Spec, conf); err != nil {
+		return nil, err
+	}
 	cm, err := buildConfigMap(in, conf)
 	if err != nil {
 		return nil, err
@@ -345,6 +348,40 @@ func Build(in Input) (*Objects, error) {
 		o.SetOwner(in.OwnerUID)
 	}
 	return o, nil
+}
+
+// checkMemory refuses JobManager and TaskManager memory that is undefined
+// or too small for Flink to start with, in both modes (a native cluster's
+// TaskManagers are started by Flink from the same configuration).
+func checkMemory(s *v1beta1.FlinkDeploymentSpec, conf map[string]string) error {
+	for _, c := range []struct {
+		component, field, key string
+		res                   *v1beta1.Resource
+		reqs                  *v1beta1.ResourceRequirements
+	}{
+		{ComponentJobManager, "spec.jobManager", KeyJMProcessMemory, nil, nil},
+		{ComponentTaskManager, "spec.taskManager", KeyTMProcessMemory, nil, nil},
+	} {
+		if c.component == ComponentJobManager && s.JobManager != nil {
+			c.res, c.reqs = s.JobManager.Resource, s.JobManager.Resources
+		}
+		if c.component == ComponentTaskManager && s.TaskManager != nil {
+			c.res, c.reqs = s.TaskManager.Resource, s.TaskManager.Resources
+		}
+		if _, err := ProcessMemory(conf, c.component); err != nil {
+			return err
+		}
+		field := "flinkConfiguration " + c.key
+		if _, ok := c.reqs.RequestOrLimit(corev1.ResourceMemory); ok && c.reqs.IsSet() {
+			field = c.field + ".resources memory"
+		} else if !c.reqs.IsSet() && c.res != nil && c.res.Memory != "" {
+			field = c.field + ".resource.memory"
+		}
+		if err := CheckProcessMemory(conf, c.component, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type portSet struct{ rpc, blob, rest, tm int32 }
@@ -546,7 +583,7 @@ func (b *builder) mergeByName() bool {
 
 // template merges the common and the component's pod templates and applies
 // the component's non-cpu/memory resources.
-func (b *builder) template(own *v1beta1.PodTemplate, field string, res *v1beta1.Resource, reqs *corev1.ResourceRequirements) (*corev1.PodTemplateSpec, error) {
+func (b *builder) template(own *v1beta1.PodTemplate, field string, res *v1beta1.Resource, reqs *v1beta1.ResourceRequirements) (*corev1.PodTemplateSpec, error) {
 	t, err := MergePodTemplates(podTemplate(b.in.Spec.PodTemplate), podTemplate(own), b.mergeByName())
 	if err != nil {
 		return nil, fmt.Errorf("%s.podTemplate: %w", field, err)
@@ -561,7 +598,7 @@ func (b *builder) jobManager() (*appsv1.Deployment, error) {
 	s := b.in.Spec
 	var own *v1beta1.PodTemplate
 	var res *v1beta1.Resource
-	var reqs *corev1.ResourceRequirements
+	var reqs *v1beta1.ResourceRequirements
 	replicas := int32(v1beta1.DefaultJobManagerReps)
 	if jm := s.JobManager; jm != nil {
 		own, res, reqs, replicas = jm.PodTemplate, jm.Resource, jm.Resources, jm.Replicas
@@ -621,7 +658,7 @@ func (b *builder) jobManager() (*appsv1.Deployment, error) {
 
 // taskManagerParts returns spec.taskManager's pod template and resources
 // (nil when unset).
-func taskManagerParts(s *v1beta1.FlinkDeploymentSpec) (*v1beta1.PodTemplate, *v1beta1.Resource, *corev1.ResourceRequirements) {
+func taskManagerParts(s *v1beta1.FlinkDeploymentSpec) (*v1beta1.PodTemplate, *v1beta1.Resource, *v1beta1.ResourceRequirements) {
 	if tm := s.TaskManager; tm != nil {
 		return tm.PodTemplate, tm.Resource, tm.Resources
 	}
@@ -889,4 +926,29 @@ func (b *builder) restService() (*corev1.Service, error) {
 		return nil, fmt.Errorf("flinkConfiguration %s: %q is not a service type; use ClusterIP, NodePort, LoadBalancer or Headless_ClusterIP", KeyRESTServiceType, t)
 	}
 	return svc, nil
+}
+
+// WithTypeMeta returns a copy of an object the builder makes with its
+// apiVersion and kind set (the builder leaves them empty; apply and
+// printing need them).
+func WithTypeMeta(obj Object) Object {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}
+		return o
+	case *corev1.Service:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
+		return o
+	case *appsv1.Deployment:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+		return o
+	case *networkingv1.Ingress:
+		o = o.DeepCopy()
+		o.TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}
+		return o
+	}
+	return obj
 }

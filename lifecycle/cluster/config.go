@@ -11,7 +11,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
@@ -230,7 +229,7 @@ func query(u *url.URL) string {
 // applyResources writes the memory and cpu of one component's resource(s)
 // into the configuration: the resources field (requests, else limits) when it
 // has any entry, else the deprecated resource block.
-func applyResources(conf map[string]string, comp, field string, res *v1beta1.Resource, reqs *corev1.ResourceRequirements, legacyCPU bool) error {
+func applyResources(conf map[string]string, comp, field string, res *v1beta1.Resource, reqs *v1beta1.ResourceRequirements, legacyCPU bool) error {
 	memKey, cpuKey, cpuLimitKey, memLimitKey := KeyJMProcessMemory, KeyJMCPU, KeyJMCPULimit, KeyJMMemLimit
 	if comp == "taskmanager" {
 		memKey, cpuKey, cpuLimitKey, memLimitKey = KeyTMProcessMemory, KeyTMCPU, KeyTMCPULimit, KeyTMMemLimit
@@ -241,21 +240,32 @@ func applyResources(conf map[string]string, comp, field string, res *v1beta1.Res
 			conf["kubernetes."+comp+".cpu"] = formatFloat(cpu)
 		}
 	}
-	if hasRequirements(reqs) {
-		if q, ok := requestOrLimit(reqs, corev1.ResourceMemory); ok {
-			b, err := quantityBytes(q)
+	if reqs.IsSet() {
+		// As the operator: requests give the values, a missing request
+		// falls back to the limit, and limit/request is the limit factor.
+		if q, ok := reqs.RequestOrLimit(corev1.ResourceMemory); ok {
+			b, err := v1beta1.ParseMemory(string(q))
 			if err != nil {
-				return fmt.Errorf("%s.resources memory: %w; write a size such as 2Gi", field, err)
+				return fmt.Errorf("%s.resources memory: %w; write a size such as 2048m, 2g or 2Gi", field, err)
 			}
 			conf[memKey] = FormatFlinkMemory(b)
 		}
-		if q, ok := requestOrLimit(reqs, corev1.ResourceCPU); ok {
-			setCPU(q.AsApproximateFloat64())
+		if q, ok := reqs.RequestOrLimit(corev1.ResourceCPU); ok {
+			cpu, err := v1beta1.ParseCPU(string(q))
+			if err != nil || cpu <= 0 {
+				return fmt.Errorf("%s.resources cpu: %q is not a positive number of cores; write e.g. 1, 0.5 or 500m", field, q)
+			}
+			setCPU(cpu)
 		}
-		if f, ok := limitFactor(reqs, corev1.ResourceCPU); ok {
+		if f, ok, err := limitFactor(reqs, corev1.ResourceCPU, v1beta1.ParseCPU); err != nil {
+			return fmt.Errorf("%s.resources.limits.cpu: %w; write e.g. 2 or 1500m", field, err)
+		} else if ok {
 			conf[cpuLimitKey] = formatFloat(f)
 		}
-		if f, ok := limitFactor(reqs, corev1.ResourceMemory); ok {
+		parseMem := func(s string) (float64, error) { b, err := v1beta1.ParseMemory(s); return float64(b), err }
+		if f, ok, err := limitFactor(reqs, corev1.ResourceMemory, parseMem); err != nil {
+			return fmt.Errorf("%s.resources.limits.memory: %w; write a size such as 4096m or 4Gi", field, err)
+		} else if ok {
 			conf[memLimitKey] = formatFloat(f)
 		}
 		return nil
@@ -279,25 +289,29 @@ func applyResources(conf map[string]string, comp, field string, res *v1beta1.Res
 	return nil
 }
 
-func hasRequirements(r *corev1.ResourceRequirements) bool {
-	return r != nil && (len(r.Requests) > 0 || len(r.Limits) > 0)
-}
-
-func requestOrLimit(r *corev1.ResourceRequirements, name corev1.ResourceName) (q resource.Quantity, ok bool) {
-	if q, ok := r.Requests[name]; ok {
-		return q, true
-	}
-	q, ok = r.Limits[name]
-	return q, ok
-}
-
-func limitFactor(r *corev1.ResourceRequirements, name corev1.ResourceName) (float64, bool) {
+// limitFactor is limit/request of one resource when both are given and the
+// request is positive (the operator's computeLimitFactor). Both sides are
+// read with parse, so "2048m"/"4096m" memory is a factor of 2 as the
+// operator computes it, and mixed forms ("2048m"/"4Gi") compare the sizes
+// they mean.
+func limitFactor(r *v1beta1.ResourceRequirements, name corev1.ResourceName, parse func(string) (float64, error)) (float64, bool, error) {
 	req, okR := r.Requests[name]
 	lim, okL := r.Limits[name]
-	if !okR || !okL || req.AsApproximateFloat64() <= 0 {
-		return 0, false
+	if !okR || !okL {
+		return 0, false, nil
 	}
-	return lim.AsApproximateFloat64() / req.AsApproximateFloat64(), true
+	rq, err := parse(string(req))
+	if err != nil {
+		return 0, false, err
+	}
+	lm, err := parse(string(lim))
+	if err != nil {
+		return 0, false, err
+	}
+	if rq <= 0 {
+		return 0, false, nil
+	}
+	return lm / rq, true, nil
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

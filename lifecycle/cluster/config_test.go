@@ -53,7 +53,7 @@ func TestFormatFlinkMemory(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[int64]string{
 		2 * gib: "2 gb", 1536 * mib: "1536 mb", 1: "1 bytes", 0: "0 bytes",
-		3 * kib: "3 kb", 5 * tib: "5 tb", 1_500_000_000: "1500000000 bytes",
+		3 * kib: "3 kb", 5 * (int64(1) << 40): "5 tb", 1_500_000_000: "1500000000 bytes",
 	} {
 		if got := FormatFlinkMemory(in); got != want {
 			t.Errorf("FormatFlinkMemory(%d) = %q, want %q", in, got, want)

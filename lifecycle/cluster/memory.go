@@ -4,97 +4,27 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
 const (
 	kib = int64(1) << 10
 	mib = int64(1) << 20
 	gib = int64(1) << 30
-	tib = int64(1) << 40
 )
 
-// flinkMemoryPattern is Flink's MemorySize syntax: an integer and an optional
-// unit, case-insensitive, all units binary.
-var flinkMemoryPattern = regexp.MustCompile(`(?i)^\s*([0-9]+)\s*([a-z]*)\s*$`)
+// ParseFlinkMemory parses Flink's MemorySize syntax; see v1beta1.ParseFlinkMemory.
+func ParseFlinkMemory(s string) (int64, error) { return v1beta1.ParseFlinkMemory(s) }
 
-var flinkMemoryUnits = map[string]int64{
-	"": 1, "b": 1, "bytes": 1,
-	"k": kib, "kb": kib, "kibibytes": kib,
-	"m": mib, "mb": mib, "mebibytes": mib,
-	"g": gib, "gb": gib, "gibibytes": gib,
-	"t": tib, "tb": tib, "tebibytes": tib,
-}
+// ParseResourceMemory parses a spec's memory as the operator does; see
+// v1beta1.ParseMemory.
+func ParseResourceMemory(s string) (int64, error) { return v1beta1.ParseMemory(s) }
 
-// ParseFlinkMemory parses a size in Flink's MemorySize syntax ("2048m",
-// "2 gb", "1073741824"), which is what Flink accepts for *.memory.* keys.
-func ParseFlinkMemory(s string) (int64, error) {
-	m := flinkMemoryPattern.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a Flink memory size", s)
-	}
-	mult, ok := flinkMemoryUnits[strings.ToLower(m[2])]
-	if !ok {
-		return 0, fmt.Errorf("%q has an unknown unit %q (Flink knows b, k, m, g, t)", s, m[2])
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
-}
-
-// ParseResourceMemory parses the memory of a spec's resource block the way
-// the operator does: Flink's MemorySize syntax first ("2g" is 2 GiB), else a
-// Kubernetes quantity after the operator's normalisation (upper case, a
-// trailing B dropped, "GI" read as "Gi"), so "2Gi", "2GB" and "1.5g" all
-// parse. The result is in bytes.
-func ParseResourceMemory(s string) (int64, error) {
-	if b, err := ParseFlinkMemory(s); err == nil {
-		return b, nil
-	}
-	q := strings.ToUpper(strings.Join(strings.Fields(s), ""))
-	q = strings.TrimSuffix(q, "B")
-	if strings.HasSuffix(q, "I") {
-		q = strings.TrimSuffix(q, "I") + "i"
-	}
-	qty, err := resource.ParseQuantity(q)
-	if err != nil {
-		return 0, fmt.Errorf("%q is neither a Flink memory size nor a Kubernetes quantity", s)
-	}
-	return quantityBytes(qty)
-}
-
-// quantityBytes returns a quantity as a whole number of bytes.
-func quantityBytes(q resource.Quantity) (int64, error) {
-	r := new(big.Rat)
-	if _, ok := r.SetString(q.AsDec().String()); !ok || !r.IsInt() || r.Sign() < 0 {
-		return 0, fmt.Errorf("%s is not a whole, non-negative number of bytes", q.String())
-	}
-	if !r.Num().IsInt64() {
-		return 0, fmt.Errorf("%s is too large", q.String())
-	}
-	return r.Num().Int64(), nil
-}
-
-// FormatFlinkMemory renders bytes as Flink's MemorySize.toString does: the
-// largest unit that divides the size exactly, e.g. "2 gb", "1536 mb".
-func FormatFlinkMemory(bytes int64) string {
-	units := []struct {
-		mult int64
-		name string
-	}{{tib, "tb"}, {gib, "gb"}, {mib, "mb"}, {kib, "kb"}}
-	for _, u := range units {
-		if bytes != 0 && bytes%u.mult == 0 {
-			return fmt.Sprintf("%d %s", bytes/u.mult, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", bytes)
-}
+// FormatFlinkMemory renders bytes as Flink's MemorySize.toString does.
+func FormatFlinkMemory(bytes int64) string { return v1beta1.FormatFlinkMemory(bytes) }
 
 // memoryModel holds the defaults of Flink's memory model for one component.
 type memoryModel struct {
@@ -231,4 +161,86 @@ func inverseFraction(base int64, fraction float32) int64 {
 	}
 	p := new(big.Rat).Mul(new(big.Rat).SetInt64(base), mult)
 	return new(big.Int).Quo(p.Num(), p.Denom()).Int64()
+}
+
+// memoryFits reports whether a process of the given size leaves Flink's
+// memory model room to start, deriving the components from the process
+// size as Flink does (ProcessMemoryUtils and the JobManager/TaskExecutor
+// memory utils): JVM metaspace and overhead come off the top, then the
+// JobManager needs more than its off-heap memory for a heap, and the
+// TaskManager needs its framework, task off-heap, managed and network
+// memory to fit into what is left. Only the defaults and the coarse options
+// take part; fine-grained sizes (heap, task heap, flink.size) are checked by
+// Flink itself.
+func (r *memReader) memoryFits(m memoryModel, component string, process int64) bool {
+	meta := r.sizeOr("jvm-metaspace.size", m.metaspace)
+	lo := r.sizeOr("jvm-overhead.min", m.overheadMin)
+	hi := r.sizeOr("jvm-overhead.max", m.overheadMax)
+	overhead := max(lo, min(hi, multiply(process, r.fraction("jvm-overhead.fraction", m.fraction))))
+	flink := process - meta - overhead
+	if flink < 0 {
+		return false
+	}
+	if component == ComponentJobManager {
+		return flink > r.sizeOr("off-heap.size", 128*mib)
+	}
+	managed := multiply(flink, r.fraction("managed.fraction", 0.4))
+	if r.set("managed.size") {
+		managed = r.sizeOr("managed.size", 0)
+	}
+	network := max(r.sizeOr("network.min", 64*mib), min(r.sizeOr("network.max", math.MaxInt64), multiply(flink, r.fraction("network.fraction", 0.1))))
+	fixed := r.sizeOr("framework.heap.size", 128*mib) + r.sizeOr("framework.off-heap.size", 128*mib) + r.sizeOr("task.off-heap.size", 0)
+	return fixed+managed+network <= flink
+}
+
+// multiply is Flink's MemorySize.multiply with a float option: the product
+// truncated to whole bytes.
+func multiply(bytes int64, fraction float32) int64 {
+	mult, ok := new(big.Rat).SetString(strconv.FormatFloat(float64(fraction), 'g', -1, 64))
+	if !ok {
+		return 0
+	}
+	p := new(big.Rat).Mul(new(big.Rat).SetInt64(bytes), mult)
+	return new(big.Int).Quo(p.Num(), p.Denom()).Int64()
+}
+
+// CheckProcessMemory refuses a process size (the one the spec's resources or
+// <c>.memory.process.size set) that Flink could not start a JobManager or
+// TaskManager with, naming the smallest size (in MiB) it could. field names
+// where the size was given.
+func CheckProcessMemory(conf map[string]string, component, field string) error {
+	m := jmMemory
+	if component == ComponentTaskManager {
+		m = tmMemory
+	}
+	r := memReader{conf: conf, prefix: m.prefix + ".memory."}
+	if !r.set("process.size") || r.set("flink.size") || r.set("heap.size") || r.set("task.heap.size") {
+		return nil
+	}
+	process, err := r.size("process.size", 0)
+	if err != nil {
+		return err
+	}
+	if r.memoryFits(m, component, process) || r.err != nil {
+		return r.err
+	}
+	// The fit is monotonic in the process size: search the smallest MiB.
+	lo, hi := int64(1), int64(1)<<20 // MiB
+	if !r.memoryFits(m, component, hi*mib) {
+		return fmt.Errorf("%s: %s is too small for Flink's %s memory model; check the *.memory.* options", field, FormatFlinkMemory(process), component)
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.memoryFits(m, component, mid*mib) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	name := "JobManager"
+	if component == ComponentTaskManager {
+		name = "TaskManager"
+	}
+	return fmt.Errorf("%s: %s is below the smallest %s process Flink can start with the configured memory options (JVM metaspace, overhead, off-heap%s); give it at least %s",
+		field, FormatFlinkMemory(process), name, map[bool]string{true: ", framework, managed and network memory"}[component == ComponentTaskManager], FormatFlinkMemory(lo*mib))
 }

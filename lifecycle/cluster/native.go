@@ -188,7 +188,7 @@ func mountPodTemplate(pod *corev1.PodTemplateSpec, name string) error {
 // template, or resources Flink's configuration cannot express.
 func hasTaskManagerTemplate(s *v1beta1.FlinkDeploymentSpec) bool {
 	own, res, reqs := taskManagerParts(s)
-	return s.PodTemplate != nil || own != nil || hasRequirements(reqs) || res != nil && res.EphemeralStorage != ""
+	return s.PodTemplate != nil || own != nil || reqs.IsSet() || res != nil && res.EphemeralStorage != ""
 }
 
 // taskManagerPodTemplate returns the TaskManager pod template the JobManager

@@ -3,6 +3,8 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -185,24 +187,29 @@ func mainContainer(spec *corev1.PodSpec) int {
 // sees the template: with spec resources, every request and limit except cpu
 // and memory; with the deprecated resource block, its ephemeralStorage as
 // request and limit.
-func applyTemplateResources(t *corev1.PodTemplateSpec, field string, res *v1beta1.Resource, reqs *corev1.ResourceRequirements) error {
+func applyTemplateResources(t *corev1.PodTemplateSpec, field string, res *v1beta1.Resource, reqs *v1beta1.ResourceRequirements) error {
 	set := func(dst *corev1.ResourceList, name corev1.ResourceName, q resource.Quantity) {
 		if *dst == nil {
 			*dst = corev1.ResourceList{}
 		}
 		(*dst)[name] = q
 	}
-	if hasRequirements(reqs) {
+	if reqs.IsSet() {
 		for _, list := range []struct {
-			src corev1.ResourceList
-			dst func(*corev1.Container) *corev1.ResourceList
+			src  map[corev1.ResourceName]v1beta1.Quantity
+			name string
+			dst  func(*corev1.Container) *corev1.ResourceList
 		}{
-			{reqs.Requests, func(c *corev1.Container) *corev1.ResourceList { return &c.Resources.Requests }},
-			{reqs.Limits, func(c *corev1.Container) *corev1.ResourceList { return &c.Resources.Limits }},
+			{reqs.Requests, "requests", func(c *corev1.Container) *corev1.ResourceList { return &c.Resources.Requests }},
+			{reqs.Limits, "limits", func(c *corev1.Container) *corev1.ResourceList { return &c.Resources.Limits }},
 		} {
-			for name, q := range list.src {
+			for _, name := range slices.Sorted(maps.Keys(list.src)) {
 				if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
 					continue
+				}
+				q, err := resource.ParseQuantity(string(list.src[name]))
+				if err != nil {
+					return fmt.Errorf("%s.resources.%s[%s]: %q is not a Kubernetes quantity; write e.g. 2Gi or 1", field, list.name, name, list.src[name])
 				}
 				c := &t.Spec.Containers[mainContainer(&t.Spec)]
 				set(list.dst(c), name, q)

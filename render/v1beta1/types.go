@@ -11,6 +11,7 @@ package v1beta1
 
 import (
 	"encoding/json"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -60,6 +61,13 @@ func (v FlinkVersion) Major() int {
 		return int(v[1] - '0')
 	}
 	return 0
+}
+
+// Supported reports whether the operator still supports v (1.15 and newer,
+// the operator's FlinkVersion.isSupported).
+func (v FlinkVersion) Supported() bool {
+	i := slices.Index(FlinkVersions, v)
+	return i >= 0 && i >= slices.Index(FlinkVersions, FlinkV1_15)
 }
 
 // Known reports whether v is a value of the operator's enum.
@@ -231,8 +239,9 @@ type Resource struct {
 type JobManagerSpec struct {
 	// Resource is the deprecated resource block.
 	Resource *Resource `json:"resource,omitempty"`
-	// Resources are Kubernetes resource requirements.
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// Resources are Kubernetes resource requirements (the newer form); when
+	// set they win over Resource.
+	Resources *ResourceRequirements `json:"resources,omitempty"`
 	// Replicas of the JobManager (default 1; more than 1 needs HA).
 	Replicas int32 `json:"replicas"`
 	// PodTemplate merged over spec.podTemplate for JobManager pods.
@@ -254,8 +263,9 @@ func (j *JobManagerSpec) UnmarshalJSON(b []byte) error {
 type TaskManagerSpec struct {
 	// Resource is the deprecated resource block.
 	Resource *Resource `json:"resource,omitempty"`
-	// Resources are Kubernetes resource requirements.
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// Resources are Kubernetes resource requirements (the newer form); when
+	// set they win over Resource.
+	Resources *ResourceRequirements `json:"resources,omitempty"`
 	// Replicas of TaskManagers; takes precedence over parallelism when set.
 	Replicas *int32 `json:"replicas,omitempty"`
 	// PodTemplate merged over spec.podTemplate for TaskManager pods.
