@@ -58,6 +58,11 @@ type Desired struct {
 	// Hash is the render hash of the spec; Source where it came from.
 	Hash   string
 	Source v1beta1.SourceRef
+	// ClusterConfiguration is a session job's session cluster's
+	// flinkConfiguration: as in the operator, it applies to the job under
+	// the job's own keys (e.g. the cluster's savepoint directory or
+	// periodic savepoint interval).
+	ClusterConfiguration v1beta1.FlinkConfiguration
 }
 
 // Observe is passed as the desired spec of a resource whose spec is unknown
@@ -239,6 +244,11 @@ func (p *pass) rest() Result { return Result{RequeueAfter: p.set.Resync} }
 func (p *pass) conf(fc v1beta1.FlinkConfiguration, key string) string {
 	if v, ok := fc[key]; ok {
 		return v
+	}
+	if p.rec.Kind == KindSessionJob && p.desired != nil {
+		if v, ok := p.desired.ClusterConfiguration[key]; ok {
+			return v
+		}
 	}
 	return p.set.FlinkDefaults[key]
 }

@@ -203,7 +203,9 @@ func checkSchema(raw any, t reflect.Type, field string, errs *[]fieldError) {
 			return
 		}
 		if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
-			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected an integer that fits %d bits, got %s", t.Bits(), n)})
+			lo, hi := -(int64(1) << (t.Bits() - 1)), int64(1)<<(t.Bits()-1)-1
+			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected a whole number that fits %d bits, got %s", t.Bits(), n),
+				Fix: fmt.Sprintf("write a whole number from %d to %d", lo, hi)})
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, ok := raw.(json.Number)
@@ -212,7 +214,8 @@ func checkSchema(raw any, t reflect.Type, field string, errs *[]fieldError) {
 			return
 		}
 		if _, err := strconv.ParseUint(n.String(), 10, t.Bits()); err != nil {
-			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected a non-negative integer that fits %d bits, got %s", t.Bits(), n)})
+			*errs = append(*errs, fieldError{Field: field, Message: fmt.Sprintf("expected a non-negative whole number that fits %d bits, got %s", t.Bits(), n),
+				Fix: fmt.Sprintf("write a whole number from 0 to %d", uint64(1)<<(t.Bits()-1)*2-1)})
 		}
 	case reflect.Float32, reflect.Float64:
 		if _, ok := raw.(json.Number); !ok {

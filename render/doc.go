@@ -20,15 +20,19 @@
 //     next render reuses the build while those files are unchanged;
 //  4. decodes each object strictly (unknown fields, wrong types and
 //     unparsable quantities are problems naming the field), applies the
-//     default namespace, validates it like the operator's validator, and
-//     hashes its normalised spec (SpecHash).
+//     default namespace, validates it like the operator's validator, runs
+//     Options.Check (the daemon passes the cluster object builder, so what
+//     passes render is what the reconciler can apply), and hashes its
+//     normalised spec (SpecHash).
 //
 // Across entry points it reports resources declared twice and session jobs
-// whose session cluster is missing or is an application cluster. A broken
+// whose session cluster is missing or is an application cluster, and checks
+// each session job with its cluster's configuration merged in. A broken
 // entry point or an invalid resource is reported (Result.Problems,
 // Result.Invalid, EntryResult.Failed) and never blocks the others.
 //
-// Flink versions: the types accept every value of the operator's
-// FlinkVersion enum (v1_13 … v2_4); flink-gitops runs v1_20, v2_0, v2_1 and
-// v2_2 (DefaultSupportedVersions) and reports the others as unsupported.
+// Flink versions: every version the operator supports (v1_15 … v2_4) is
+// accepted; the ones the test bed does not run (DefaultTestedVersions) get a
+// warning. Every field and operator key the daemon does not act on is
+// classified in one table (support.go) and warned about when set.
 package render

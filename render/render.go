@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -22,10 +23,11 @@ const (
 // DefaultMaxFileSize is the largest file a build may read (4 MiB).
 const DefaultMaxFileSize = 4 << 20
 
-// DefaultSupportedVersions are the Flink versions flink-gitops runs: 1.20
-// and 2.0–2.2. The operator's other enum values (v1_13…v1_19, v2_3, v2_4)
-// parse but are reported as unsupported.
-var DefaultSupportedVersions = []v1beta1.FlinkVersion{v1beta1.FlinkV1_20, v1beta1.FlinkV2_0, v1beta1.FlinkV2_1, v1beta1.FlinkV2_2}
+// DefaultTestedVersions are the Flink versions the test bed runs (1.20 and
+// 2.2). Every other version the operator supports (v1_15 and newer) is
+// accepted with a warning; v1_13 and v1_14 are refused, as the operator
+// refuses them.
+var DefaultTestedVersions = []v1beta1.FlinkVersion{v1beta1.FlinkV1_20, v1beta1.FlinkV2_2}
 
 // DefaultJarURISchemes are the jarURI schemes accepted when Options does not
 // say otherwise: a jar in the image, or one the cluster fetches itself.
@@ -47,25 +49,41 @@ type Options struct {
 	DefaultConfiguration map[string]string
 	// OtherKinds is the policy for other kinds (default ignore).
 	OtherKinds OtherKinds
-	// SupportedVersions of Flink (default DefaultSupportedVersions).
-	SupportedVersions []v1beta1.FlinkVersion
+	// TestedVersions of Flink (default DefaultTestedVersions); others get a warning.
+	TestedVersions []v1beta1.FlinkVersion
 	// JarURISchemes allowed in job.jarURI (default DefaultJarURISchemes).
 	JarURISchemes []string
 	// MaxFileSize is the largest file a build may read (default DefaultMaxFileSize).
 	MaxFileSize int64
 	// UnsupportedFields are dotted field paths of the v1beta1 schema that
-	// the daemon does not implement yet (e.g. "spec.ingress"); a resource
-	// that sets one is invalid with a clear problem instead of having the
-	// field silently ignored.
+	// a resource may not set (e.g. "spec.ingress"): one that does is invalid
+	// with a clear problem. The fields the daemon accepts without acting on
+	// them are warned about instead (FieldRules).
 	UnsupportedFields []string
+	// DefaultMode is the mode of specs that set none, as the reconciler
+	// applies it (empty: standalone).
+	DefaultMode v1beta1.DeploymentMode
+	// Check, when set, runs on every FlinkDeployment that passed validation
+	// (its spec a copy, with DefaultMode applied) with the daemon's default
+	// configuration; a problem makes the resource invalid. The daemon passes
+	// the cluster object builder, so what passes render is what the
+	// reconciler can build and apply. It must be a top-level function (the
+	// decode cache is keyed by the options, the function included).
+	Check func(d *v1beta1.FlinkDeployment, defaults map[string]string) *FieldProblem
+}
+
+// FieldProblem is a problem with one field of a resource, as Options.Check
+// reports it.
+type FieldProblem struct {
+	Field, Message, Fix string
 }
 
 func (o Options) withDefaults() Options {
 	if o.OtherKinds == "" {
 		o.OtherKinds = OtherKindsIgnore
 	}
-	if len(o.SupportedVersions) == 0 {
-		o.SupportedVersions = DefaultSupportedVersions
+	if len(o.TestedVersions) == 0 {
+		o.TestedVersions = DefaultTestedVersions
 	}
 	if len(o.JarURISchemes) == 0 {
 		o.JarURISchemes = DefaultJarURISchemes
@@ -99,6 +117,8 @@ func (p Problem) String() string {
 	loc := p.EntryPoint
 	if loc == "" {
 		loc = "(config)"
+	} else if loc == "." {
+		loc = "(repository root)"
 	}
 	b.WriteString(loc)
 	if p.File != "" {
@@ -186,12 +206,12 @@ type Result struct {
 // OK reports whether the render found no problems.
 func (r *Result) OK() bool { return len(r.Problems) == 0 }
 
-// Lookup returns the valid resource with key k.
+// Lookup returns the valid resource with key k (Resources are sorted by
+// key, so this is a binary search).
 func (r *Result) Lookup(k Key) (Resource, bool) {
-	for _, res := range r.Resources {
-		if res.Key() == k {
-			return res, true
-		}
+	i := sort.Search(len(r.Resources), func(i int) bool { return !keyLess(r.Resources[i].Key(), k) })
+	if i < len(r.Resources) && r.Resources[i].Key() == k {
+		return r.Resources[i], true
 	}
 	return Resource{}, false
 }

@@ -320,7 +320,7 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 			for _, d := range ds[1:] {
 				res.Problems = append(res.Problems, Problem{EntryPoint: d.entry, File: d.file, Resource: k.String(),
 					Message: fmt.Sprintf("%s is also declared by entry point %s (%s)", k, displayPath(ds[0].entry), ds[0].file),
-					Fix:     "declare each resource in exactly one entry point"})
+					Fix:     "rename one of them (metadata.name or a kustomize namePrefix/nameSuffix), or declare the resource in one entry point only"})
 			}
 			res.Invalid = append(res.Invalid, k)
 			continue
@@ -345,8 +345,19 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 		} else if d, ok := valid[target]; ok && d.Deployment.Spec.Job != nil {
 			p.Message = fmt.Sprintf("%s is an application cluster; session jobs need a session cluster", target)
 			p.Fix = "point spec.deploymentName at a FlinkDeployment without spec.job"
+		} else if ok {
+			conf := SessionJobConfig(opts.DefaultConfiguration, d.Deployment.Spec.FlinkConfiguration, r.SessionJob.Spec.FlinkConfiguration)
+			errs := jobConfig(r.SessionJob.Spec.Job, conf)
+			if len(errs) == 0 {
+				continue
+			}
+			for _, e := range errs[1:] {
+				res.Problems = append(res.Problems, Problem{EntryPoint: r.EntryPoint, File: r.File, Resource: k.String(), Field: e.Field, Message: e.Message,
+					Fix: e.Fix + " of the session job or of its session cluster " + target.Name})
+			}
+			p.Field, p.Message, p.Fix = errs[0].Field, errs[0].Message, errs[0].Fix+" of the session job or of its session cluster "+target.Name
 		} else {
-			continue
+			continue // the cluster is invalid: its problems say why
 		}
 		res.Problems = append(res.Problems, p)
 		delete(valid, k)
@@ -425,13 +436,19 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 	}
 	v := &validator{opts: opts}
 	var errs []fieldError
-	if ps := unsupportedFields(o.JSON, opts.UnsupportedFields); len(ps) > 0 {
+	if ps := setFields(o.JSON, opts.UnsupportedFields); len(ps) > 0 {
 		for _, f := range ps {
 			problems = append(problems, mk(fieldError{Field: f, Message: fmt.Sprintf("field %s is not supported by flink-gitops yet", f),
 				Fix: "remove the field; flink-gitops would not act on it"}))
 		}
 		return key, nil, problems, nil
 	}
+	for _, f := range setFields(o.JSON, warnedFields()) {
+		if r, ok := ruleIndex[f]; ok {
+			v.warn(f, fmt.Sprintf("%s has no effect in flink-gitops: %s", f, r.Note), "remove the field, or keep it knowing it does nothing here")
+		}
+	}
+	o.JSON = withoutReadOnly(o.JSON)
 	r = &Resource{EntryPoint: entry, File: o.File}
 	var spec any
 	if o.Kind == v1beta1.KindFlinkDeployment {
@@ -439,6 +456,11 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 		if errs = decodeStrict(o.JSON, d); len(errs) == 0 {
 			normalizeDeployment(d, ns)
 			errs = v.deployment(d)
+			if len(errs) == 0 && opts.Check != nil {
+				if p := check(d, opts); p != nil {
+					errs = append(errs, fieldError{Field: p.Field, Message: p.Message, Fix: p.Fix})
+				}
+			}
 			r.Deployment, spec = d, &d.Spec
 		}
 	} else {
@@ -466,8 +488,8 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 	return key, r, nil, warnings
 }
 
-// unsupportedFields returns the paths among fields that the object sets.
-func unsupportedFields(data []byte, fields []string) []string {
+// setFields returns the paths among fields that the object sets.
+func setFields(data []byte, fields []string) []string {
 	if len(fields) == 0 {
 		return nil
 	}
@@ -491,6 +513,55 @@ func unsupportedFields(data []byte, fields []string) []string {
 		}
 	}
 	return out
+}
+
+// readOnlyPaths are fields kubectl or the operator write that are not
+// desired state: a spec exported with kubectl keeps working.
+var readOnlyPaths = [][]string{{"status"}, {"spec", "podTemplate", "status"}, {"spec", "jobManager", "podTemplate", "status"}, {"spec", "taskManager", "podTemplate", "status"}}
+
+// withoutReadOnly drops readOnlyPaths from an object's JSON.
+func withoutReadOnly(data []byte) []byte {
+	var obj map[string]any
+	if json.Unmarshal(data, &obj) != nil {
+		return data
+	}
+	changed := false
+	for _, p := range readOnlyPaths {
+		m := obj
+		for _, part := range p[:len(p)-1] {
+			next, ok := m[part].(map[string]any)
+			if !ok {
+				m = nil
+				break
+			}
+			m = next
+		}
+		if _, ok := m[p[len(p)-1]]; ok {
+			delete(m, p[len(p)-1])
+			changed = true
+		}
+	}
+	if !changed {
+		return data
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+// check runs opts.Check on a copy of the deployment with the default mode
+// applied, as the reconciler will build it.
+func check(d *v1beta1.FlinkDeployment, opts Options) *FieldProblem {
+	c := *d
+	if c.Spec.Mode == "" {
+		c.Spec.Mode = opts.DefaultMode
+		if c.Spec.Mode == "" {
+			c.Spec.Mode = v1beta1.ModeStandalone
+		}
+	}
+	return opts.Check(&c, opts.DefaultConfiguration)
 }
 
 // normalizeDeployment applies the namespace default and the operator's

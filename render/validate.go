@@ -2,8 +2,10 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,10 +34,8 @@ const (
 	keyRollbackEnabled     = "kubernetes.operator.deployment.rollback.enabled"
 	keyMaxCheckpointAge    = "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age"
 	operatorPrefix         = "kubernetes.operator."
+	flinkGitOpsPrefix      = "flink-gitops."
 )
-
-// forbiddenKeys are set by the operator (and by flink-gitops) itself.
-var forbiddenKeys = []string{"kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id"}
 
 // allowedLogFiles are the logConfiguration keys the operator accepts.
 var allowedLogFiles = []string{"log4j-console.properties", "logback-console.xml"}
@@ -109,23 +109,30 @@ func (v *validator) effective(spec v1beta1.FlinkConfiguration) v1beta1.FlinkConf
 	return out
 }
 
+// flinkVersion accepts every version the operator supports (v1_15 and
+// newer) and warns about the ones the test bed does not run.
 func (v *validator) flinkVersion(fv v1beta1.FlinkVersion) []fieldError {
 	if fv == "" {
 		return []fieldError{{Field: "spec.flinkVersion", Message: "flinkVersion is missing", Fix: "set spec.flinkVersion, e.g. v1_20 or v2_2"}}
 	}
-	supported := make([]string, len(v.opts.SupportedVersions))
-	for i, s := range v.opts.SupportedVersions {
-		supported[i] = string(s)
+	tested := make([]string, len(v.opts.TestedVersions))
+	for i, s := range v.opts.TestedVersions {
+		tested[i] = string(s)
 		if s == fv {
 			return nil
 		}
 	}
-	list := strings.Join(supported, ", ")
 	if !fv.Known() {
-		return []fieldError{{Field: "spec.flinkVersion", Message: fmt.Sprintf("unknown flinkVersion %q", fv), Fix: "use one of " + list}}
+		return []fieldError{{Field: "spec.flinkVersion", Message: fmt.Sprintf("unknown flinkVersion %q", fv),
+			Fix: fmt.Sprintf("use one of the operator's versions, %s to %s", v1beta1.FlinkV1_15, v1beta1.FlinkVersions[len(v1beta1.FlinkVersions)-1])}}
 	}
-	return []fieldError{{Field: "spec.flinkVersion", Message: fmt.Sprintf("flinkVersion %s is not supported by flink-gitops", fv),
-		Fix: "upgrade the image and set flinkVersion to one of " + list}}
+	if !fv.Supported() {
+		return []fieldError{{Field: "spec.flinkVersion", Message: fmt.Sprintf("flinkVersion %s is no longer supported (by the operator either)", fv),
+			Fix: fmt.Sprintf("upgrade the image to Flink 1.15 or newer and set flinkVersion accordingly (tested: %s)", strings.Join(tested, ", "))}}
+	}
+	v.warn("spec.flinkVersion", fmt.Sprintf("flinkVersion %s is accepted but not tested by flink-gitops (tested: %s)", fv, strings.Join(tested, ", ")),
+		"use a tested version, or test the upgrade path of your jobs on this version before relying on it")
+	return nil
 }
 
 func (v *validator) jarURI(field, jar string) []fieldError {
@@ -166,6 +173,25 @@ func (v *validator) job(j *v1beta1.JobSpec, tm *v1beta1.TaskManagerSpec, conf v1
 	} else if sessionJob {
 		errs = append(errs, fieldError{Field: "spec.job.jarURI", Message: "a session job needs a jarURI", Fix: "set spec.job.jarURI to the job jar"})
 	}
+	if conf != nil {
+		errs = append(errs, jobConfig(j, conf)...)
+	}
+	if tm != nil && tm.Replicas != nil {
+		if *tm.Replicas < 1 {
+			errs = append(errs, fieldError{Field: "spec.taskManager.replicas", Message: fmt.Sprintf("taskManager.replicas is %d; it must be at least 1", *tm.Replicas), Fix: "set spec.taskManager.replicas to 1 or more"})
+		}
+	} else if j.Parallelism < 1 {
+		errs = append(errs, fieldError{Field: "spec.job.parallelism", Message: fmt.Sprintf("job parallelism is %d; it must be at least 1", j.Parallelism), Fix: "set spec.job.parallelism to 1 or more"})
+	}
+	return errs
+}
+
+// jobConfig checks what a job needs from its effective configuration: a
+// checkpoint directory for stateful upgrades and a savepoint directory for
+// savepoints. For a session job, the effective configuration includes its
+// session cluster's (see sessionJobConfig).
+func jobConfig(j *v1beta1.JobSpec, conf v1beta1.FlinkConfiguration) []fieldError {
+	var errs []fieldError
 	stateful := j.UpgradeMode == v1beta1.UpgradeModeSavepoint || j.UpgradeMode == v1beta1.UpgradeModeLastState
 	if stateful && confFirst(conf, keyCheckpointDir, keyCheckpointDirLegacy) == "" {
 		errs = append(errs, fieldError{Field: "spec.flinkConfiguration", Message: fmt.Sprintf("upgradeMode %s needs a checkpoint directory", j.UpgradeMode),
@@ -188,19 +214,14 @@ func (v *validator) job(j *v1beta1.JobSpec, tm *v1beta1.TaskManagerSpec, conf v1
 				Fix: fmt.Sprintf("set %s (or %s) in flinkConfiguration", keySavepointDir, keySavepointDirLegacy)})
 		}
 	}
-	if tm != nil && tm.Replicas != nil {
-		if *tm.Replicas < 1 {
-			errs = append(errs, fieldError{Field: "spec.taskManager.replicas", Message: fmt.Sprintf("taskManager.replicas is %d; it must be at least 1", *tm.Replicas), Fix: "set spec.taskManager.replicas to 1 or more"})
-		}
-	} else if j.Parallelism < 1 {
-		errs = append(errs, fieldError{Field: "spec.job.parallelism", Message: fmt.Sprintf("job parallelism is %d; it must be at least 1", j.Parallelism), Fix: "set spec.job.parallelism to 1 or more"})
-	}
 	return errs
 }
 
-// config checks flinkConfiguration: forbidden keys and the operator keys'
-// values.
-func (v *validator) config(conf v1beta1.FlinkConfiguration, deployment bool) []fieldError {
+// config checks flinkConfiguration against the support table: keys the
+// operator or flink-gitops set themselves are refused, keys read but not
+// acted on are warned about, and the values of the keys the daemon reads
+// must parse.
+func (v *validator) config(conf v1beta1.FlinkConfiguration) []fieldError {
 	var errs []fieldError
 	keys := make([]string, 0, len(conf))
 	for k := range conf {
@@ -209,27 +230,37 @@ func (v *validator) config(conf v1beta1.FlinkConfiguration, deployment bool) []f
 	sort.Strings(keys)
 	for _, k := range keys {
 		field := mapKey("spec.flinkConfiguration", k)
-		for _, f := range forbiddenKeys {
-			if k == f {
-				errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("config key %s is set by flink-gitops and must not be given", k), Fix: "remove the key"})
+		r, known := keyRule(k)
+		if !known {
+			if readsKey(k) {
+				v.warn(field, fmt.Sprintf("unknown config key %s is ignored", k), "check the key's spelling against the operator's documentation")
+			}
+			continue
+		}
+		if r.typ != 0 {
+			if msg := checkValue(r.typ, conf[k]); msg != "" {
+				errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %q for %s: %s", conf[k], k, msg), Fix: fixFor(r.typ)})
+				continue
 			}
 		}
-		if !strings.HasPrefix(k, operatorPrefix) {
-			continue
-		}
-		typ, known := operatorKeyType(k)
-		if !known {
-			v.warnings = append(v.warnings, fieldError{Field: field, Message: fmt.Sprintf("unknown operator config key %s is ignored", k), Fix: "check the key's spelling against the operator's documentation"})
-			continue
-		}
-		if msg := checkValue(typ, conf[k]); msg != "" {
-			errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("invalid value %q for %s: %s", conf[k], k, msg), Fix: fixFor(typ)})
+		switch {
+		case r.Support == Refused:
+			errs = append(errs, fieldError{Field: field, Message: fmt.Sprintf("config key %s is set by flink-gitops (%s) and must not be given", k, r.Note), Fix: "remove the key"})
+		case r.Support == Warned:
+			v.warn(field, fmt.Sprintf("%s has no effect in flink-gitops: %s", k, r.Note), "remove the key, or keep it knowing it does nothing here")
+		case r.Fixed != "" && !strings.EqualFold(strings.TrimSpace(conf[k]), r.Fixed):
+			v.warn(field, fmt.Sprintf("%s: %q has no effect in flink-gitops, which always behaves as %s: %s", k, conf[k], r.Fixed, r.Note),
+				fmt.Sprintf("remove the key or set it to %s", r.Fixed))
 		}
 	}
 	// Unlike the operator, rollback does not need high availability here:
 	// the reconciler rolls back by redeploying lastStableSpec from the
 	// savepoint or checkpoint the upgrade started from.
 	return errs
+}
+
+func (v *validator) warn(field, msg, fix string) {
+	v.warnings = append(v.warnings, fieldError{Field: field, Message: msg, Fix: fix})
 }
 
 // memoryDefined reports whether a component's memory is set in the spec or
@@ -275,7 +306,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 				Fix: "use " + strings.Join(allowedLogFiles, " or ")})
 		}
 	}
-	errs = append(errs, v.config(s.FlinkConfiguration, true)...)
+	errs = append(errs, v.config(s.FlinkConfiguration)...)
 	if s.Job != nil {
 		errs = append(errs, v.job(s.Job, s.TaskManager, conf, false)...)
 	}
@@ -284,7 +315,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 	if jm := s.JobManager; jm != nil {
 		jmRes = jm.Resource
 		errs = append(errs, legacyResource("spec.jobManager.resource", jm.Resource)...)
-		jmReqs = requirements(jm.Resources, "spec.jobManager.resources", &errs)
+		jmReqs = v.requirements(jm.Resources, "spec.jobManager.resources", &errs)
 		if jm.Replicas < 1 {
 			errs = append(errs, fieldError{Field: "spec.jobManager.replicas", Message: fmt.Sprintf("jobManager.replicas is %d; it must be at least 1", jm.Replicas), Fix: "set spec.jobManager.replicas to 1 (or more with high availability)"})
 		} else if jm.Replicas > 1 && !haEnabled(conf) {
@@ -304,7 +335,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 	if tm := s.TaskManager; tm != nil {
 		tmRes = tm.Resource
 		errs = append(errs, legacyResource("spec.taskManager.resource", tm.Resource)...)
-		tmReqs = requirements(tm.Resources, "spec.taskManager.resources", &errs)
+		tmReqs = v.requirements(tm.Resources, "spec.taskManager.resources", &errs)
 	}
 	if !memoryDefined(tmRes, tmReqs, conf, "taskmanager.memory.process.size", "taskmanager.memory.flink.size", "taskmanager.memory.task.heap.size") {
 		errs = append(errs, fieldError{Field: "spec.taskManager.resource.memory", Message: "TaskManager memory is not defined",
@@ -320,13 +351,28 @@ func (v *validator) sessionJob(j *v1beta1.FlinkSessionJob) []fieldError {
 	if j.Spec.DeploymentName == "" {
 		errs = append(errs, fieldError{Field: "spec.deploymentName", Message: "deploymentName is missing", Fix: "set spec.deploymentName to the session cluster's FlinkDeployment name"})
 	}
-	errs = append(errs, v.config(j.Spec.FlinkConfiguration, false)...)
+	errs = append(errs, v.config(j.Spec.FlinkConfiguration)...)
 	if j.Spec.Job == nil {
 		errs = append(errs, fieldError{Field: "spec.job", Message: "a session job needs a job", Fix: "set spec.job with at least jarURI and parallelism"})
 	} else {
-		errs = append(errs, v.job(j.Spec.Job, nil, v.effective(j.Spec.FlinkConfiguration), true)...)
+		// The configuration checks wait for the session cluster's
+		// configuration: see SessionJobConfig.
+		errs = append(errs, v.job(j.Spec.Job, nil, nil, true)...)
 	}
 	return errs
+}
+
+// SessionJobConfig is a session job's effective configuration as the
+// operator builds it: the daemon's defaults, then its session cluster's
+// flinkConfiguration, then the job's own.
+func SessionJobConfig(defaults map[string]string, cluster, job v1beta1.FlinkConfiguration) v1beta1.FlinkConfiguration {
+	out := v1beta1.FlinkConfiguration{}
+	for _, m := range []map[string]string{defaults, cluster, job} {
+		for k, val := range m {
+			out[k] = val
+		}
+	}
+	return out
 }
 
 // legacyResource checks the deprecated resource block's quantities.
@@ -349,40 +395,67 @@ func legacyResource(field string, r *v1beta1.Resource) []fieldError {
 	return errs
 }
 
-// requirements checks requests against limits; the quantities themselves
-// were parsed during decoding.
-func requirements(r *corev1.ResourceRequirements, field string, errs *[]fieldError) *resourceReqs {
+// requirements checks the newer resources form as the operator reads it:
+// memory in Flink's MemorySize syntax or as a Kubernetes quantity, cpu and
+// every other resource as Kubernetes quantities, and no request above its
+// limit.
+func (v *validator) requirements(r *v1beta1.ResourceRequirements, field string, errs *[]fieldError) *resourceReqs {
 	if r == nil {
 		return nil
 	}
-	out := &resourceReqs{}
-	if q, ok := r.Requests["memory"]; ok && !q.IsZero() {
-		out.requestMem = true
+	if len(r.Claims) > 0 {
+		v.warn(field+".claims", "resource claims are not applied to the pods (the operator does not apply them either)",
+			"put the claims into the pod template's main container")
 	}
-	if q, ok := r.Limits["memory"]; ok && !q.IsZero() {
-		out.limitMem = true
+	out := &resourceReqs{}
+	parsed := map[string]float64{}
+	for _, l := range []struct {
+		name string
+		list map[corev1.ResourceName]v1beta1.Quantity
+	}{{"requests", r.Requests}, {"limits", r.Limits}} {
+		for _, res := range slices.Sorted(maps.Keys(l.list)) {
+			q := string(l.list[res])
+			f := fmt.Sprintf("%s.%s.%s", field, l.name, res)
+			switch res {
+			case corev1.ResourceMemory:
+				out.requestMem = out.requestMem || l.name == "requests"
+				out.limitMem = out.limitMem || l.name == "limits"
+				b, err := v1beta1.ParseMemory(q)
+				if err != nil || b <= 0 {
+					*errs = append(*errs, fieldError{Field: f, Message: fmt.Sprintf("memory %q does not parse as Flink's MemorySize or a Kubernetes quantity", q),
+						Fix: "use a size such as 2048m, 2g or 2Gi"})
+					continue
+				}
+				parsed[l.name+"/memory"] = float64(b)
+			case corev1.ResourceCPU:
+				c, err := v1beta1.ParseCPU(q)
+				if err != nil || c <= 0 {
+					*errs = append(*errs, fieldError{Field: f, Message: fmt.Sprintf("cpu %q is not a positive Kubernetes quantity", q), Fix: "use a number of cores such as 1, 0.5 or 500m"})
+					continue
+				}
+				parsed[l.name+"/cpu"] = c
+			default:
+				if _, err := resource.ParseQuantity(q); err != nil {
+					*errs = append(*errs, fieldError{Field: f, Message: fmt.Sprintf("%s %q is not a Kubernetes quantity", res, q), Fix: "use a quantity such as 2Gi or 1"})
+				}
+			}
+		}
 	}
 	for _, name := range []string{"cpu", "memory"} {
-		req, okR := r.Requests[corev1.ResourceName(name)]
-		lim, okL := r.Limits[corev1.ResourceName(name)]
-		if okR && okL && req.Cmp(lim) > 0 {
-			*errs = append(*errs, fieldError{Field: field + ".requests." + name, Message: fmt.Sprintf("%s request %s is above the limit %s", name, req.String(), lim.String()),
+		req, okR := parsed["requests/"+name]
+		lim, okL := parsed["limits/"+name]
+		if okR && okL && req > lim {
+			*errs = append(*errs, fieldError{Field: field + ".requests." + name, Message: fmt.Sprintf("%s request %s is above the limit %s", name, r.Requests[corev1.ResourceName(name)], r.Limits[corev1.ResourceName(name)]),
 				Fix: "lower the request or raise the limit"})
 		}
 	}
 	return out
 }
 
-var flinkMemory = regexp.MustCompile(`^(?i)\s*[0-9]+\s*(b|bytes|k|kb|kibibytes|m|mb|mebibytes|g|gb|gibibytes|t|tb|tebibytes)?\s*$`)
-
-// validMemory accepts Flink MemorySize strings and Kubernetes quantities,
-// as the operator's resource memory parsing does.
+// validMemory accepts what the operator accepts for resource.memory.
 func validMemory(s string) bool {
-	if flinkMemory.MatchString(s) {
-		return true
-	}
-	_, err := resource.ParseQuantity(s)
-	return err == nil
+	b, err := v1beta1.ParseMemory(s)
+	return err == nil && b > 0
 }
 
 // operator key types.
@@ -398,45 +471,8 @@ const (
 	typeSavepointFormat
 	typeList
 	typeMap
+	typeCheckpointType
 )
-
-var operatorKeys = map[string]valueType{
-	"reconcile.interval": typeDuration, "observer.rest-ready.delay": typeDuration, "reconcile.parallelism": typeInt,
-	"observer.progress-check.interval": typeDuration, "savepoint.trigger.grace-period": typeDuration,
-	"checkpoint.trigger.grace-period": typeDuration, "flink.client.timeout": typeDuration,
-	"flink.client.cancel.timeout": typeDuration, "resource.cleanup.timeout": typeDuration,
-	"job.submission.timeout": typeDuration, "deployment.rollback.enabled": typeBool,
-	"deployment.readiness.timeout": typeDuration, "user.artifacts.base.dir": typeString,
-	"job.upgrade.ignore-pending-savepoint": typeBool, "job.upgrade.inplace-scaling.enabled": typeBool,
-	"jm-deployment-recovery.enabled": typeBool, "savepoint.dispose-on-delete": typeBool,
-	"savepoint.cleanup.enabled": typeBool, "savepoint.history.max.count": typeInt,
-	"savepoint.history.max.age": typeDuration, "savepoint.format.type": typeSavepointFormat,
-	"exception.stacktrace.enabled": typeBool, "exception.stacktrace.max.length": typeInt,
-	"exception.field.max.length": typeInt, "exception.throwable.list.max.count": typeInt,
-	"user.artifacts.allowed-schemes": typeList, "user.artifacts.disallow-restricted-hosts": typeBool,
-	"periodic.savepoint.interval": typeIntervalOrCron, "periodic.checkpoint.interval": typeIntervalOrCron,
-	"retry.initial.interval": typeDuration, "retry.max.interval": typeDuration,
-	"retry.interval.multiplier": typeDouble, "retry.max.attempts": typeInt,
-	"job.upgrade.last-state-fallback.enabled":           typeBool,
-	"job.upgrade.last-state.max.allowed.checkpoint.age": typeDuration,
-	"job.upgrade.last-state.job-cancel.enabled":         typeBool,
-	"cluster.health-check.enabled":                      typeBool, "cluster.health-check.restarts.window": typeDuration,
-	"cluster.health-check.restarts.threshold":          typeInt,
-	"cluster.health-check.checkpoint-progress.enabled": typeBool,
-	"cluster.health-check.checkpoint-progress.window":  typeDuration,
-	"job.restart.failed":                               typeBool, "jm-deployment.shutdown-ttl": typeDuration,
-	"jm-deployment.startup.probe.enabled": typeBool, "pod-template.merge-arrays-by-name": typeBool,
-	"job.savepoint-on-deletion": typeBool, "job.drain-on-savepoint-deletion": typeBool,
-	"session.deletion.block-on-unmanaged-jobs": typeBool, "session.deletion.block-on-session-jobs": typeBool,
-	"events.exceptions.stacktrace-lines": typeInt, "events.exceptions.limit-per-reconciliation": typeInt,
-	"ingress.manage": typeBool, "snapshot.resource.enabled": typeBool,
-	"exception.label.mapper": typeMap, "user.artifacts.http.header": typeMap,
-}
-
-func operatorKeyType(k string) (valueType, bool) {
-	t, ok := operatorKeys[strings.TrimPrefix(k, operatorPrefix)]
-	return t, ok
-}
 
 func fixFor(t valueType) string {
 	switch t {
@@ -452,6 +488,8 @@ func fixFor(t valueType) string {
 		return "use a duration such as 1 h, or a cron expression, or 0 to disable"
 	case typeSavepointFormat:
 		return "use CANONICAL or NATIVE"
+	case typeCheckpointType:
+		return "use FULL or INCREMENTAL"
 	}
 	return "check the value against the operator's documentation"
 }
@@ -487,6 +525,10 @@ func checkValue(t valueType, value string) string {
 	case typeSavepointFormat:
 		if !strings.EqualFold(s, "CANONICAL") && !strings.EqualFold(s, "NATIVE") {
 			return "not a savepoint format"
+		}
+	case typeCheckpointType:
+		if !strings.EqualFold(s, "FULL") && !strings.EqualFold(s, "INCREMENTAL") {
+			return "not a checkpoint type"
 		}
 	}
 	return ""

@@ -140,10 +140,10 @@ func TestValidationRules(t *testing.T) {
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.image: image is missing (fix: set spec.image to a Flink image, e.g. flink:2.2)`}},
 		{"missing flinkVersion", dep(func(d map[string]any) { set(d, "spec/flinkVersion", nil) }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion is missing (fix: set spec.flinkVersion, e.g. v1_20 or v2_2)`}},
-		{"unsupported flinkVersion", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v1_18") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion v1_18 is not supported by flink-gitops (fix: upgrade the image and set flinkVersion to one of v1_20, v2_0, v2_1, v2_2)`}},
+		{"flinkVersion the operator no longer supports", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v1_14") }), Options{},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion v1_14 is no longer supported (by the operator either) (fix: upgrade the image to Flink 1.15 or newer and set flinkVersion accordingly (tested: v1_20, v2_2))`}},
 		{"unknown flinkVersion", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v3_0") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: unknown flinkVersion "v3_0" (fix: use one of v1_20, v2_0, v2_1, v2_2)`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: unknown flinkVersion "v3_0" (fix: use one of the operator's versions, v1_15 to v2_4)`}},
 		{"jarURI without scheme", dep(func(d map[string]any) { set(d, "spec/job/jarURI", "/opt/flink/job.jar") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.job.jarURI: jarURI "/opt/flink/job.jar" has no scheme (fix: use a URI with one of the schemes local, file, https, http, s3, s3a, s3p, gs, hdfs, abfs, abfss, wasb, wasbs, oss, e.g. local:///opt/flink/usrlib/job.jar)`}},
 		{"jarURI bad scheme", dep(func(d map[string]any) { set(d, "spec/job/jarURI", "ftp://host/job.jar") }), Options{JarURISchemes: []string{"local"}},
@@ -212,11 +212,11 @@ func TestValidationRules(t *testing.T) {
 			set(d, "spec/flinkConfiguration/kubernetes.operator.deployment.rollback.enabled", "true")
 		}), Options{}, nil},
 		{"forbidden key", dep(func(d map[string]any) { set(d, "spec/flinkConfiguration/kubernetes.cluster-id", "x") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkConfiguration["kubernetes.cluster-id"]: config key kubernetes.cluster-id is set by flink-gitops and must not be given (fix: remove the key)`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkConfiguration["kubernetes.cluster-id"]: config key kubernetes.cluster-id is set by flink-gitops (set from metadata.name) and must not be given (fix: remove the key)`}},
 		{"memory quantity does not parse", dep(func(d map[string]any) { set(d, "spec/taskManager/resources/requests/memory", "2 gigs") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.taskManager.resources.requests.memory: invalid value "2 gigs": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (fix: use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m)`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.taskManager.resources.requests.memory: memory "2 gigs" does not parse as Flink's MemorySize or a Kubernetes quantity (fix: use a size such as 2048m, 2g or 2Gi)`}},
 		{"cpu quantity does not parse", dep(func(d map[string]any) { set(d, "spec/jobManager/resources/limits/cpu", "lots") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.jobManager.resources.limits.cpu: invalid value "lots": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (fix: use a Kubernetes quantity such as 2Gi, 2048Mi, 1 or 500m)`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.jobManager.resources.limits.cpu: cpu "lots" is not a positive Kubernetes quantity (fix: use a number of cores such as 1, 0.5 or 500m)`}},
 		{"legacy memory does not parse", dep(func(d map[string]any) {
 			set(d, "spec/jobManager/resource", map[string]any{"memory": "2 gigs", "cpu": 1})
 		}), Options{},
@@ -294,7 +294,7 @@ func TestDuplicateAcrossEntryPoints(t *testing.T) {
 		"b/kustomization.yaml": "resources: [r.yaml]\n", "b/r.yaml": d,
 		"c/kustomization.yaml": "namespace: other\nresources: [r.yaml]\n", "c/r.yaml": d,
 	}, Options{EntryPoints: []string{"*"}, DefaultNamespace: "flink"})
-	want := []string{`b: b/r.yaml: FlinkDeployment flink/orders: FlinkDeployment flink/orders is also declared by entry point a (a/r.yaml) (fix: declare each resource in exactly one entry point)`}
+	want := []string{`b: b/r.yaml: FlinkDeployment flink/orders: FlinkDeployment flink/orders is also declared by entry point a (a/r.yaml) (fix: rename one of them (metadata.name or a kustomize namePrefix/nameSuffix), or declare the resource in one entry point only)`}
 	if diff := cmp.Diff(want, problemLines(res.Problems)); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}

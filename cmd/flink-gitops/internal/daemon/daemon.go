@@ -398,7 +398,7 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 		key := Key(k.Kind, k.Namespace, k.Name)
 		present[key] = true
 		d.desired[key] = &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
-			Source: sourceRef(snap.Commit, r)}
+			Source: sourceRef(snap.Commit, r), ClusterConfiguration: sessionClusterConfig(res, r)}
 		delete(d.removed, key)
 		d.queue.Add(key)
 	}
@@ -674,4 +674,18 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// sessionClusterConfig is the flinkConfiguration of a session job's session
+// cluster in the render (nil for a deployment, or when the cluster is not
+// valid in this render).
+func sessionClusterConfig(res *render.Result, r render.Resource) v1beta1.FlinkConfiguration {
+	if r.SessionJob == nil {
+		return nil
+	}
+	c, ok := res.Lookup(render.Key{Kind: v1beta1.KindFlinkDeployment, Namespace: r.SessionJob.Namespace, Name: r.SessionJob.Spec.DeploymentName})
+	if !ok {
+		return nil
+	}
+	return c.Deployment.Spec.FlinkConfiguration
 }

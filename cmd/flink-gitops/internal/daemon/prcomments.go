@@ -28,6 +28,7 @@ func RenderOptions(c *config.Config) render.Options {
 	return render.Options{
 		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
 		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
+		DefaultMode: v1beta1.DeploymentMode(c.Flink.DefaultMode), Check: lifecycle.CheckDeployment,
 	}
 }
 
