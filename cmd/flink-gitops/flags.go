@@ -25,8 +25,7 @@ func newFlags(name, usageLine, help string, stderr io.Writer) *flagSet {
 }
 
 func (fs *flagSet) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: flink-gitops %s %s\n\n%s\n\nFlags:\n%s\nExit codes: 0 ok, 1 findings or diff, 2 error.\n",
-		fs.name, fs.usageLine, fs.help, fs.FlagUsages())
+	fmt.Fprintf(w, "Usage: flink-gitops %s %s\n\n%s\n\nFlags:\n%s", fs.name, fs.usageLine, fs.help, fs.FlagUsages())
 }
 
 // parse parses args; done reports that the command should return code now

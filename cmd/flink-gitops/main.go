@@ -2,11 +2,12 @@
 // Kubernetes: it renders FlinkDeployment and FlinkSessionJob specs from a Git
 // repository and deploys, upgrades and savepoints Flink clusters to match.
 //
-// Exit codes, for every subcommand:
+// Exit codes, for every subcommand (each --help says which it uses):
 //
-//	0  success (validate: no problems; plan: no changes)
-//	1  findings (validate: problems found; plan: changes or problems)
-//	2  error (bad usage, unreadable input, unreachable cluster, …)
+//	0  success (plan: valid and nothing would change; validate: valid)
+//	1  changes or findings (plan: something would change; status: something failed)
+//	2  invalid input (a spec or the daemon config is invalid)
+//	3  could not run (bad usage, unreadable input, unreachable cluster, …)
 package main
 
 import (
@@ -22,8 +23,10 @@ import (
 // Exit codes shared by all subcommands.
 const (
 	exitOK       = 0
+	exitChanges  = 1
 	exitFindings = 1
-	exitError    = 2
+	exitInvalid  = 2
+	exitError    = 3
 )
 
 // command is one subcommand: it parses its own flags from args and returns
@@ -82,5 +85,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 findings or diff, 2 error.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 changes or findings, 2 invalid spec or config, 3 could not run.")
 }

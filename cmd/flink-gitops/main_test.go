@@ -30,8 +30,8 @@ func TestDispatchAndValidate(t *testing.T) {
 		{[]string{"validate"}, exitError, "", "--config FILE is required"},
 		{[]string{"validate", "--bogus"}, exitError, "", "unknown flag: --bogus"},
 		{[]string{"validate", "--config", good}, exitOK, "good.yaml: ok", ""},
-		{[]string{"validate", "--config", bad}, exitFindings, "reconcile.concurrancy: unknown key (fix: did you mean reconcile.concurrency?)", ""},
-		{[]string{"validate", "--config", good, "--set", "reconcile.concurrency=0"}, exitFindings, "reconcile.concurrency: 0 is out of range", ""},
+		{[]string{"validate", "--config", bad}, exitInvalid, "reconcile.concurrancy: unknown key (fix: did you mean reconcile.concurrency?)", ""},
+		{[]string{"validate", "--config", good, "--set", "reconcile.concurrency=0"}, exitInvalid, "reconcile.concurrency: 0 is out of range", ""},
 		{[]string{"validate", "--config", filepath.Join(dir, "missing.yaml")}, exitError, "", "no such file"},
 	}
 	for _, c := range cases {
@@ -61,11 +61,12 @@ func TestEveryCommandHasHelp(t *testing.T) {
 }
 
 // TestExamplesRepoRendersCleanly keeps examples-repo copyable: it renders
-// with its own daemon config, with no problem and no warning.
+// with its own daemon config, with no problem and no warning (exit 1: every
+// resource is new without --kubeconfig).
 func TestExamplesRepoRendersCleanly(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := dispatch(context.Background(), []string{"plan", "--repo", "../../examples-repo", "--config", "../../examples-repo/flink-gitops.yaml"}, &out, &errOut)
-	if code != exitOK {
+	if code != exitChanges {
 		t.Fatalf("plan exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{

@@ -17,7 +17,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"Runs the reconciler: polls the Git repository, renders its entry points, reconciles every\n"+
 			"FlinkDeployment and FlinkSessionJob, and publishes status to the status branch.\n"+
 			"The config file is watched and reloaded live (see the README for which keys apply live).\n"+
-			"SIGINT/SIGTERM finish the passes in flight (their state is persisted) and exit.", stderr)
+			"SIGINT/SIGTERM finish the passes in flight (their state is persisted) and exit.\n\n"+
+			"Exit codes: 0 stopped cleanly, 2 invalid config, 3 could not start or run.", stderr)
 	file := fs.String("config", "", "daemon config file (YAML); required")
 	overrides := config.BindFlags(fs.FlagSet)
 	if code, done := parse(fs, args, stdout); done {
@@ -33,7 +34,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		var cerr *config.Error
 		if errors.As(err, &cerr) {
 			fmt.Fprintln(stderr, err)
-			return exitFindings
+			return exitInvalid
 		}
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return exitError

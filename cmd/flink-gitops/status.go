@@ -18,7 +18,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlags("status", "--repo URL [--branch flink-gitops/status]",
 		"Reads the status branch of a repository and prints one line per resource:\n"+
 			"lifecycle state, job state, last reconciled commit, newest savepoint and error.\n"+
-			"Exit code 1 when a resource is FAILED or has problems.", stderr)
+			"\nExit codes: 0 all fine, 1 a resource is FAILED or has problems, 3 could not read the status branch.", stderr)
 	repo := fs.String("repo", "", "repository URL (https://, http://, ssh://, file://)")
 	branch := fs.String("branch", "flink-gitops/status", "status branch")
 	user := fs.String("username", "", "HTTPS user")

@@ -12,7 +12,7 @@ import (
 var version = "dev"
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "", "Prints the version, the source revision and the Go version.", stderr)
+	fs := newFlags("version", "", "Prints the version, the source revision and the Go version.\n\nExit codes: 0.", stderr)
 	if code, done := parse(fs, args, stdout); done {
 		return code
 	}
