@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,6 +222,68 @@ func TestProcessMemoryMatchesFlink(t *testing.T) {
 					if strconv.FormatInt(ours, 10) != flink {
 						t.Errorf("%v: %s process memory %d, Flink %s says %s", conf, comp, ours, version, flink)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestMemoryMinimumMatchesFlink: the smallest process size CheckProcessMemory
+// names is one Flink's own memory model accepts, and 1 MiB less is one it
+// rejects, for both components, default and tuned options, on 1.20 and 2.x.
+func TestMemoryMinimumMatchesFlink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	tunings := []map[string]string{
+		{},
+		{"jobmanager.memory.off-heap.size": "512m", "taskmanager.memory.managed.fraction": "0.1"},
+		{"jobmanager.memory.jvm-metaspace.size": "128m", "taskmanager.memory.network.min": "128m", "taskmanager.memory.framework.off-heap.size": "256m"},
+	}
+	type probe struct {
+		component, key string
+		conf           map[string]string
+		accept         bool
+	}
+	var probes []probe
+	var confs []map[string]string
+	for _, tune := range tunings {
+		for _, c := range []struct{ component, key string }{
+			{cluster.ComponentJobManager, "jobmanager.memory.process.size"},
+			{cluster.ComponentTaskManager, "taskmanager.memory.process.size"},
+		} {
+			err := cluster.CheckProcessMemory(merge(tune, map[string]string{c.key: "64m"}), c.component, "f")
+			_, min, ok := strings.Cut(fmt.Sprint(err), "give it at least ")
+			if !ok {
+				t.Fatalf("%s %v: no minimum named: %v", c.component, tune, err)
+			}
+			b, err := cluster.ParseFlinkMemory(min)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, size := range []struct {
+				bytes  int64
+				accept bool
+			}{{b, true}, {b - 1<<20, false}} {
+				// Both components get a size: the other one generously.
+				conf := merge(tune, map[string]string{"jobmanager.memory.process.size": "4g", "taskmanager.memory.process.size": "4g"},
+					map[string]string{c.key: cluster.FormatFlinkMemory(size.bytes)})
+				probes = append(probes, probe{c.component, c.key, conf, size.accept})
+				confs = append(confs, conf)
+			}
+		}
+	}
+	for _, version := range []string{flinktb.Version1, flinktb.Version2} {
+		t.Run(version, func(t *testing.T) {
+			results := flinkProcessMemory(t, version, confs)
+			for i, p := range probes {
+				got := results[i][p.component]
+				rejected := strings.HasPrefix(got, "error")
+				if rejected == p.accept {
+					t.Errorf("%s %s=%s: Flink says %q, we say accept=%v", p.component, p.key, p.conf[p.key], got, p.accept)
+				}
+				if ours := cluster.CheckProcessMemory(p.conf, p.component, "f"); (ours == nil) != p.accept {
+					t.Errorf("%s %s=%s: CheckProcessMemory %v, want accept=%v", p.component, p.key, p.conf[p.key], ours, p.accept)
 				}
 			}
 		})
