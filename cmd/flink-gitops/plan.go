@@ -276,7 +276,7 @@ func writeObjects(w io.Writer, res *render.Result, opts render.Options) error {
 			continue
 		}
 		for _, o := range list {
-			y, err := yaml.Marshal(cluster.WithTypeMeta(o))
+			y, err := objectYAML(o)
 			if err != nil {
 				return err
 			}
@@ -285,6 +285,32 @@ func writeObjects(w io.Writer, res *render.Result, opts render.Options) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// objectYAML renders an object as it would be applied: with its apiVersion
+// and kind, without the empty status and creation timestamps apply leaves
+// out.
+func objectYAML(o cluster.Object) ([]byte, error) {
+	b, err := json.Marshal(cluster.WithTypeMeta(o))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	for _, path := range [][]string{{"metadata"}, {"spec", "template", "metadata"}} {
+		cur := m
+		for _, p := range path {
+			next, _ := cur[p].(map[string]any)
+			cur = next
+		}
+		if cur != nil && cur["creationTimestamp"] == nil {
+			delete(cur, "creationTimestamp")
+		}
+	}
+	return yaml.Marshal(m)
 }
 
 // dirExists reports whether an entry point still appears in the render.

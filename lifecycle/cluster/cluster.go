@@ -373,7 +373,10 @@ func checkMemory(s *v1beta1.FlinkDeploymentSpec, conf map[string]string) error {
 		}
 		field := "flinkConfiguration " + c.key
 		if _, ok := c.reqs.RequestOrLimit(corev1.ResourceMemory); ok && c.reqs.IsSet() {
-			field = c.field + ".resources memory"
+			field = c.field + ".resources.limits.memory"
+			if _, ok := c.reqs.Requests[corev1.ResourceMemory]; ok {
+				field = c.field + ".resources.requests.memory"
+			}
 		} else if !c.reqs.IsSet() && c.res != nil && c.res.Memory != "" {
 			field = c.field + ".resource.memory"
 		}

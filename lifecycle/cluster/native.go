@@ -188,7 +188,24 @@ func mountPodTemplate(pod *corev1.PodTemplateSpec, name string) error {
 // template, or resources Flink's configuration cannot express.
 func hasTaskManagerTemplate(s *v1beta1.FlinkDeploymentSpec) bool {
 	own, res, reqs := taskManagerParts(s)
-	return s.PodTemplate != nil || own != nil || reqs.IsSet() || res != nil && res.EphemeralStorage != ""
+	return s.PodTemplate != nil || own != nil || templateResources(reqs) || !reqs.IsSet() && res != nil && res.EphemeralStorage != ""
+}
+
+// templateResources reports whether requirements name a resource other than
+// cpu and memory: those go through Flink's configuration, the others only
+// through the pod template (as the operator's applyResourceRequirementsToPodTemplate).
+func templateResources(r *v1beta1.ResourceRequirements) bool {
+	if r == nil {
+		return false
+	}
+	for _, l := range []map[corev1.ResourceName]v1beta1.Quantity{r.Requests, r.Limits} {
+		for name := range l {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // taskManagerPodTemplate returns the TaskManager pod template the JobManager
