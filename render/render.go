@@ -116,9 +116,12 @@ func (p Problem) String() string {
 	var b strings.Builder
 	loc := p.EntryPoint
 	if loc == "" {
-		loc = "(config)"
-	} else if loc == "." {
-		loc = "(repository root)"
+		// The repository root is the entry point "" (shown as its path,
+		// "."); only the entry point list itself is a config problem.
+		loc = "."
+		if p.Field == "entryPoints" {
+			loc = "(config)"
+		}
 	}
 	b.WriteString(loc)
 	if p.File != "" {

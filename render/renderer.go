@@ -351,11 +351,12 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 			if len(errs) == 0 {
 				continue
 			}
-			for _, e := range errs[1:] {
+			last := len(errs) - 1
+			for _, e := range errs[:last] {
 				res.Problems = append(res.Problems, Problem{EntryPoint: r.EntryPoint, File: r.File, Resource: k.String(), Field: e.Field, Message: e.Message,
 					Fix: e.Fix + " of the session job or of its session cluster " + target.Name})
 			}
-			p.Field, p.Message, p.Fix = errs[0].Field, errs[0].Message, errs[0].Fix+" of the session job or of its session cluster "+target.Name
+			p.Field, p.Message, p.Fix = errs[last].Field, errs[last].Message, errs[last].Fix+" of the session job or of its session cluster "+target.Name
 		} else {
 			continue // the cluster is invalid: its problems say why
 		}

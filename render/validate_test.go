@@ -329,3 +329,122 @@ func TestOneBadResourceDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("problems %v entry points %+v", problemLines(res.Problems), res.EntryPoints)
 	}
 }
+
+// TestProblemLabels: a problem in the root entry point is labelled with its
+// path, ".", not as a config problem.
+func TestProblemLabels(t *testing.T) {
+	for _, c := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "d.yaml", Resource: "FlinkDeployment flink/a", Field: "spec.image", Message: "m", Fix: "f"}, ".: d.yaml: FlinkDeployment flink/a: spec.image: m (fix: f)"},
+		{Problem{Message: "kustomize build failed: x"}, ".: kustomize build failed: x"},
+		{Problem{Field: "entryPoints", Message: "no entry points are configured"}, "(config): entryPoints: no entry points are configured"},
+		{Problem{EntryPoint: "apps/a", File: "apps/a/d.yaml", Message: "m"}, "apps/a: apps/a/d.yaml: m"},
+	} {
+		if got := c.p.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.p, got, c.want)
+		}
+	}
+}
+
+// TestSessionJobWithClusterConfig: a session job's effective configuration
+// includes its session cluster's (as in the operator), so a stateful job
+// whose cluster sets the directories is valid, and one whose cluster does
+// not is refused naming both places to fix.
+func TestSessionJobWithClusterConfig(t *testing.T) {
+	job := validSessionJob("job-a", "session")
+	set(job, "spec/job/upgradeMode", "savepoint")
+	withDirs := validSessionCluster("session")
+	noDirs := validSessionCluster("session")
+	set(noDirs, "spec/flinkConfiguration", map[string]any{"taskmanager.numberOfTaskSlots": "2"})
+	res := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, withDirs, job))},
+		Options{DefaultNamespace: "flink"})
+	if len(res.Problems) != 0 || len(res.Resources) != 2 {
+		t.Fatalf("a session job using its cluster's directories: %v", problemLines(res.Problems))
+	}
+	res = renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, noDirs, job))},
+		Options{DefaultNamespace: "flink"})
+	want := []string{
+		`app: app/r.yaml: FlinkSessionJob flink/job-a: spec.flinkConfiguration: upgradeMode savepoint needs a checkpoint directory (fix: set execution.checkpointing.dir (or state.checkpoints.dir) in flinkConfiguration of the session job or of its session cluster session)`,
+		`app: app/r.yaml: FlinkSessionJob flink/job-a: spec.flinkConfiguration: upgradeMode savepoint needs a savepoint directory (fix: set execution.checkpointing.savepoint-dir (or state.savepoints.dir) in flinkConfiguration of the session job or of its session cluster session)`,
+	}
+	if d := cmp.Diff(want, problemLines(res.Problems)); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	// The daemon's defaults count too.
+	res = renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, noDirs, job))},
+		Options{DefaultNamespace: "flink", DefaultConfiguration: map[string]string{"state.checkpoints.dir": "s3://c", "state.savepoints.dir": "s3://s"}})
+	if len(res.Problems) != 0 {
+		t.Fatalf("directories from the daemon's defaults: %v", problemLines(res.Problems))
+	}
+}
+
+// TestSupportWarnings: keys and fields accepted but not acted on are
+// warned about with their name; a key honoured only with one value warns
+// for another; refused keys are problems; unknown operator keys warn.
+func TestSupportWarnings(t *testing.T) {
+	d := validDeployment("orders")
+	for k, v := range map[string]any{
+		"kubernetes.operator.job.restart.failed":                      "true",
+		"job.autoscaler.enabled":                                      "true",
+		"kubernetes.operator.job.autoscaler.scale-up.max-factor":      "2",
+		"kubernetes.operator.reconcile.interval":                      "30 s",
+		"kubernetes.operator.jm-deployment-recovery.enabled":          "false",
+		"kubernetes.operator.session.deletion.block-on-session-jobs":  "true",
+		"kubernetes.operator.savepoint.history.max.count":             "3",
+		"kubernetes.operator.plugins.listeners.audit.class":           "com.example.Audit",
+		"kubernetes.operator.no.such.key":                             "1",
+		"kubernetes.operator.cluster.health-check.restarts.threshold": "x",
+	} {
+		set(d, "spec/flinkConfiguration/"+k, v)
+	}
+	set(d, "spec/job/checkpointTriggerNonce", 3)
+	set(d, "spec/jobManager/resources/claims", []any{map[string]any{"name": "gpu"}})
+	res := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, d))}, Options{DefaultNamespace: "flink"})
+	if got := problemLines(res.Problems); len(got) != 1 || !strings.Contains(got[0], `invalid value "x" for kubernetes.operator.cluster.health-check.restarts.threshold`) {
+		t.Fatalf("problems %v, want only the bad integer", got)
+	}
+	warnings := strings.Join(problemLines(res.Warnings), "\n")
+	for _, want := range []string{
+		`spec.flinkConfiguration["kubernetes.operator.job.restart.failed"]: kubernetes.operator.job.restart.failed has no effect in flink-gitops: restarting failed jobs is not acted on yet`,
+		`spec.flinkConfiguration["job.autoscaler.enabled"]: job.autoscaler.enabled has no effect in flink-gitops: the job autoscaler is not implemented yet`,
+		`kubernetes.operator.job.autoscaler.scale-up.max-factor has no effect`,
+		`kubernetes.operator.reconcile.interval has no effect in flink-gitops: operator-wide setting`,
+		`kubernetes.operator.jm-deployment-recovery.enabled: "false" has no effect in flink-gitops, which always behaves as true`,
+		`kubernetes.operator.plugins.listeners.audit.class has no effect`,
+		`unknown config key kubernetes.operator.no.such.key is ignored`,
+		`spec.job.checkpointTriggerNonce: spec.job.checkpointTriggerNonce has no effect in flink-gitops`,
+		`spec.jobManager.resources.claims: resource claims are not applied to the pods`,
+	} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings lack %q:\n%s", want, warnings)
+		}
+	}
+	for _, quiet := range []string{"block-on-session-jobs", "savepoint.history.max.count"} {
+		if strings.Contains(warnings, quiet) {
+			t.Errorf("an honoured key warned: %s\n%s", quiet, warnings)
+		}
+	}
+}
+
+// TestKubectlExportAccepted: read-only fields kubectl and the operator add
+// (status, podTemplate.status, metadata bookkeeping) are ignored.
+func TestKubectlExportAccepted(t *testing.T) {
+	d := validDeployment("orders")
+	set(d, "status", map[string]any{"lifecycleState": "STABLE", "jobStatus": map[string]any{"state": "RUNNING", "newerField": 1}})
+	set(d, "metadata/resourceVersion", "123")
+	set(d, "metadata/uid", "0b0e5c1e-0000-0000-0000-000000000000")
+	set(d, "metadata/generation", 4)
+	set(d, "metadata/creationTimestamp", "2026-01-01T00:00:00Z")
+	set(d, "spec/podTemplate", map[string]any{"metadata": map[string]any{"creationTimestamp": nil}, "spec": map[string]any{"containers": []any{}}, "status": map[string]any{}})
+	set(d, "spec/taskManager/podTemplate", map[string]any{"status": map[string]any{"phase": "Pending"}})
+	res := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, d))}, Options{DefaultNamespace: "flink"})
+	if len(res.Problems) != 0 || len(res.Resources) != 1 {
+		t.Fatalf("an exported spec: %v", problemLines(res.Problems))
+	}
+	plain := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, validDeployment("orders")))}, Options{DefaultNamespace: "flink"})
+	if plain.Resources[0].Hash == res.Resources[0].Hash {
+		t.Error("the pod templates differ but the hashes do not") // the exported one has a pod template; only status is dropped
+	}
+}
