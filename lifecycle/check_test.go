@@ -251,3 +251,23 @@ func FuzzGate(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionJobConfLayers: a session job reads a key from its own
+// configuration, then its session cluster's, then the daemon's defaults, as
+// the operator builds a session job's configuration; a deployment never
+// reads another resource's.
+func TestSessionJobConfLayers(t *testing.T) {
+	defaults := map[string]string{"k": "default", "d": "default"}
+	cluster := v1beta1.FlinkConfiguration{"k": "cluster", "c": "cluster"}
+	job := v1beta1.FlinkConfiguration{"j": "job"}
+	p := &pass{rec: &Record{Kind: KindSessionJob}, desired: &Desired{ClusterConfiguration: cluster}, set: Settings{FlinkDefaults: defaults}}
+	for key, want := range map[string]string{"j": "job", "k": "cluster", "c": "cluster", "d": "default", "none": ""} {
+		if got := p.conf(job, key); got != want {
+			t.Errorf("session job conf(%s) = %q, want %q", key, got, want)
+		}
+	}
+	p.rec.Kind = KindDeployment
+	if got := p.conf(job, "c"); got != "" {
+		t.Errorf("a deployment read another resource's key: %q", got)
+	}
+}
