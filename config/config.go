@@ -94,11 +94,18 @@ type Webhook struct {
 	Secrets WebhookSecrets `koanf:"secrets"`
 }
 
-// WebhookSecrets names the files holding each provider's shared secret.
+// WebhookSecrets names the files holding each provider's shared secret. A
+// delivery is checked only against the secret of the provider its headers
+// name; a provider without a file is refused. Live: the files are re-read
+// when they (or these paths) change.
 type WebhookSecrets struct {
-	GitHubFile  string `koanf:"githubFile"`
-	GiteaFile   string `koanf:"giteaFile"`
-	GitLabFile  string `koanf:"gitlabFile"`
+	// GitHubFile holds the HMAC key of X-Hub-Signature-256.
+	GitHubFile string `koanf:"githubFile"`
+	// GiteaFile holds the HMAC key of X-Gitea-Signature.
+	GiteaFile string `koanf:"giteaFile"`
+	// GitLabFile holds the token GitLab sends in X-Gitlab-Token.
+	GitLabFile string `koanf:"gitlabFile"`
+	// GenericFile holds the HMAC key of the generic X-Signature-256 header.
 	GenericFile string `koanf:"genericFile"`
 }
 

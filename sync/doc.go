@@ -42,12 +42,16 @@
 //
 // # Webhooks
 //
-// WebhookHandler authenticates GitHub (X-Hub-Signature-256), Gitea
-// (X-Gitea-Signature), GitLab (X-Gitlab-Token) and generic HMAC-SHA256
-// deliveries in constant time, caps the body, rate-limits, and on a push to
-// the watched branch calls the wake function. It never decides what
-// changed: the poll does. Other events (pull requests) go to callbacks
-// registered with On.
+// WebhookHandler picks the provider from a delivery's headers and checks it
+// against that provider's secret only: GitHub (X-Hub-Signature-256), Gitea
+// (X-Gitea-Signature), GitLab (X-Gitlab-Token) or generic HMAC-SHA256, in
+// constant time. It reads the body under a size cap and a deadline, bounds
+// the bodies read at once, ignores a delivery seen within the replay window
+// (by delivery id and, for the forges, by body hash, in a bounded set), and
+// rate-limits authenticated deliveries only, so junk cannot make a genuine
+// one wait. On a push to the watched branch it calls the wake function; it
+// never decides what changed: the poll does. Other events (pull requests)
+// go to callbacks registered with On.
 //
 // # Status branch
 //

@@ -25,7 +25,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	hook, err := sync.NewWebhookHandler(sync.WebhookOptions{Secret: []byte("from a file"), Branch: "main"}, src.Wake)
+	hook, err := sync.NewWebhookHandler(sync.WebhookOptions{
+		Secrets: sync.StaticSecrets(sync.WebhookSecrets{GitHub: []byte("from a file")}), Branch: "main",
+	}, src.Wake)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,11 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,11 +38,53 @@ const (
 	EventPing        = "ping"
 )
 
+// WebhookSecrets are the shared secrets, one per provider. A provider
+// whose secret is empty is refused: a delivery is only ever checked against
+// the secret of the provider its headers name, so a GitHub HMAC key is never
+// accepted as a GitLab token, nor the other way round.
+type WebhookSecrets struct {
+	// GitHub is the HMAC-SHA256 key of X-Hub-Signature-256.
+	GitHub []byte
+	// Gitea is the HMAC-SHA256 key of X-Gitea-Signature.
+	Gitea []byte
+	// GitLab is the plain token GitLab sends in X-Gitlab-Token.
+	GitLab []byte
+	// Generic is the HMAC-SHA256 key of the generic header.
+	Generic []byte
+}
+
+// For returns the secret of provider (nil when none is set).
+func (s WebhookSecrets) For(provider string) []byte {
+	switch provider {
+	case ProviderGitHub:
+		return s.GitHub
+	case ProviderGitea:
+		return s.Gitea
+	case ProviderGitLab:
+		return s.GitLab
+	case ProviderGeneric:
+		return s.Generic
+	}
+	return nil
+}
+
+// empty says no provider has a secret.
+func (s WebhookSecrets) empty() bool {
+	return len(s.GitHub)+len(s.Gitea)+len(s.GitLab)+len(s.Generic) == 0
+}
+
+// StaticSecrets returns a WebhookOptions.Secrets function that always
+// answers s.
+func StaticSecrets(s WebhookSecrets) func() (WebhookSecrets, error) {
+	return func() (WebhookSecrets, error) { return s, nil }
+}
+
 // WebhookOptions configures a WebhookHandler.
 type WebhookOptions struct {
-	// Secret is the shared webhook secret: the HMAC key for GitHub, Gitea and
-	// generic requests, the token for GitLab. Required.
-	Secret []byte
+	// Secrets returns the current secrets. It is called for every delivery,
+	// so a rotated secret applies at once (the daemon re-reads its secret
+	// files when they change). Required.
+	Secrets func() (WebhookSecrets, error)
 	// Branch is the watched branch; only a push to it wakes the poller.
 	Branch string
 	// GenericHeader is the header of the generic provider, holding
@@ -47,9 +92,23 @@ type WebhookOptions struct {
 	// (default "X-Signature-256").
 	GenericHeader string
 	// MaxBodyBytes caps the request body (default 1 MiB); larger → 413.
+	// SetMaxBodyBytes changes it on a running handler.
 	MaxBodyBytes int64
-	// RatePerSecond and Burst rate-limit requests (default 1/s, burst 10);
-	// over the limit → 429.
+	// BodyTimeout bounds reading the body once the headers are in
+	// (default 10s); a slower sender gets 408.
+	BodyTimeout time.Duration
+	// MaxInFlight bounds the bodies being read at once (default 16), so
+	// memory stays below MaxInFlight × MaxBodyBytes; over it → 503.
+	MaxInFlight int
+	// ReplayWindow is how long a delivery id (and the hash of a forge's
+	// payload) is remembered (default 1h); a delivery seen within it is
+	// answered 200 and ignored. MaxSeen bounds the remembered entries
+	// (default 10000; the oldest go first).
+	ReplayWindow time.Duration
+	MaxSeen      int
+	// RatePerSecond and Burst rate-limit authenticated deliveries (default
+	// 1/s, burst 10); over the limit → 429. Unauthenticated requests never
+	// use up the budget of genuine ones.
 	RatePerSecond float64
 	Burst         int
 	// Logger (default slog.Default()).
@@ -73,15 +132,21 @@ type Event struct {
 	Body []byte
 }
 
-// WebhookHandler is an http.Handler for forge webhooks. It authenticates
-// each request (HMAC or token, compared in constant time), caps its size,
-// rate-limits, and on a push to the watched branch calls wake — it never
-// decides what changed; the poll does. Callbacks registered with On receive
-// other authenticated events (e.g. pull requests for a PR reporter).
+// WebhookHandler is an http.Handler for forge webhooks. It picks the
+// provider from the delivery's headers, authenticates the request with that
+// provider's secret only (HMAC or token, compared in constant time), reads
+// the body under a size cap and a deadline, ignores replayed deliveries,
+// rate-limits authenticated ones, and on a push to the watched branch calls
+// wake — it never decides what changed; the poll does. Callbacks registered
+// with On receive other authenticated events (e.g. pull requests).
 type WebhookHandler struct {
-	opts    WebhookOptions
-	wake    func()
-	limiter *tokenBucket
+	opts     WebhookOptions
+	wake     func()
+	limiter  *tokenBucket
+	refusals *tokenBucket // bounds the log lines of refused requests
+	seen     *seenSet
+	inFlight chan struct{}
+	maxBody  atomic.Int64
 
 	mu        gosync.RWMutex
 	callbacks map[string][]func(Event)
@@ -90,8 +155,15 @@ type WebhookHandler struct {
 // NewWebhookHandler returns a handler that calls wake (usually
 // Source.Wake) on every authenticated push to opts.Branch.
 func NewWebhookHandler(opts WebhookOptions, wake func()) (*WebhookHandler, error) {
-	if len(opts.Secret) == 0 {
-		return nil, errors.New("webhook: a secret is required")
+	if opts.Secrets == nil {
+		return nil, errors.New("webhook: a secret is required (set webhook.secrets.*File)")
+	}
+	s, err := opts.Secrets()
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	if s.empty() {
+		return nil, errors.New("webhook: a secret is required (set webhook.secrets.*File)")
 	}
 	if opts.Branch == "" {
 		opts.Branch = "main"
@@ -101,6 +173,18 @@ func NewWebhookHandler(opts WebhookOptions, wake func()) (*WebhookHandler, error
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 10 * time.Second
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 16
+	}
+	if opts.ReplayWindow <= 0 {
+		opts.ReplayWindow = time.Hour
+	}
+	if opts.MaxSeen <= 0 {
+		opts.MaxSeen = 10000
 	}
 	if opts.RatePerSecond <= 0 {
 		opts.RatePerSecond = 1
@@ -114,12 +198,25 @@ func NewWebhookHandler(opts WebhookOptions, wake func()) (*WebhookHandler, error
 	if wake == nil {
 		wake = func() {}
 	}
-	return &WebhookHandler{
+	h := &WebhookHandler{
 		opts:      opts,
 		wake:      wake,
 		limiter:   newTokenBucket(opts.RatePerSecond, opts.Burst, time.Now),
+		refusals:  newTokenBucket(1, 20, time.Now),
+		seen:      newSeenSet(opts.ReplayWindow, opts.MaxSeen, time.Now),
+		inFlight:  make(chan struct{}, opts.MaxInFlight),
 		callbacks: map[string][]func(Event){},
-	}, nil
+	}
+	h.maxBody.Store(opts.MaxBodyBytes)
+	return h, nil
+}
+
+// SetMaxBodyBytes changes the body cap for the next deliveries (n <= 0
+// keeps the current one).
+func (h *WebhookHandler) SetMaxBodyBytes(n int64) {
+	if n > 0 {
+		h.maxBody.Store(n)
+	}
 }
 
 // On registers fn for authenticated events of type eventType ("*" for all).
@@ -130,40 +227,55 @@ func (h *WebhookHandler) On(eventType string, fn func(Event)) {
 	h.callbacks[eventType] = append(h.callbacks[eventType], fn)
 }
 
-// ServeHTTP answers 405 for non-POST, 429 over the rate limit, 413 for a
-// body over the cap, 401 without credentials, 403 for a wrong signature or
-// token, 415 for a payload that is not JSON, 400 for malformed JSON, 202 for
-// a push to the watched branch (the poller is woken), and 200 for anything
-// else that was authenticated (ignored or handed to callbacks).
+// ServeHTTP answers 405 for non-POST; 401 when the headers name no
+// provider or a provider without a configured secret, or lack its
+// credential; 503 when too many bodies are being read; 413 for a body over
+// the cap; 408 for a body not sent within the body timeout; 403 for a wrong
+// signature or token; 415 for a payload that is not JSON; 400 for
+// malformed JSON; 200 for a replayed delivery (ignored); 429 over the rate
+// limit (authenticated deliveries only); 202 for a push to the watched
+// branch (the poller is woken); and 200 for anything else that was
+// authenticated (ignored or handed to callbacks).
 func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if ok, retry := h.limiter.take(); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
-		http.Error(w, "too many requests", http.StatusTooManyRequests)
+	provider := detectProvider(r.Header, h.opts.GenericHeader)
+	if provider == "" {
+		h.refuse(w, r, "", http.StatusUnauthorized, "no webhook credentials: send X-Hub-Signature-256 (GitHub), X-Gitea-Signature (Gitea), X-Gitlab-Token (GitLab) or "+h.opts.GenericHeader)
 		return
 	}
-	if r.ContentLength > h.opts.MaxBodyBytes {
-		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	secrets, err := h.opts.Secrets()
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		h.opts.Logger.Error("webhook secrets unreadable", "err", err)
+		http.Error(w, "webhook secrets unavailable", http.StatusInternalServerError)
 		return
 	}
-	provider, status := h.authenticate(r.Header, body)
+	secret := secrets.For(provider)
+	if len(secret) == 0 {
+		h.refuse(w, r, provider, http.StatusUnauthorized, "no secret is configured for "+provider+" deliveries")
+		return
+	}
+	if credential(provider, r.Header, h.opts.GenericHeader) == "" {
+		h.refuse(w, r, provider, http.StatusUnauthorized, "missing "+credentialHeader(provider, h.opts.GenericHeader))
+		return
+	}
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		h.refuse(w, r, provider, http.StatusServiceUnavailable, "too many deliveries in flight")
+		return
+	}
+	body, status := h.readBody(w, r)
 	if status != 0 {
-		h.opts.Logger.Warn("webhook refused", "status", status, "provider", provider, "remote", r.RemoteAddr)
-		http.Error(w, http.StatusText(status), status)
+		h.refuse(w, r, provider, status, http.StatusText(status))
+		return
+	}
+	if !authentic(provider, secret, credential(provider, r.Header, h.opts.GenericHeader), body) {
+		h.refuse(w, r, provider, http.StatusForbidden, "signature or token does not match")
 		return
 	}
 	payload, err := jsonPayload(r.Header.Get("Content-Type"), body)
@@ -174,6 +286,21 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev, err := parseEvent(provider, r.Header, payload)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	keys := replayKeys(provider, ev.Delivery, body)
+	if h.seen.has(keys) {
+		h.opts.Logger.Info("webhook replay ignored", "provider", provider, "event", ev.Type, "delivery", ev.Delivery)
+		_, _ = io.WriteString(w, "duplicate delivery ignored\n")
+		return
+	}
+	if ok, retry := h.limiter.take(); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return
+	}
+	if !h.seen.add(keys) {
+		_, _ = io.WriteString(w, "duplicate delivery ignored\n")
 		return
 	}
 	woke := ev.Type == EventPush && ev.Ref == "refs/heads/"+h.opts.Branch
@@ -190,6 +317,46 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
+// refuse answers status with msg and logs it, at most about once a second
+// so a flood of junk requests does not flood the log.
+func (h *WebhookHandler) refuse(w http.ResponseWriter, r *http.Request, provider string, status int, msg string) {
+	if ok, _ := h.refusals.take(); ok {
+		h.opts.Logger.Warn("webhook refused", "status", status, "provider", provider, "reason", msg, "remote", r.RemoteAddr)
+	}
+	http.Error(w, msg, status)
+}
+
+// readBody reads the body under the size cap and the body deadline. It
+// returns 0 or the status to answer.
+func (h *WebhookHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+	limit := h.maxBody.Load()
+	if r.ContentLength > limit {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	// The deadline ends a slow sender's read (slowloris). A server without
+	// deadline support (a ResponseRecorder) has none.
+	// After a failed read the deadline stays, so the server's drain of the
+	// unread body cannot block either.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(h.opts.BodyTimeout)) == nil
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		if deadline {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		return body, 0
+	}
+	var tooBig *http.MaxBytesError
+	var nerr net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, http.StatusRequestEntityTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		return nil, http.StatusRequestTimeout
+	}
+	return nil, http.StatusBadRequest
+}
+
 func (h *WebhookHandler) dispatch(ev Event) {
 	h.mu.RLock()
 	fns := append(append([]func(Event){}, h.callbacks[ev.Type]...), h.callbacks["*"]...)
@@ -199,49 +366,86 @@ func (h *WebhookHandler) dispatch(ev Event) {
 	}
 }
 
-// authenticate finds the provider from the headers and checks the request
-// against the secret. It returns 0 when the request is authentic, else the
-// status code to answer.
-func (h *WebhookHandler) authenticate(hdr http.Header, body []byte) (string, int) {
+// detectProvider names the provider a delivery's headers claim. Gitea also
+// sends GitHub's headers, so its own come first; a delivery naming no
+// provider gives "".
+func detectProvider(hdr http.Header, genericHeader string) string {
 	switch {
-	case hdr.Get("X-Gitlab-Token") != "":
-		return ProviderGitLab, compareOrForbid(hdr.Get("X-Gitlab-Token"), string(h.opts.Secret))
-	case hdr.Get("X-Gitea-Signature") != "":
-		// Gitea sends the bare hex HMAC-SHA256.
-		return ProviderGitea, h.checkHMAC(hdr.Get("X-Gitea-Signature"), body)
-	case hdr.Get("X-Hub-Signature-256") != "":
-		sig, ok := strings.CutPrefix(hdr.Get("X-Hub-Signature-256"), "sha256=")
-		if !ok {
-			return ProviderGitHub, http.StatusForbidden
-		}
-		return ProviderGitHub, h.checkHMAC(sig, body)
-	case hdr.Get(h.opts.GenericHeader) != "":
-		sig := strings.TrimPrefix(hdr.Get(h.opts.GenericHeader), "sha256=")
-		return ProviderGeneric, h.checkHMAC(sig, body)
+	case hdr.Get("X-Gitea-Signature") != "" || hdr.Get("X-Gitea-Event") != "":
+		return ProviderGitea
+	case hdr.Get("X-Gitlab-Token") != "" || hdr.Get("X-Gitlab-Event") != "":
+		return ProviderGitLab
+	case hdr.Get("X-Hub-Signature-256") != "" || hdr.Get("X-GitHub-Event") != "":
+		return ProviderGitHub
+	case hdr.Get(genericHeader) != "":
+		return ProviderGeneric
 	}
-	return "", http.StatusUnauthorized
+	return ""
 }
 
-func (h *WebhookHandler) checkHMAC(hexSig string, body []byte) int {
+// credentialHeader is the header that carries provider's signature or token.
+func credentialHeader(provider, genericHeader string) string {
+	switch provider {
+	case ProviderGitHub:
+		return "X-Hub-Signature-256"
+	case ProviderGitea:
+		return "X-Gitea-Signature"
+	case ProviderGitLab:
+		return "X-Gitlab-Token"
+	}
+	return genericHeader
+}
+
+func credential(provider string, hdr http.Header, genericHeader string) string {
+	return hdr.Get(credentialHeader(provider, genericHeader))
+}
+
+// authentic checks a delivery's credential against its provider's secret:
+// GitHub "sha256=<hex>", Gitea bare hex, generic either, GitLab the token.
+func authentic(provider string, secret []byte, cred string, body []byte) bool {
+	switch provider {
+	case ProviderGitLab:
+		return equalToken(cred, secret)
+	case ProviderGitHub:
+		sig, ok := strings.CutPrefix(cred, "sha256=")
+		return ok && validHMAC(sig, secret, body)
+	case ProviderGitea:
+		return validHMAC(cred, secret, body)
+	}
+	return validHMAC(strings.TrimPrefix(cred, "sha256="), secret, body)
+}
+
+func validHMAC(hexSig string, secret, body []byte) bool {
 	got, err := hex.DecodeString(strings.TrimSpace(hexSig))
 	if err != nil {
-		return http.StatusForbidden
+		return false
 	}
-	mac := hmac.New(sha256.New, h.opts.Secret)
+	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
-		return http.StatusForbidden
-	}
-	return 0
+	return hmac.Equal(got, mac.Sum(nil))
 }
 
-func compareOrForbid(got, want string) int {
+func equalToken(got string, want []byte) bool {
 	// Hash both so the comparison time does not depend on the lengths.
-	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
-	if subtle.ConstantTimeCompare(g[:], w[:]) != 1 {
-		return http.StatusForbidden
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256(want)
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// replayKeys are the keys a delivery is remembered by: its delivery id,
+// and for the forges (whose payloads carry commits, times or both) the
+// hash of its body, since the signature covers the body but not the
+// delivery-id header. Generic senders may post the same body for every
+// push, so only their delivery id counts.
+func replayKeys(provider, delivery string, body []byte) []string {
+	var keys []string
+	if delivery != "" {
+		keys = append(keys, provider+"/id/"+delivery)
 	}
-	return 0
+	if provider != ProviderGeneric {
+		sum := sha256.Sum256(body)
+		keys = append(keys, provider+"/body/"+hex.EncodeToString(sum[:]))
+	}
+	return keys
 }
 
 // jsonPayload returns the JSON document of a delivery: the body itself, or
@@ -270,9 +474,16 @@ func parseEvent(provider string, hdr http.Header, payload []byte) (Event, error)
 	case ProviderGitea:
 		ev.Type, ev.Delivery = hdr.Get("X-Gitea-Event"), hdr.Get("X-Gitea-Delivery")
 	case ProviderGitLab:
-		ev.Type, ev.Delivery = gitlabEventType(hdr.Get("X-Gitlab-Event")), hdr.Get("X-Gitlab-Event-UUID")
+		// Idempotency-Key stays the same when GitLab retries a delivery.
+		ev.Type, ev.Delivery = gitlabEventType(hdr.Get("X-Gitlab-Event")), hdr.Get("Idempotency-Key")
+		if ev.Delivery == "" {
+			ev.Delivery = hdr.Get("X-Gitlab-Event-UUID")
+		}
 	default:
-		ev.Type = hdr.Get("X-Event")
+		ev.Type, ev.Delivery = hdr.Get("X-Event"), hdr.Get("Idempotency-Key")
+	}
+	if len(ev.Delivery) > 200 {
+		return ev, errors.New("delivery id longer than 200 bytes")
 	}
 	var p struct {
 		Ref        string `json:"ref"`
@@ -310,6 +521,89 @@ func gitlabEventType(s string) string {
 		return ""
 	}
 	return strings.ToLower(strings.ReplaceAll(strings.TrimSuffix(s, " Hook"), " ", "_"))
+}
+
+// seenSet remembers keys for a window, at most max of them (the oldest
+// are forgotten first), so its memory is bounded whatever is sent.
+type seenSet struct {
+	mu     gosync.Mutex
+	window time.Duration
+	max    int
+	now    func() time.Time
+	at     map[string]time.Time
+	order  []seenEntry // oldest first; order[head:] are live
+	head   int
+}
+
+type seenEntry struct {
+	key string
+	at  time.Time
+}
+
+func newSeenSet(window time.Duration, max int, now func() time.Time) *seenSet {
+	return &seenSet{window: window, max: max, now: now, at: map[string]time.Time{}}
+}
+
+// has says whether any of keys was added within the window.
+func (s *seenSet) has(keys []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune()
+	for _, k := range keys {
+		if _, ok := s.at[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// add remembers keys; it returns false (adding nothing) when one of them
+// is already remembered.
+func (s *seenSet) add(keys []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune()
+	for _, k := range keys {
+		if _, ok := s.at[k]; ok {
+			return false
+		}
+	}
+	now := s.now()
+	for _, k := range keys {
+		s.at[k] = now
+		s.order = append(s.order, seenEntry{k, now})
+	}
+	for len(s.at) > s.max {
+		s.pop()
+	}
+	return true
+}
+
+// prune forgets the keys older than the window.
+func (s *seenSet) prune() {
+	cutoff := s.now().Add(-s.window)
+	for s.head < len(s.order) && !s.order[s.head].at.After(cutoff) {
+		s.pop()
+	}
+}
+
+func (s *seenSet) pop() {
+	e := s.order[s.head]
+	s.order[s.head] = seenEntry{}
+	s.head++
+	if at, ok := s.at[e.key]; ok && at.Equal(e.at) {
+		delete(s.at, e.key)
+	}
+	if s.head > len(s.order)/2 && s.head > 64 {
+		s.order = append([]seenEntry(nil), s.order[s.head:]...)
+		s.head = 0
+	}
+}
+
+func (s *seenSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.at)
 }
 
 // tokenBucket is a small rate limiter: rate tokens per second, up to burst.

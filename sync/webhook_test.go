@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,9 @@ import (
 )
 
 const hookSecret = "hook-secret-123"
+
+// sameSecrets gives every provider hookSecret.
+var sameSecrets = StaticSecrets(WebhookSecrets{GitHub: []byte(hookSecret), Gitea: []byte(hookSecret), GitLab: []byte(hookSecret), Generic: []byte(hookSecret)})
 
 func sign(secret, body string) string {
 	m := hmac.New(sha256.New, []byte(secret))
@@ -60,7 +64,7 @@ func TestWebhookProviders(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var woke atomic.Int32
-			h, err := NewWebhookHandler(WebhookOptions{Secret: []byte(hookSecret), Branch: "main", Logger: quietLogger()}, func() { woke.Add(1) })
+			h, err := NewWebhookHandler(WebhookOptions{Secrets: sameSecrets, Branch: "main", Logger: quietLogger()}, func() { woke.Add(1) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +89,7 @@ func TestWebhookProviders(t *testing.T) {
 
 func TestWebhookBodyCapAndRateLimit(t *testing.T) {
 	t.Parallel()
-	h, err := NewWebhookHandler(WebhookOptions{Secret: []byte(hookSecret), MaxBodyBytes: 100, RatePerSecond: 0.001, Burst: 3, Logger: quietLogger()}, nil)
+	h, err := NewWebhookHandler(WebhookOptions{Secrets: sameSecrets, MaxBodyBytes: 100, RatePerSecond: 0.001, Burst: 3, Logger: quietLogger()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +112,13 @@ func TestWebhookBodyCapAndRateLimit(t *testing.T) {
 	if rec := do(big, true); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversize body without length: %d", rec.Code)
 	}
-	if rec := do(`{"ref":"refs/heads/main"}`, false); rec.Code != http.StatusAccepted {
-		t.Fatalf("small body: %d", rec.Code)
+	for i := range 3 {
+		if rec := do(fmt.Sprintf(`{"ref":"refs/heads/main","n":%d}`, i), false); rec.Code != http.StatusAccepted {
+			t.Fatalf("small body %d: %d", i, rec.Code)
+		}
 	}
 	// Burst of 3 is used up; the next is refused with Retry-After.
-	rec := do(`{"ref":"refs/heads/main"}`, false)
+	rec := do(`{"ref":"refs/heads/main","n":3}`, false)
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("over the rate limit: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
@@ -139,7 +145,7 @@ func TestTokenBucketRefills(t *testing.T) {
 func TestWebhookCallbacksGetPullRequests(t *testing.T) {
 	t.Parallel()
 	var woke atomic.Int32
-	h, err := NewWebhookHandler(WebhookOptions{Secret: []byte(hookSecret), Logger: quietLogger()}, func() { woke.Add(1) })
+	h, err := NewWebhookHandler(WebhookOptions{Secrets: sameSecrets, Logger: quietLogger()}, func() { woke.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +173,7 @@ func TestWebhookWakesRun(t *testing.T) {
 	srv, w := specRepo(t)
 	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "1\n"}, "c1")
 	src := newTestSource(t, srv, "specs", func(o *Options) { o.Interval = time.Hour })
-	h, err := NewWebhookHandler(WebhookOptions{Secret: []byte(hookSecret), Branch: "main", Logger: quietLogger()}, src.Wake)
+	h, err := NewWebhookHandler(WebhookOptions{Secrets: sameSecrets, Branch: "main", Logger: quietLogger()}, src.Wake)
 	if err != nil {
 		t.Fatal(err)
 	}

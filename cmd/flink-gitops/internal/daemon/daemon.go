@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -118,12 +117,9 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if c.Webhook.Listen != "" {
-		secret, err := webhookSecret(c.Webhook.Secrets)
-		if err != nil {
-			return nil, err
-		}
+		secrets := newSecretFiles(func() config.WebhookSecrets { return d.cfg.Current().Webhook.Secrets })
 		d.webhook, err = gitsync.NewWebhookHandler(gitsync.WebhookOptions{
-			Secret: secret, Branch: c.Git.Branch, MaxBodyBytes: c.Webhook.MaxBodyBytes, Logger: log.With("component", "webhook"),
+			Secrets: secrets.Secrets, Branch: c.Git.Branch, MaxBodyBytes: c.Webhook.MaxBodyBytes, Logger: log.With("component", "webhook"),
 		}, d.source.Wake)
 		if err != nil {
 			return nil, err
@@ -190,21 +186,6 @@ func kubeClient(k config.Kubernetes) (kubernetes.Interface, error) {
 func gitAuth(a config.GitAuth) gitsync.Auth {
 	return gitsync.Auth{Username: a.Username, TokenFile: a.TokenFile, SSHKeyFile: a.SSHKeyFile,
 		SSHKeyPassphraseFile: a.SSHKeyPassphraseFile, KnownHostsFile: a.KnownHostsFile}
-}
-
-// webhookSecret reads the first configured secret file.
-func webhookSecret(s config.WebhookSecrets) ([]byte, error) {
-	for _, f := range []string{s.GitHubFile, s.GiteaFile, s.GitLabFile, s.GenericFile} {
-		if f == "" {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("webhook secret: %w", err)
-		}
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	return nil, errors.New("webhook secret: none configured")
 }
 
 // Run serves health and metrics, takes the lead (when leader election is
@@ -341,6 +322,9 @@ func (d *Daemon) applyConfig(old, cur *config.Config) {
 		d.source.SetInterval(cur.Git.PollInterval)
 	}
 	d.limit.SetLimit(cur.Reconcile.Concurrency)
+	if d.webhook != nil {
+		d.webhook.SetMaxBodyBytes(cur.Webhook.MaxBodyBytes)
+	}
 	// Entry points, namespaces and Flink defaults change what renders.
 	d.requestRender()
 }

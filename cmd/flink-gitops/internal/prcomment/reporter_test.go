@@ -387,7 +387,7 @@ func TestWebhookTriggersAReport(t *testing.T) {
 	h := newHarness(t)
 	h.push(5, "h1", appSpec(2, "savepoint"))
 	secret := []byte("s3cret")
-	wh, err := gitsync.NewWebhookHandler(gitsync.WebhookOptions{Secret: secret, Branch: "main", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	wh, err := gitsync.NewWebhookHandler(gitsync.WebhookOptions{Secrets: gitsync.StaticSecrets(gitsync.WebhookSecrets{GitHub: secret}), Branch: "main", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
