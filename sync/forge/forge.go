@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	gosync "sync"
 	"time"
 )
 
@@ -75,6 +76,9 @@ type Forge interface {
 	CreateComment(ctx context.Context, n int, body string) (Comment, error)
 	// EditComment replaces the body of comment id.
 	EditComment(ctx context.Context, id int64, body string) (Comment, error)
+	// Self is the login of the identity the token belongs to (GET /user,
+	// asked once per token). Only its comments are ever found or edited.
+	Self(ctx context.Context) (string, error)
 }
 
 // Options configure a forge client.
@@ -135,10 +139,16 @@ func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("forge rate limit: %s (retry after %s)", e.Msg, e.Until.UTC().Format(time.RFC3339))
 }
 
-// FindMarked returns the first comment carrying Marker.
-func FindMarked(comments []Comment) (Comment, bool) {
+// FindMarked returns the first comment carrying Marker written by author
+// (the daemon's own login, see Forge.Self). A marked comment by anyone
+// else — e.g. a pull request's author copying the marker and a hidden
+// state — is neither found nor trusted.
+func FindMarked(comments []Comment, author string) (Comment, bool) {
+	if author == "" {
+		return Comment{}, false
+	}
 	for _, c := range comments {
-		if strings.Contains(c.Body, Marker) {
+		if strings.EqualFold(c.Author, author) && strings.Contains(c.Body, Marker) {
 			return c, true
 		}
 	}
@@ -146,17 +156,22 @@ func FindMarked(comments []Comment) (Comment, bool) {
 }
 
 // Upsert makes body (which must carry Marker) the marked comment of pull
-// request n: it edits the existing one when its body differs, or creates
-// it. It returns the comment and whether anything was written.
+// request n: it edits the daemon's own marked comment when its body
+// differs, or creates one. Comments by others are never edited. It returns
+// the comment and whether anything was written.
 func Upsert(ctx context.Context, f Forge, n int, body string) (Comment, bool, error) {
 	if !strings.Contains(body, Marker) {
 		return Comment{}, false, errors.New("forge: comment body lacks the marker")
+	}
+	self, err := f.Self(ctx)
+	if err != nil {
+		return Comment{}, false, err
 	}
 	comments, err := f.Comments(ctx, n)
 	if err != nil {
 		return Comment{}, false, err
 	}
-	if c, ok := FindMarked(comments); ok {
+	if c, ok := FindMarked(comments, self); ok {
 		if c.Body == body {
 			return c, false, nil
 		}
@@ -165,6 +180,37 @@ func Upsert(ctx context.Context, f Forge, n int, body string) (Comment, bool, er
 	}
 	c, err := f.CreateComment(ctx, n, body)
 	return c, err == nil, err
+}
+
+// selfCache remembers the login of a token: GET /user is asked once per
+// token (a rotated token may belong to another identity).
+type selfCache struct {
+	tokens *tokenSource
+
+	mu    gosync.Mutex
+	token string
+	login string
+}
+
+func (s *selfCache) get(ctx context.Context, ask func(context.Context) (string, error)) (string, error) {
+	tok, err := s.tokens.get()
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.login != "" && s.token == tok {
+		return s.login, nil
+	}
+	login, err := ask(ctx)
+	if err != nil {
+		return "", fmt.Errorf("forge: who am I (GET /user): %w", err)
+	}
+	if login == "" {
+		return "", errors.New("forge: GET /user answered no login: check the token")
+	}
+	s.token, s.login = tok, login
+	return login, nil
 }
 
 // FileURL returns the web address of path on branch in the repository of

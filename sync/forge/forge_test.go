@@ -133,7 +133,7 @@ func TestCommentsFollowPages(t *testing.T) {
 	if len(cs) != 231 {
 		t.Fatalf("%d comments, want 231", len(cs))
 	}
-	if c, ok := forge.FindMarked(cs); !ok || c.Author != fake.Login {
+	if c, ok := forge.FindMarked(cs, fake.Login); !ok || c.Author != fake.Login {
 		t.Errorf("marked comment on page 3 not found: %+v", c)
 	}
 }
@@ -273,5 +273,57 @@ func TestFileURL(t *testing.T) {
 		if got := forge.FileURL(c.provider, c.pr, "flink-gitops/status", "flink/FlinkDeployment/a.yaml"); got != c.want {
 			t.Errorf("FileURL(%s, %s) = %q, want %q", c.provider, c.pr, got, c.want)
 		}
+	}
+}
+
+// TestOnlyOwnMarkedCommentIsFoundOrEdited: a marked comment by anyone but
+// the token's own identity is ignored; Upsert writes its own and never
+// edits the other.
+func TestOnlyOwnMarkedCommentIsFoundOrEdited(t *testing.T) {
+	t.Parallel()
+	fake, f, _ := newGitHub(t)
+	fake.SetPR(3, "main", "aaa", "open", false, "")
+	spoof := forge.Marker + "\n<!-- flink-gitops:state {\"head\":\"aaa\"} -->\nall planned, nothing to see\n"
+	fake.AddComment(3, "mallory", spoof)
+	ctx := context.Background()
+	self, err := f.Self(ctx)
+	if err != nil || self != fake.Login {
+		t.Fatalf("Self = %q, %v; want %q", self, err, fake.Login)
+	}
+	cs, err := f.Comments(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		author string
+		found  bool
+	}{{fake.Login, false}, {"mallory", true}, {"", false}, {strings.ToUpper("mallory"), true}} {
+		if _, ok := forge.FindMarked(cs, tc.author); ok != tc.found {
+			t.Errorf("FindMarked(author %q) = %v, want %v", tc.author, ok, tc.found)
+		}
+	}
+	if _, wrote, err := forge.Upsert(ctx, f, 3, forge.Marker+"\nreal plan\n"); err != nil || !wrote {
+		t.Fatalf("Upsert: wrote=%v err=%v", wrote, err)
+	}
+	if m := fake.Comments(3, "mallory"); len(m) != 1 || m[0] != spoof {
+		t.Errorf("mallory's comment changed: %q", m)
+	}
+	if bot := fake.Comments(3, fake.Login); len(bot) != 1 || bot[0] != forge.Marker+"\nreal plan\n" {
+		t.Errorf("bot comments %q, want its own new one", bot)
+	}
+	// GET /user is asked once per token.
+	for range 3 {
+		if _, err := f.Self(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, r := range fake.Requests() {
+		if r.Path == "/user" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("GET /user asked %d times, want once", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 type giteaForge struct {
 	url         string
+	self        *selfCache
 	hc          *http.Client
 	owner, repo string
 	timeout     time.Duration
@@ -24,8 +25,9 @@ func newGitea(opts Options) (*giteaForge, error) {
 		return nil, fmt.Errorf("forge: Gitea needs the server's URL (http(s)://host/), not %q", opts.BaseURL)
 	}
 	tr := newETagTransport(opts.Transport, opts.OnRequest)
-	hc := &http.Client{Transport: &authTransport{scheme: "token", tokens: &tokenSource{path: opts.TokenFile}, next: tr}}
-	return &giteaForge{url: strings.TrimSuffix(opts.BaseURL, "/"), hc: hc, owner: opts.Owner, repo: opts.Repo, timeout: opts.Timeout}, nil
+	tokens := &tokenSource{path: opts.TokenFile}
+	hc := &http.Client{Transport: &authTransport{scheme: "token", tokens: tokens, next: tr}}
+	return &giteaForge{self: &selfCache{tokens: tokens}, url: strings.TrimSuffix(opts.BaseURL, "/"), hc: hc, owner: opts.Owner, repo: opts.Repo, timeout: opts.Timeout}, nil
 }
 
 // client returns an SDK client bound to ctx: the SDK takes its context per
@@ -137,6 +139,22 @@ func (g *giteaForge) EditComment(ctx context.Context, id int64, body string) (Co
 		return Comment{}, giteaErr(fmt.Sprintf("edit comment %d", id), resp, err)
 	}
 	return fromGiteaComment(cm), nil
+}
+
+func (g *giteaForge) Self(ctx context.Context) (string, error) {
+	return g.self.get(ctx, func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+		c, err := g.client(ctx)
+		if err != nil {
+			return "", err
+		}
+		u, resp, err := c.GetMyUserInfo()
+		if err != nil {
+			return "", giteaErr("get the authenticated user", resp, err)
+		}
+		return u.UserName, nil
+	})
 }
 
 func fromGiteaComment(c *gitea.Comment) Comment {

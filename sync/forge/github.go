@@ -17,13 +17,15 @@ const maxPages = 20
 
 type gitHub struct {
 	c           *github.Client
+	self        *selfCache
 	owner, repo string
 	timeout     time.Duration
 }
 
 func newGitHub(opts Options) (*gitHub, error) {
 	tr := newETagTransport(opts.Transport, opts.OnRequest)
-	hc := &http.Client{Transport: &authTransport{scheme: "Bearer", tokens: &tokenSource{path: opts.TokenFile}, next: tr}}
+	tokens := &tokenSource{path: opts.TokenFile}
+	hc := &http.Client{Transport: &authTransport{scheme: "Bearer", tokens: tokens, next: tr}}
 	c := github.NewClient(hc)
 	c.UserAgent = "flink-gitops"
 	if opts.BaseURL != "" {
@@ -33,7 +35,7 @@ func newGitHub(opts Options) (*gitHub, error) {
 		}
 		c.BaseURL = u
 	}
-	return &gitHub{c: c, owner: opts.Owner, repo: opts.Repo, timeout: opts.Timeout}, nil
+	return &gitHub{c: c, self: &selfCache{tokens: tokens}, owner: opts.Owner, repo: opts.Repo, timeout: opts.Timeout}, nil
 }
 
 func (g *gitHub) PullRequests(ctx context.Context, base string) ([]PullRequest, error) {
@@ -113,6 +115,18 @@ func (g *gitHub) EditComment(ctx context.Context, id int64, body string) (Commen
 		return Comment{}, githubErr(fmt.Sprintf("edit comment %d", id), err)
 	}
 	return fromGitHubComment(c), nil
+}
+
+func (g *gitHub) Self(ctx context.Context) (string, error) {
+	return g.self.get(ctx, func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+		u, _, err := g.c.Users.Get(ctx, "")
+		if err != nil {
+			return "", githubErr("get the authenticated user", err)
+		}
+		return u.GetLogin(), nil
+	})
 }
 
 func fromGitHubComment(c *github.IssueComment) Comment {

@@ -79,10 +79,10 @@ type Links struct {
 func (l Links) file(path string) string {
 	if l.File != nil {
 		if u := l.File(path); u != "" {
-			return fmt.Sprintf("[`%s`](%s)", path, u)
+			return fmt.Sprintf("[%s](<%s>)", code(path), strings.NewReplacer("<", "%3C", ">", "%3E", " ", "%20", "\n", "").Replace(u))
 		}
 	}
-	return fmt.Sprintf("`%s` on branch `%s`", path, l.StatusBranch)
+	return fmt.Sprintf("%s on branch %s", code(path), code(l.StatusBranch))
 }
 
 // Plan is one pull request head's plan: what FormatPlan shows.
@@ -147,7 +147,7 @@ func formatPlan(p Plan, st state, links Links, diffs bool) string {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", resName(r.Kind, r.Namespace, r.Name), actionCell(r.Action), notes)
 		}
 		for _, k := range sortedKeys(invalid) {
-			fmt.Fprintf(&b, "| %s | none: invalid spec | ⚠️ %d validation error%s |\n", k, len(invalid[k]), plural(len(invalid[k])))
+			fmt.Fprintf(&b, "| %s | none: invalid spec | ⚠️ %d validation error%s |\n", text(k), len(invalid[k]), plural(len(invalid[k])))
 		}
 		b.WriteString("\n")
 	}
@@ -157,9 +157,9 @@ func formatPlan(p Plan, st state, links Links, diffs bool) string {
 		}
 		fmt.Fprintf(&b, "### %s — %s\n\n", resName(r.Kind, r.Namespace, r.Name), r.Action)
 		if r.File != "" {
-			fmt.Fprintf(&b, "From `%s`", r.File)
+			fmt.Fprintf(&b, "From %s", code(r.File))
 			if r.EntryPoint != "" {
-				fmt.Fprintf(&b, " (entry point `%s`)", r.EntryPoint)
+				fmt.Fprintf(&b, " (entry point %s)", code(r.EntryPoint))
 			}
 			b.WriteString(".\n\n")
 		}
@@ -167,18 +167,25 @@ func formatPlan(p Plan, st state, links Links, diffs bool) string {
 			b.WriteString("The resource is no longer in Git: it will be deleted.\n\n")
 		}
 		for _, w := range r.Action.Warnings {
-			fmt.Fprintf(&b, "> ⚠️ %s\n", w)
+			fmt.Fprintf(&b, "> ⚠️ %s\n", text(w))
 		}
 		if len(r.Action.Warnings) > 0 {
 			b.WriteString("\n")
 		}
 		if d := r.Action.Diff; !d.Empty() {
 			if diffs {
-				fmt.Fprintf(&b, "<details><summary>Spec diff: %d change%s (%s)</summary>\n\n```diff\n", len(d.Changes), plural(len(d.Changes)), d.Type)
+				var lines []string
 				for _, c := range d.Changes {
-					fmt.Fprintf(&b, "- %s: %s\n+ %s: %s\n", c.Path, c.Old, c.Path, c.New)
+					lines = append(lines, fmt.Sprintf("- %s: %s", diffValue(c.Path), diffValue(c.Old)), fmt.Sprintf("+ %s: %s", diffValue(c.Path), diffValue(c.New)))
 				}
-				b.WriteString("```\n\n</details>\n\n")
+				// The fence is longer than any backtick run in the values,
+				// so no value can close it (nor the <details> around it).
+				fence := codeFence(lines...)
+				fmt.Fprintf(&b, "<details><summary>Spec diff: %d change%s (%s)</summary>\n\n%sdiff\n", len(d.Changes), plural(len(d.Changes)), d.Type, fence)
+				for _, l := range lines {
+					b.WriteString(l + "\n")
+				}
+				b.WriteString(fence + "\n\n</details>\n\n")
 			} else {
 				fmt.Fprintf(&b, "Spec diff: %d change%s (%s), left out for size.\n\n", len(d.Changes), plural(len(d.Changes)), d.Type)
 			}
@@ -231,7 +238,7 @@ func FormatResult(body string, st state, merge string, outcomes []Outcome, links
 		b.WriteString("| resource | action | result |\n|---|---|---|\n")
 		for _, o := range outcomes {
 			kind, ns, name := splitKey(o.Key)
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", resName(kind, ns, name), o.Action, outcomeCell(o))
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", resName(kind, ns, name), text(o.Action), outcomeCell(o))
 		}
 		b.WriteString("\nDetails per resource on the status branch: ")
 		for i, o := range outcomes {
@@ -251,18 +258,18 @@ func outcomeCell(o Outcome) string {
 	case o.Pending:
 		s := "⏳ still in progress"
 		if o.State != "" {
-			s += ": " + o.State
+			s += ": " + text(o.State)
 		}
 		return s
 	case !o.Done:
-		return "❌ " + escapeCell(o.Err)
+		return "❌ " + text(o.Err)
 	}
 	s := "✅ done"
 	if o.State != "" {
-		s += ": " + o.State
+		s += ": " + text(o.State)
 	}
 	if o.Savepoint != "" {
-		s += "; savepoint `" + o.Savepoint + "`"
+		s += "; savepoint " + cellCode(o.Savepoint)
 	}
 	return s
 }
@@ -271,29 +278,29 @@ func actionCell(a lifecycle.Action) string {
 	if a.Kind == lifecycle.ActionNone {
 		return "none"
 	}
-	return "**" + a.String() + "**"
+	return "**" + text(a.String()) + "**"
 }
 
 func problemLine(p render.Problem) string {
 	var where []string
 	if p.File != "" {
-		where = append(where, "`"+p.File+"`")
+		where = append(where, code(p.File))
 	} else if p.EntryPoint != "" {
-		where = append(where, "entry point `"+p.EntryPoint+"`")
+		where = append(where, "entry point "+code(p.EntryPoint))
 	}
 	if p.Field != "" {
-		where = append(where, "`"+p.Field+"`")
+		where = append(where, code(p.Field))
 	}
 	s := ""
 	if p.Resource != "" {
-		s = p.Resource + ": "
+		s = text(p.Resource) + ": "
 	}
 	if len(where) > 0 {
 		s += strings.Join(where, " ") + ": "
 	}
-	s += p.Message
+	s += text(p.Message)
 	if p.Fix != "" {
-		s += " — fix: " + p.Fix
+		s += " — fix: " + text(p.Fix)
 	}
 	return s
 }
@@ -320,7 +327,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // resName is a resource as a reader names it: "Kind namespace/name".
 func resName(kind, ns, name string) string {
-	return render.Key{Kind: kind, Namespace: ns, Name: name}.String()
+	return text(render.Key{Kind: kind, Namespace: ns, Name: name}.String())
 }
 
 func splitKey(key string) (kind, ns, name string) {
@@ -331,9 +338,10 @@ func splitKey(key string) (kind, ns, name string) {
 	return p[0], p[1], p[2]
 }
 
-func escapeCell(s string) string {
-	s = strings.ReplaceAll(s, "|", "\\|")
-	return strings.ReplaceAll(s, "\n", " ")
+// cellCode is code(s) for a table cell, whose pipes GFM splits on even in
+// code spans.
+func cellCode(s string) string {
+	return strings.ReplaceAll(code(s), "|", "\\|")
 }
 
 func plural(n int) string {

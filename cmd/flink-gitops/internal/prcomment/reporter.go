@@ -322,12 +322,17 @@ func (r *Reporter) memo(ctx context.Context, f forge.Forge, pr forge.PullRequest
 		m.url = pr.URL
 		return m, nil
 	}
+	self, err := f.Self(ctx)
+	if err != nil {
+		return nil, r.note(err)
+	}
 	cs, err := f.Comments(ctx, pr.Number)
 	if err != nil {
 		return nil, r.note(err)
 	}
 	m = &prMemo{url: pr.URL}
-	if c, ok := forge.FindMarked(cs); ok {
+	// Only the daemon's own comment is found and its hidden state trusted.
+	if c, ok := forge.FindMarked(cs, self); ok {
 		m.comment, m.body = c.ID, c.Body
 		m.st, _ = parseState(c.Body)
 	}

@@ -188,8 +188,8 @@ func TestPlanThenSamePushThenNewPushThenMergeResult(t *testing.T) {
 		}
 	}
 	reqs := h.fake.Requests()
-	if len(reqs) != 3 {
-		t.Errorf("first report: %d API calls, want 3 (get PR, list comments, create):\n%s", len(reqs), calls(reqs))
+	if len(reqs) != 4 {
+		t.Errorf("first report: %d API calls, want 4 (get PR, get the own user, list comments, create):\n%s", len(reqs), calls(reqs))
 	}
 
 	// The same head again: one conditional GET, nothing written.
@@ -506,5 +506,26 @@ func TestLongPlansAreFoldedThenCut(t *testing.T) {
 	}
 	if _, ok := parseState(got); !ok {
 		t.Error("the hidden state was lost by the cut")
+	}
+}
+
+// TestSpoofedMarkedCommentIsIgnored: a pull request's author posts a
+// comment with the marker and a hidden state saying the head was planned
+// against the current records; the reporter still plans, writes its own
+// comment, and leaves the author's alone.
+func TestSpoofedMarkedCommentIsIgnored(t *testing.T) {
+	h := newHarness(t)
+	h.push(9, "h9", appSpec(3, "savepoint"))
+	spoof := forge.Marker + "\n" + encodeState(state{Head: "h9", Records: fingerprint(h.st.Records)}) + "\nNothing to plan here.\n"
+	h.fake.AddComment(9, "mallory", spoof)
+	if err := h.r.Report(context.Background(), 9); err != nil {
+		t.Fatal(err)
+	}
+	c := h.comment(9)
+	if !strings.Contains(c, "+ spec.job.parallelism: 3") {
+		t.Errorf("the daemon's comment has no plan:\n%s", c)
+	}
+	if m := h.fake.Comments(9, "mallory"); len(m) != 1 || m[0] != spoof {
+		t.Errorf("mallory's comment was changed: %q", m)
 	}
 }
