@@ -149,7 +149,27 @@ func (r *reporter) Report(rs cmp.Result) {
 		return
 	}
 	vx, vy := r.path.Last().Values()
-	r.changes = append(r.changes, Change{Path: jsonPath(r.path), Old: show(vx), New: show(vy)})
+	r.changes = append(r.changes, redactChange(Change{Path: jsonPath(r.path), Old: show(vx), New: show(vy)}))
+}
+
+// redactChange hides the values of a change under a key Flink treats as
+// sensitive (v1beta1.IsSensitiveKey): the diff, and so the plan, the
+// pull-request comment and events, say only that it changed.
+func redactChange(c Change) Change {
+	if !v1beta1.IsSensitiveKey(c.Path) {
+		return c
+	}
+	if c.Old != "<none>" {
+		c.Old = "(redacted)"
+	}
+	switch {
+	case c.New == "<none>":
+	case c.Old == "<none>":
+		c.New = "(redacted)"
+	default:
+		c.New = "changed (redacted)"
+	}
+	return c
 }
 
 // jsonPath renders a cmp path with the JSON names of struct fields, skipping
