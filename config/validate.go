@@ -34,7 +34,7 @@ func Validate(c *Config) []Problem {
 		u, err := url.Parse(c.Git.URL)
 		switch {
 		case err != nil:
-			v.add("git.url", fmt.Sprintf("%q is not a URL: %v", c.Git.URL, err), "write https://host/org/repo.git or ssh://git@host/org/repo.git")
+			v.add("git.url", fmt.Sprintf("%q is not a URL: %v", RedactURL(c.Git.URL), urlErr(err)), "write https://host/org/repo.git or ssh://git@host/org/repo.git")
 		case u.Scheme == "ssh":
 			isSSH = true
 		case u.Scheme == "http" || u.Scheme == "https" || u.Scheme == "file":
@@ -136,7 +136,7 @@ func Validate(c *Config) []Problem {
 		}
 		if pr.APIURL != "" {
 			if u, err := url.Parse(pr.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				v.add("pullRequests.apiURL", fmt.Sprintf("%q is not an http(s) URL", pr.APIURL), "write e.g. https://api.github.com/ or https://gitea.example.com/")
+				v.add("pullRequests.apiURL", fmt.Sprintf("%q is not an http(s) URL", RedactURL(pr.APIURL)), "write e.g. https://api.github.com/ or https://gitea.example.com/")
 			} else if u.User != nil {
 				v.add("pullRequests.apiURL", "contains credentials", "remove them and put the token in the file named by pullRequests.tokenFile")
 			}
@@ -259,7 +259,7 @@ func (f Flink) RESTURL(name, namespace string) (string, error) {
 	}
 	u, err := url.Parse(b.String())
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("renders %q, which is not an http(s) URL", b.String())
+		return "", fmt.Errorf("renders %q, which is not an http(s) URL", RedactURL(b.String()))
 	}
 	return strings.TrimSuffix(b.String(), "/"), nil
 }

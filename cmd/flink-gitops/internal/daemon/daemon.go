@@ -651,14 +651,7 @@ func commitMessage(tmpl, source string, c stateCounts) string {
 }
 
 // redact drops credentials from a URL for logs.
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i > 0 {
-		if j := strings.Index(u, "://"); j > 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
-}
+func redact(u string) string { return config.RedactURL(u) }
 
 // sessionClusterConfig is the flinkConfiguration of a session job's session
 // cluster in the render (nil for a deployment, or when the cluster is not
