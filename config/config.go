@@ -40,7 +40,7 @@ type Git struct {
 	EntryPoints []string `koanf:"entryPoints"`
 	// PollInterval between two ls-remote calls (jitter is added). Live.
 	PollInterval time.Duration `koanf:"pollInterval"`
-	// Timeout of one git network operation. Live.
+	// Timeout of one git network operation. Restart.
 	Timeout time.Duration `koanf:"timeout"`
 	// Auth holds credentials; secrets are read from files, never inline.
 	Auth GitAuth `koanf:"auth"`
@@ -62,7 +62,8 @@ type GitAuth struct {
 	KnownHostsFile string `koanf:"knownHostsFile"`
 }
 
-// GitVerify configures commit signature verification. Live.
+// GitVerify configures commit signature verification. Restart: the keys
+// are loaded when the daemon starts.
 type GitVerify struct {
 	// OpenPGPKeyFiles are armored public keys; a commit signed by any passes.
 	OpenPGPKeyFiles []string `koanf:"openpgpKeyFiles"`
@@ -74,17 +75,17 @@ type GitVerify struct {
 type Status struct {
 	// Branch the daemon commits status to; never the watched branch. Restart.
 	Branch string `koanf:"branch"`
-	// AuthorName of status commits. Live.
+	// AuthorName of status commits. Restart.
 	AuthorName string `koanf:"authorName"`
-	// AuthorEmail of status commits. Live.
+	// AuthorEmail of status commits. Restart.
 	AuthorEmail string `koanf:"authorEmail"`
 	// MessageTemplate is a text/template for the commit message; it sees
 	// .SourceCommit, .Resources, .Changed, .Failed. Live.
 	MessageTemplate string `koanf:"messageTemplate"`
 }
 
-// Webhook configures the webhook receiver. Listen needs a restart; secrets
-// are re-read live.
+// Webhook configures the webhook receiver. Listen needs a restart; the
+// secret files (paths and contents) and maxBodyBytes apply live.
 type Webhook struct {
 	// Listen address, e.g. ":9292"; empty disables the receiver. Restart.
 	Listen string `koanf:"listen"`
@@ -250,8 +251,8 @@ func Default() *Config {
 // RestartOnly lists the keys whose new value takes effect only after a
 // restart; a live reload keeps their running value and logs a warning.
 var RestartOnly = []string{
-	"git.url", "git.branch", "git.auth",
-	"status.branch",
+	"git.url", "git.branch", "git.auth", "git.timeout", "git.verify",
+	"status.branch", "status.authorName", "status.authorEmail",
 	"webhook.listen",
 	"kubernetes.kubeconfig", "kubernetes.context", "kubernetes.qps", "kubernetes.burst",
 	"leaderElection",

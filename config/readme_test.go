@@ -43,3 +43,71 @@ func TestREADMEConfigReference(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMELiveAndRestartMatchRestartOnly: a key the README's reference
+// marks "# restart" (itself or through a parent) is in RestartOnly, and
+// one marked "# live" is not, so the documentation says what a reload
+// really does.
+func TestREADMELiveAndRestartMatchRestartOnly(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	s = s[strings.Index(s, "<!-- config-reference"):]
+	start := strings.Index(s, "```yaml\n") + 8
+	block := s[start : start+strings.Index(s[start:], "```")]
+	restart := map[string]bool{}
+	for _, k := range RestartOnly {
+		restart[k] = true
+	}
+	isRestart := func(key string) bool {
+		for p := key; ; {
+			if restart[p] {
+				return true
+			}
+			i := strings.LastIndex(p, ".")
+			if i < 0 {
+				return false
+			}
+			p = p[:i]
+		}
+	}
+	var stack []string // key path by indentation (two spaces a level)
+	checked := 0
+	for _, line := range strings.Split(block, "\n") {
+		trimmed := strings.TrimLeft(line, " ")
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, "- ") {
+			continue
+		}
+		level := (len(line) - len(trimmed)) / 2
+		name, _, ok := strings.Cut(trimmed, ":")
+		if !ok {
+			continue
+		}
+		if level > len(stack) {
+			continue // inside a free-form map
+		}
+		stack = append(stack[:level], name)
+		key := strings.Join(stack, ".")
+		_, comment, ok := strings.Cut(trimmed, "# ")
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(comment, "restart"):
+			checked++
+			if !isRestart(key) {
+				t.Errorf("README marks %s restart, but it is not in RestartOnly", key)
+			}
+		case strings.HasPrefix(comment, "live"):
+			checked++
+			if isRestart(key) {
+				t.Errorf("README marks %s live, but RestartOnly keeps its running value", key)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d keys checked: the parser no longer understands the reference", checked)
+	}
+}
