@@ -280,3 +280,29 @@ func poll(ctx context.Context, cond func() (bool, error)) error {
 		}
 	}
 }
+
+// CreateUser creates a plain (non-admin) user and returns its password.
+// Anyone can comment on the admin's public repositories, as a pull
+// request's author or reviewer would.
+func (s *Server) CreateUser(ctx context.Context, name string) (password string, err error) {
+	password = "pw-" + randomHex(12)
+	in := map[string]any{"username": name, "email": name + "@example.invalid", "password": password, "must_change_password": false}
+	if err := s.api(ctx, http.MethodPost, "/admin/users", in, nil); err != nil {
+		return "", fmt.Errorf("create user %s: %w", name, err)
+	}
+	return password, nil
+}
+
+// CommentAs adds an issue comment to pull request number as user (basic
+// auth with password) and returns it.
+func (s *Server) CommentAs(ctx context.Context, user, password, repo string, number int, body string) (Comment, error) {
+	var out apiComment
+	in := map[string]string{"body": body}
+	err := s.do(ctx, http.MethodPost, s.repoPath(repo, fmt.Sprintf("/issues/%d/comments", number)), in, &out, func(r *http.Request) {
+		r.SetBasicAuth(user, password)
+	})
+	if err != nil {
+		return Comment{}, fmt.Errorf("comment on %s#%d as %s: %w", repo, number, user, err)
+	}
+	return out.comment(), nil
+}
