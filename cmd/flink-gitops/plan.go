@@ -18,6 +18,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 	"github.com/flink-gitops/flink-gitops/render"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
 const planHelp = `Renders a working copy (every configured Kustomize entry point, in-process, no network)
@@ -35,7 +36,8 @@ Output (-o):
   json     the same, for tools
   objects  the Kubernetes objects the daemon would apply for each FlinkDeployment, as
            multi-document YAML (like helm template), including the Flink configuration file
-           the pods mount; the job id is chosen at deploy time and left out
+           the pods mount; the job id is chosen at deploy time and left out, and values
+           under keys Flink treats as secret (password, token, …) print as ******
 
 Exit codes:
   0  every spec is valid and nothing would change
@@ -266,7 +268,12 @@ func writeObjects(w io.Writer, res *render.Result, opts render.Options) error {
 				k, r.File, r.SessionJob.Spec.DeploymentName)
 			continue
 		}
-		objs, err := lifecycle.Objects(r, opts.DefaultConfiguration, opts.DefaultMode, "")
+		// Values under keys Flink treats as secret are printed as ******.
+		redacted := r
+		d := *r.Deployment
+		d.Spec.FlinkConfiguration = v1beta1.RedactConfig(d.Spec.FlinkConfiguration)
+		redacted.Deployment = &d
+		objs, err := lifecycle.Objects(redacted, v1beta1.RedactConfig(opts.DefaultConfiguration), opts.DefaultMode, "")
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err) // cannot happen: render ran the same builder
 		}

@@ -38,6 +38,9 @@ func TestPlanObjectsGolden(t *testing.T) {
 			if code != exitChanges {
 				t.Fatalf("exit %d, want %d (valid, everything new)\n%s%s", code, exitChanges, out.String(), errOut.String())
 			}
+			if strings.Contains(out.String(), "example-keystore-password") {
+				t.Error("plan -o objects prints a secret value")
+			}
 			golden := filepath.Join("testdata", "objects", e.Name()+".golden.yaml")
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
