@@ -422,17 +422,21 @@ func RenderConfig(v v1beta1.FlinkVersion, conf map[string]string) (string, error
 	var b strings.Builder
 	for _, k := range keys {
 		val := conf[k]
+		shown := strconv.Quote(val) // for the errors below, never a secret
+		if v1beta1.IsSensitiveKey(k) {
+			shown = v1beta1.Redacted
+		}
 		switch {
 		case k == "" || strings.TrimSpace(k) != k || strings.ContainsAny(k, "#\n\r") || strings.Contains(k, ": "):
 			return "", fmt.Errorf("flinkConfiguration key %q cannot be written to flink-conf.yaml; use a plain key", k)
 		case strings.ContainsAny(val, "\n\r"):
 			return "", fmt.Errorf("flinkConfiguration %s: the value has a line break, which flink-conf.yaml (Flink 1.x) cannot hold; write it on one line", k)
 		case strings.Contains(val, "#"):
-			return "", fmt.Errorf("flinkConfiguration %s: the value %q has a '#', which Flink 1.x reads as the start of a comment; avoid the '#'", k, val)
+			return "", fmt.Errorf("flinkConfiguration %s: the value %s has a '#', which Flink 1.x reads as the start of a comment; avoid the '#'", k, shown)
 		case strings.TrimSpace(val) == "":
 			return "", fmt.Errorf("flinkConfiguration %s: the value is empty, and Flink 1.x drops empty values; remove the key or give a value", k)
 		case strings.TrimSpace(val) != val:
-			return "", fmt.Errorf("flinkConfiguration %s: the value %q has leading or trailing blanks, which Flink 1.x drops; remove them", k, val)
+			return "", fmt.Errorf("flinkConfiguration %s: the value %s has leading or trailing blanks, which Flink 1.x drops; remove them", k, shown)
 		}
 		b.WriteString(k)
 		b.WriteString(": ")

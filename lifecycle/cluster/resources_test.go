@@ -129,3 +129,16 @@ func TestMemoryMinimum(t *testing.T) {
 		t.Errorf("fine-grained options: %v", err)
 	}
 }
+
+// TestConfigErrorsHideSecrets: an error about a secret key's value does not
+// print the value.
+func TestConfigErrorsHideSecrets(t *testing.T) {
+	_, err := RenderConfig(v1beta1.FlinkV1_20, map[string]string{"s3.secret-key": "abc#hunter2"})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "s3.secret-key") {
+		t.Errorf("error %v: want the key named and the value hidden", err)
+	}
+	_, err = RenderConfig(v1beta1.FlinkV1_20, map[string]string{"a.plain": "x#y"})
+	if err == nil || !strings.Contains(err.Error(), `"x#y"`) {
+		t.Errorf("error %v: a plain value should be shown", err)
+	}
+}
