@@ -271,3 +271,39 @@ func TestSessionJobConfLayers(t *testing.T) {
 		t.Errorf("a deployment read another resource's key: %q", got)
 	}
 }
+
+// BenchmarkGate measures what the builder check adds to a render of 500
+// FlinkDeployments in one entry point (a fresh renderer each time, so the
+// decode cache does not hide it).
+func BenchmarkGate(b *testing.B) {
+	files := map[string][]byte{}
+	var names []string
+	for i := range 500 {
+		name := fmt.Sprintf("d%03d", i)
+		spec := map[string]any{"apiVersion": v1beta1.APIVersion, "kind": v1beta1.KindFlinkDeployment,
+			"metadata": map[string]any{"name": name, "namespace": "flink"},
+			"spec": map[string]any{"image": "flink:2.2", "flinkVersion": "v2_2", "mode": "standalone",
+				"flinkConfiguration": map[string]any{"state.checkpoints.dir": "s3://c", "state.savepoints.dir": "s3://s"},
+				"jobManager":         map[string]any{"resources": map[string]any{"requests": map[string]any{"memory": "2048m", "cpu": "1"}}},
+				"taskManager":        map[string]any{"resources": map[string]any{"requests": map[string]any{"memory": "4g", "cpu": "2"}}},
+				"job":                map[string]any{"jarURI": "local:///opt/flink/usrlib/job.jar", "parallelism": 4, "upgradeMode": "savepoint"}}}
+		data, _ := json.Marshal(spec)
+		files["s/"+name+".yaml"] = data
+		names = append(names, name+".yaml")
+	}
+	files["s/kustomization.yaml"] = []byte("resources: [" + strings.Join(names, ", ") + "]\n")
+	for _, c := range []struct {
+		name  string
+		check func(*v1beta1.FlinkDeployment, map[string]string) *render.FieldProblem
+	}{{"validate-only", nil}, {"validate+build", CheckDeployment}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				res, err := render.NewRenderer().Render(context.Background(), render.MapSource{Files: files},
+					render.Options{EntryPoints: []string{"s"}, Check: c.check})
+				if err != nil || len(res.Resources) != 500 {
+					b.Fatalf("%v %d", err, len(res.Problems))
+				}
+			}
+		})
+	}
+}
