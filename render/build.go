@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -15,15 +16,70 @@ import (
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
-// buildMu serialises kustomize builds: kustomize keeps global state (the
-// OpenAPI schema) and is not safe to run concurrently in one process.
-var buildMu gosync.Mutex
+// gate orders Kustomize builds around its one piece of global state, the
+// OpenAPI schema: builds with the default schema share it and run side by
+// side (so a build abandoned after its time limit, still running in the
+// background, never holds up the next one, and pull-request renders never
+// wait for the watched branch's); a build that needs another schema, or a
+// reset after a panic, runs alone.
+var gate = newBuildGate()
 
-// schemaDirty (guarded by buildMu) is true when the global OpenAPI schema
-// may not be kustomize's default: after a build whose kustomizations set
-// their own schema, or one that panicked. Resetting costs a re-parse of the
-// built-in schema (tens of milliseconds), so it is done only then.
-var schemaDirty = true
+// buildGate is a reader-preferring read/write lock whose acquisition
+// honours a context.
+type buildGate struct {
+	mu      gosync.Mutex
+	shared  int
+	alone   bool
+	changed chan struct{} // closed and replaced on every release
+	// dirty is true when the global OpenAPI schema may not be Kustomize's
+	// default: after a build whose kustomizations set their own schema, or
+	// one that panicked. Resetting costs a re-parse of the built-in schema
+	// (tens of milliseconds), so it is done only then.
+	dirty bool
+}
+
+func newBuildGate() *buildGate { return &buildGate{changed: make(chan struct{}), dirty: true} }
+
+// acquire waits until a build may run: alone when custom is set or the
+// schema is dirty, else beside other default-schema builds. reset tells
+// the build to reset the schema first. release records whether the build
+// left the schema dirty.
+func (g *buildGate) acquire(ctx context.Context, custom bool) (reset bool, release func(dirty bool), err error) {
+	for {
+		g.mu.Lock()
+		exclusive := custom || g.dirty
+		if !g.alone && (!exclusive || g.shared == 0) {
+			if exclusive {
+				g.alone = true
+			} else {
+				g.shared++
+			}
+			g.mu.Unlock()
+			return exclusive, func(dirty bool) { g.release(exclusive, dirty) }, nil
+		}
+		ch := g.changed
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, nil, ctx.Err()
+		}
+	}
+}
+
+func (g *buildGate) release(exclusive, dirty bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if exclusive {
+		g.alone = false
+		g.dirty = dirty
+	} else {
+		g.shared--
+		g.dirty = g.dirty || dirty
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
 
 const originAnnotation = "config.kubernetes.io/origin"
 
@@ -46,7 +102,9 @@ type rawObject struct {
 
 // build runs kustomize on one entry point over the recording filesystem and
 // returns the objects it emitted. Panics inside kustomize become errors.
-func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject, err error) {
+// The caller holds the gate; reset says to reset the OpenAPI schema first,
+// and dirty says whether the build left it in need of a reset.
+func build(fsys *recordingFS, entry string, reset, customSchema bool, maxObjects int) (objs []rawObject, dirty bool, err error) {
 	kf, _ := fsys.t.kustomizationFile(entry)
 	injected := false
 	if kf != "" {
@@ -56,15 +114,13 @@ func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject
 		}
 	}
 
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if schemaDirty || customSchema {
+	if reset {
 		openapi.ResetOpenAPI()
 	}
-	schemaDirty = customSchema
+	dirty = customSchema
 	defer func() {
 		if r := recover(); r != nil {
-			schemaDirty = true
+			dirty = true
 			err = fmt.Errorf("kustomize panicked: %v (at %s)", r, panicSite(debug.Stack()))
 		}
 	}()
@@ -75,13 +131,22 @@ func build(fsys *recordingFS, entry string, customSchema bool) (objs []rawObject
 	k := krusty.MakeKustomizer(opts)
 	m, err := k.Run(fsys, "/"+entry)
 	if err != nil {
-		return nil, err
+		return nil, dirty, err
+	}
+	if n := m.Size(); n > maxObjects {
+		return nil, dirty, &limitError{fmt.Sprintf("the entry point produces %d objects, over the limit of %d", n, maxObjects),
+			"split the entry point into several, or raise render.maxObjects in the daemon config"}
 	}
 	for _, r := range m.Resources() {
 		objs = append(objs, toRaw(r, entry, injected))
 	}
-	return objs, nil
+	return objs, dirty, nil
 }
+
+// limitError is a build stopped by one of the render budgets.
+type limitError struct{ msg, fix string }
+
+func (e *limitError) Error() string { return e.msg }
 
 // withOriginAnnotations returns the kustomization with buildMetadata
 // originAnnotations switched on, so each output object says which file it

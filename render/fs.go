@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	gosync "sync"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -53,13 +54,37 @@ func loadFS(t *tree, maxSize int64) (filesys.FileSystem, error) {
 // point's kustomization, with origin annotations switched on).
 type recordingFS struct {
 	filesys.FileSystem
-	t        *tree
-	override map[string][]byte // absolute path -> contents
-	seen     map[string]bool   // repo-relative paths; a trailing "/" marks a directory listing
+	// mu makes abandon final: once it returns, the build never touches the
+	// shared in-memory filesystem or the tree again.
+	mu        gosync.Mutex
+	abandoned bool
+	t         *tree
+	override  map[string][]byte // absolute path -> contents
+	seen      map[string]bool   // repo-relative paths; a trailing "/" marks a directory listing
 }
 
 func newRecordingFS(inner filesys.FileSystem, t *tree) *recordingFS {
 	return &recordingFS{FileSystem: inner, t: t, override: map[string][]byte{}, seen: map[string]bool{}}
+}
+
+// errAbandoned answers every call of a build that was abandoned.
+var errAbandoned = errors.New("build abandoned after its time limit")
+
+// abandon makes every further call fail.
+func (f *recordingFS) abandon() {
+	f.mu.Lock()
+	f.abandoned = true
+	f.mu.Unlock()
+}
+
+// enter locks f for one call; ok is false once the build is abandoned.
+func (f *recordingFS) enter() bool {
+	f.mu.Lock()
+	if f.abandoned {
+		f.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 // rel turns an absolute in-memory path into a repository path ("" = root).
@@ -86,6 +111,10 @@ func (f *recordingFS) poisoned(r string) error {
 
 // ReadFile implements filesys.FileSystem.
 func (f *recordingFS) ReadFile(p string) ([]byte, error) {
+	if !f.enter() {
+		return nil, errAbandoned
+	}
+	defer f.mu.Unlock()
 	r := f.note(p)
 	if err := f.poisoned(r); err != nil {
 		return nil, err
@@ -98,6 +127,10 @@ func (f *recordingFS) ReadFile(p string) ([]byte, error) {
 
 // Open implements filesys.FileSystem.
 func (f *recordingFS) Open(p string) (filesys.File, error) {
+	if !f.enter() {
+		return nil, errAbandoned
+	}
+	defer f.mu.Unlock()
 	r := f.note(p)
 	if err := f.poisoned(r); err != nil {
 		return nil, err
@@ -107,6 +140,10 @@ func (f *recordingFS) Open(p string) (filesys.File, error) {
 
 // Exists implements filesys.FileSystem.
 func (f *recordingFS) Exists(p string) bool {
+	if !f.enter() {
+		return false
+	}
+	defer f.mu.Unlock()
 	r := f.note(p)
 	if _, bad := f.t.bad[r]; bad {
 		return true
@@ -116,18 +153,30 @@ func (f *recordingFS) Exists(p string) bool {
 
 // IsDir implements filesys.FileSystem.
 func (f *recordingFS) IsDir(p string) bool {
+	if !f.enter() {
+		return false
+	}
+	defer f.mu.Unlock()
 	f.note(p)
 	return f.FileSystem.IsDir(p)
 }
 
 // CleanedAbs implements filesys.FileSystem.
 func (f *recordingFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	if !f.enter() {
+		return "", "", errAbandoned
+	}
+	defer f.mu.Unlock()
 	f.note(p)
 	return f.FileSystem.CleanedAbs(p)
 }
 
 // ReadDir implements filesys.FileSystem.
 func (f *recordingFS) ReadDir(p string) ([]string, error) {
+	if !f.enter() {
+		return nil, errAbandoned
+	}
+	defer f.mu.Unlock()
 	f.seen[rel(p)+"/"] = true
 	return f.FileSystem.ReadDir(p)
 }
@@ -135,6 +184,10 @@ func (f *recordingFS) ReadDir(p string) ([]string, error) {
 // Glob implements filesys.FileSystem; it records the listing of the
 // pattern's directory.
 func (f *recordingFS) Glob(pattern string) ([]string, error) {
+	if !f.enter() {
+		return nil, errAbandoned
+	}
+	defer f.mu.Unlock()
 	f.seen[rel(path.Dir(filepath.ToSlash(pattern)))+"/"] = true
 	return f.FileSystem.Glob(pattern)
 }
@@ -142,11 +195,15 @@ func (f *recordingFS) Glob(pattern string) ([]string, error) {
 // Walk implements filesys.FileSystem; it records every directory listed.
 func (f *recordingFS) Walk(p string, fn filepath.WalkFunc) error {
 	return f.FileSystem.Walk(p, func(q string, info fs.FileInfo, err error) error {
+		if !f.enter() {
+			return errAbandoned
+		}
 		if err == nil && info.IsDir() {
 			f.seen[rel(q)+"/"] = true
 		} else {
 			f.note(q)
 		}
+		f.mu.Unlock()
 		return fn(q, info, err)
 	})
 }

@@ -35,8 +35,8 @@ func (t *tree) kustomizationFile(dir string) (string, bool) {
 //
 // warnings are kustomize's deprecation notices for the kustomizations
 // (which kustomize itself only prints to stderr).
-func precheck(t *tree, entry string) (problems, warnings []Problem, customSchema bool) {
-	c := &checker{t: t, entry: entry, seen: map[string]bool{}}
+func precheck(t *tree, entry string, opts Options) (problems, warnings []Problem, customSchema bool) {
+	c := &checker{t: t, entry: entry, seen: map[string]bool{}, budget: newBudget(opts), reported: map[string]bool{}}
 	kf, ok := t.kustomizationFile(entry)
 	if !ok {
 		return []Problem{{EntryPoint: entry, File: entry, Message: fmt.Sprintf("no kustomization.yaml in %s", displayDir(entry)),
@@ -60,9 +60,17 @@ type checker struct {
 	entry        string
 	seen         map[string]bool
 	problems     []Problem
+	budget       *budget
+	// reported holds "file\x00field" of every field already refused, so
+	// the generic URL sweep does not report it twice.
+	reported map[string]bool
+	// overBudget is set once the entry point's budget is used up: one
+	// problem is enough, and nothing more is read.
+	overBudget bool
 }
 
 func (c *checker) add(file, field, msg, fix string) {
+	c.reported[file+"\x00"+field] = true
 	c.problems = append(c.problems, Problem{EntryPoint: c.entry, File: file, Field: field, Message: msg, Fix: fix})
 }
 
@@ -78,6 +86,9 @@ func (c *checker) kustomization(file string) {
 	b, err := c.t.src.ReadFile(c.t.files[file])
 	if err != nil {
 		c.add(file, "", fmt.Sprintf("read %s: %v", file, err), "")
+		return
+	}
+	if _, ok := c.measureFile(file, "", file, b); !ok {
 		return
 	}
 	var k map[string]any
@@ -100,19 +111,29 @@ func (c *checker) kustomization(file string) {
 			c.resourceRef(file, dir, fmt.Sprintf("%s[%d]", field, i), ref)
 		}
 	}
-	for _, field := range []string{"crds", "generators", "transformers", "validators", "patchesStrategicMerge"} {
+	for _, field := range []string{"crds", "configurations", "generators", "transformers", "validators", "patchesStrategicMerge"} {
 		for i, ref := range stringList(k[field]) {
-			if strings.ContainsAny(ref, "\n:") && !strings.Contains(ref, "://") {
-				continue // inline YAML, not a path
+			f := fmt.Sprintf("%s[%d]", field, i)
+			if strings.ContainsAny(ref, "\n:") && !isURL(ref) || strings.Contains(ref, "\n") {
+				// Inline YAML, not a path: Kustomize parses it, and a
+				// transformer or generator config may name files itself.
+				if c.measure(file, f, "inline YAML at "+f, []byte(ref)) && field != "patchesStrategicMerge" {
+					c.sweepInline(file, f, ref)
+				}
+				continue
 			}
-			c.fileRef(file, dir, fmt.Sprintf("%s[%d]", field, i), ref)
+			c.yamlRef(file, dir, f, ref, field == "generators" || field == "transformers" || field == "validators")
 		}
 	}
 	for _, field := range []string{"patches", "patchesJson6902", "replacements"} {
 		for i, item := range list(k[field]) {
 			if m, ok := item.(map[string]any); ok {
 				if p, ok := m["path"].(string); ok {
-					c.fileRef(file, dir, fmt.Sprintf("%s[%d].path", field, i), p)
+					c.yamlRef(file, dir, fmt.Sprintf("%s[%d].path", field, i), p, false)
+				}
+				if p, ok := m["patch"].(string); ok {
+					f := fmt.Sprintf("%s[%d].patch", field, i)
+					c.measure(file, f, "the inline patch at "+f, []byte(p))
 				}
 			}
 		}
@@ -122,7 +143,7 @@ func (c *checker) kustomization(file string) {
 	}
 	if m, ok := k["openapi"].(map[string]any); ok {
 		if p, ok := m["path"].(string); ok {
-			c.fileRef(file, dir, "openapi.path", p)
+			c.yamlRef(file, dir, "openapi.path", p, false)
 		}
 	}
 	for _, field := range []string{"configMapGenerator", "secretGenerator"} {
@@ -135,16 +156,21 @@ func (c *checker) kustomization(file string) {
 				if _, p, ok := strings.Cut(f, "="); ok {
 					f = p
 				}
-				c.fileRef(file, dir, fmt.Sprintf("%s[%d].files[%d]", field, i, j), f)
+				c.dataRef(file, dir, fmt.Sprintf("%s[%d].files[%d]", field, i, j), f)
 			}
 			for j, f := range stringList(m["envs"]) {
-				c.fileRef(file, dir, fmt.Sprintf("%s[%d].envs[%d]", field, i, j), f)
+				c.dataRef(file, dir, fmt.Sprintf("%s[%d].envs[%d]", field, i, j), f)
 			}
 			if f, ok := m["env"].(string); ok && f != "" {
-				c.fileRef(file, dir, fmt.Sprintf("%s[%d].env", field, i), f)
+				c.dataRef(file, dir, fmt.Sprintf("%s[%d].env", field, i), f)
 			}
 		}
 	}
+	if _, ok := k["helmCharts"]; ok {
+		c.add(file, "helmCharts", "Helm charts are not supported: builds read only the repository snapshot and run no programs",
+			"render the chart with `helm template` and commit the output, or vendor it and refer to its files")
+	}
+	c.sweepKustomization(file, b)
 }
 
 func list(v any) []any {
@@ -214,7 +240,9 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 			case c.t.isFile(p):
 				if why, bad := c.t.bad[p]; bad {
 					c.add(file, field, why, badFix)
+					return
 				}
+				c.resourceFile(file, field, p)
 				return
 			}
 		} else {
@@ -230,17 +258,24 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 		"add the file or directory to the repository, or fix the path")
 }
 
-func (c *checker) fileRef(file, dir, field, ref string) {
-	if strings.Contains(ref, "://") {
+// fileRef checks a reference to a file and returns its repository path
+// when the file can be read.
+func (c *checker) fileRef(file, dir, field, ref string) (string, bool) {
+	if isURL(ref) {
 		c.add(file, field, fmt.Sprintf("remote file %q is not allowed: builds read only the repository snapshot, never the network", ref),
 			"copy the file into the repository and refer to it by a relative path")
-		return
+		return "", false
 	}
-	if p, ok := c.safeJoin(file, dir, field, ref); ok {
-		if why, bad := c.t.bad[p]; bad {
-			c.add(file, field, why, badFix)
-		}
+	p, ok := c.safeJoin(file, dir, field, ref)
+	if !ok {
+		return "", false
 	}
+	if why, bad := c.t.bad[p]; bad {
+		c.add(file, field, why, badFix)
+		return "", false
+	}
+	_, isFile := c.t.files[p]
+	return p, isFile
 }
 
 const badFix = "keep every file an entry point reads inside the repository, not behind a symlink that leaves it, and under the size limit"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
@@ -70,6 +71,21 @@ type Options struct {
 	// reconciler can build and apply. It must be a top-level function (the
 	// decode cache is keyed by the options, the function included).
 	Check func(d *v1beta1.FlinkDeployment, defaults map[string]string) *FieldProblem
+	// MaxInputBytes is the most one entry point may read (default
+	// DefaultMaxInputBytes).
+	MaxInputBytes int64
+	// MaxYAMLNodes is the most YAML nodes, aliases expanded, the YAML files
+	// of one entry point may hold (default DefaultMaxYAMLNodes).
+	MaxYAMLNodes int
+	// MaxDepth is the deepest nesting of a YAML file (default DefaultMaxDepth).
+	MaxDepth int
+	// MaxObjects is the most objects one entry point may produce (default
+	// DefaultMaxObjects).
+	MaxObjects int
+	// BuildTimeout bounds one entry point's build (default
+	// DefaultBuildTimeout); a build that overruns is a problem on its entry
+	// point and never holds up the next render.
+	BuildTimeout time.Duration
 }
 
 // FieldProblem is a problem with one field of a resource, as Options.Check
@@ -90,6 +106,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxFileSize <= 0 {
 		o.MaxFileSize = DefaultMaxFileSize
+	}
+	if o.MaxInputBytes <= 0 {
+		o.MaxInputBytes = DefaultMaxInputBytes
+	}
+	if o.MaxYAMLNodes <= 0 {
+		o.MaxYAMLNodes = DefaultMaxYAMLNodes
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxObjects <= 0 {
+		o.MaxObjects = DefaultMaxObjects
+	}
+	if o.BuildTimeout <= 0 {
+		o.BuildTimeout = DefaultBuildTimeout
 	}
 	return o
 }

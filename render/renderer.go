@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -77,7 +78,7 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 			res.Reused++
 			continue
 		}
-		ps, ws, customSchema := precheck(t, e)
+		ps, ws, customSchema := precheck(t, e, opts)
 		if len(ps) > 0 {
 			built[e] = &cacheEntry{problems: ps, warnings: ws, failed: true}
 			res.Built++
@@ -89,9 +90,12 @@ func (r *Renderer) Render(ctx context.Context, src Source, opts Options) (*Resul
 				return nil, fmt.Errorf("render: %w", err)
 			}
 		}
-		built[e] = buildEntry(mem, t, e, customSchema)
+		built[e] = buildEntry(ctx, mem, t, e, customSchema, opts)
 		built[e].warnings = ws
 		res.Built++
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
 	}
 	// Keep only the entry points of this render; cache only complete builds
 	// (a precheck failure has no recorded reads).
@@ -114,10 +118,37 @@ func (c *cacheEntry) valid(t *tree) bool {
 	return true
 }
 
-// buildEntry runs one build and records what it read.
-func buildEntry(mem filesys.FileSystem, t *tree, entry string, customSchema bool) *cacheEntry {
+// buildEntry runs one build and records what it read. The build runs in
+// its own goroutine: when it overruns opts.BuildTimeout or ctx ends, it is
+// abandoned (its filesystem refuses every further read, so it stops at its
+// next file access, and it releases the gate when it returns) and reported
+// as a problem on the entry point; nothing waits for it.
+func buildEntry(ctx context.Context, mem filesys.FileSystem, t *tree, entry string, customSchema bool, opts Options) *cacheEntry {
+	ctx, cancel := context.WithTimeout(ctx, opts.BuildTimeout)
+	defer cancel()
 	fsys := newRecordingFS(mem, t)
-	objs, err := build(fsys, entry, customSchema)
+	reset, release, err := gate.acquire(ctx, customSchema)
+	if err != nil {
+		return &cacheEntry{failed: true, problems: []Problem{timeoutProblem(t, entry, opts, "while waiting for another build that changes Kustomize's OpenAPI schema")}}
+	}
+	type outcome struct {
+		objs []rawObject
+		err  error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		objs, dirty, err := build(fsys, entry, reset, customSchema, opts.MaxObjects)
+		release(dirty)
+		done <- outcome{objs, err}
+	}()
+	var out outcome
+	select {
+	case out = <-done:
+	case <-ctx.Done():
+		fsys.abandon()
+		return &cacheEntry{failed: true, problems: []Problem{timeoutProblem(t, entry, opts, "")}}
+	}
+	objs, err := out.objs, out.err
 	c := &cacheEntry{deps: map[string]string{}, objs: objs}
 	for p := range fsys.seen {
 		c.deps[p] = t.fingerprint(p)
@@ -130,9 +161,31 @@ func buildEntry(mem filesys.FileSystem, t *tree, entry string, customSchema bool
 	return c
 }
 
+// timeoutProblem reports a build stopped by its time limit or by shutdown.
+func timeoutProblem(t *tree, entry string, opts Options, while string) Problem {
+	p := Problem{EntryPoint: entry, Message: fmt.Sprintf("kustomize build stopped after its time limit of %s", opts.BuildTimeout),
+		Fix: "make the entry point smaller or simpler, or raise render.buildTimeout in the daemon config"}
+	if while != "" {
+		p.Message += " " + while
+		p.Fix = "retry: the next sync renders it again"
+	}
+	if kf, ok := t.kustomizationFile(entry); ok {
+		p.File = kf
+	}
+	return p
+}
+
 // buildProblem turns a kustomize error into a Problem, naming the file
 // when the error names one.
 func buildProblem(t *tree, entry string, err error) Problem {
+	var le *limitError
+	if errors.As(err, &le) {
+		p := Problem{EntryPoint: entry, Message: le.msg, Fix: le.fix}
+		if kf, ok := t.kustomizationFile(entry); ok {
+			p.File = kf
+		}
+		return p
+	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	p := Problem{EntryPoint: entry, Message: "kustomize build failed: " + msg,
 		Fix: "fix the kustomization or the file it names; `kustomize build " + displayPath(entry) + "` shows the same error"}
