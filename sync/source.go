@@ -41,6 +41,11 @@ type Options struct {
 	// in memory (default 256 MiB). A larger head is rejected like an
 	// untrusted one: the last good snapshot stays.
 	MaxSnapshotBytes int64
+	// MaxFetchBytes caps a fetch while it runs: the pack received and the
+	// sizes its objects inflate to, checked before any object is inflated
+	// (default MaxSnapshotBytes plus a quarter for commits and trees, at
+	// least 1 MiB). A larger head is rejected like an oversized snapshot.
+	MaxFetchBytes int64
 	// Verify, when set, accepts a new head only if it is signed by a
 	// trusted key.
 	Verify *VerifyOptions
@@ -76,6 +81,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxSnapshotBytes <= 0 {
 		o.MaxSnapshotBytes = 256 << 20
+	}
+	if o.MaxFetchBytes <= 0 {
+		o.MaxFetchBytes = max(o.MaxSnapshotBytes+o.MaxSnapshotBytes/4, 1<<20)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -202,6 +210,9 @@ func (s *Source) Poll(ctx context.Context) (*Snapshot, bool, error) {
 	s.mu.Unlock()
 
 	c, err := s.fetch(ctx)
+	if errors.Is(err, ErrSnapshotTooLarge) {
+		return s.reject(last, head, err)
+	}
 	if err != nil {
 		return s.fail(ctx, err)
 	}
@@ -299,7 +310,7 @@ func (s *Source) fetch(ctx context.Context) (*object.Commit, error) {
 func (s *Source) fetchCommit(ctx context.Context, ref plumbing.ReferenceName, what string) (*object.Commit, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	repo, err := git.Init(memory.NewStorage(), nil)
+	repo, err := git.Init(newCappedStorage(s.opts.MaxFetchBytes), nil)
 	if err != nil {
 		return nil, fmt.Errorf("init in-memory repository: %w", err)
 	}
@@ -315,6 +326,10 @@ func (s *Source) fetchCommit(ctx context.Context, ref plumbing.ReferenceName, wh
 		CABundle:   s.auth.caBundle,
 		Tags:       git.NoTags,
 	})
+	if errors.Is(err, errFetchTooLarge) {
+		return nil, &Error{Kind: ErrSnapshotTooLarge, Op: "fetch", Remote: redactURL(s.opts.URL),
+			Msg: fmt.Sprintf("%s refused: %v; move large files out of the repository", what, err)}
+	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		if strings.Contains(err.Error(), "couldn't find remote ref") {
 			return nil, &Error{Kind: ErrBranchNotFound, Op: "fetch", Remote: redactURL(s.opts.URL), Msg: "no " + what}

@@ -3,7 +3,9 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -305,5 +307,47 @@ func TestCancelledPollIsNotAnOutage(t *testing.T) {
 	}
 	if st := src.Status(); st.Failures != 0 || st.Err != nil {
 		t.Fatalf("a cancelled poll was recorded as a failure: %+v", st)
+	}
+}
+
+// TestFetchSizeLimit pushes a git bomb — a file of zeros far larger than
+// the fetch cap that compresses to a tiny pack — and checks that the fetch
+// is refused with the size named, for the watched branch and for FetchRef,
+// without the blob ever being inflated into memory (allocations stay far
+// below its size).
+func TestFetchSizeLimit(t *testing.T) {
+	integration(t)
+	ctx := context.Background()
+	srv, w := specRepo(t)
+	c1 := mustCommitPush(t, w, map[string]string{"a.yaml": "small\n"}, "c1")
+	const capBytes = 8 << 20
+	src := newTestSource(t, srv, "specs", func(o *Options) { o.MaxFetchBytes = capBytes })
+	if snap, _, err := src.Poll(ctx); err != nil || snap.Commit != c1 {
+		t.Fatalf("small commit: %v", err)
+	}
+	const bombBytes = 200 << 20
+	bomb := mustCommitPush(t, w, map[string]string{"zeros.bin": strings.Repeat("\x00", bombBytes)}, "bomb")
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	snap, changed, err := src.Poll(ctx)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrSnapshotTooLarge) || changed || snap.Commit != c1 {
+		t.Fatalf("git bomb: changed=%v err=%v", changed, err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(capBytes)) {
+		t.Errorf("the error does not name the cap: %v", err)
+	}
+	if testing.Verbose() {
+		t.Logf("refused: %v", err)
+	}
+	if st := src.Status(); st.Rejected != bomb {
+		t.Errorf("status = %+v, want the bomb rejected", st)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2*capBytes {
+		t.Errorf("the refused fetch allocated %d MiB; the cap is %d MiB", alloc>>20, capBytes>>20)
+	}
+	if _, err := src.FetchRef(ctx, "refs/heads/main"); !errors.Is(err, ErrSnapshotTooLarge) {
+		t.Errorf("FetchRef of the bomb: %v", err)
 	}
 }
