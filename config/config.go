@@ -21,6 +21,10 @@ type Config struct {
 	Flink Flink `koanf:"flink"`
 	// Reconcile tunes the reconcile loop.
 	Reconcile Reconcile `koanf:"reconcile"`
+	// Render bounds each entry point's build (the repository is untrusted).
+	Render Render `koanf:"render"`
+	// Artifacts is the fetch policy for session job jars.
+	Artifacts Artifacts `koanf:"artifacts"`
 	// LeaderElection makes sure only one replica acts at a time.
 	LeaderElection LeaderElection `koanf:"leaderElection"`
 	// Server is the HTTP listener for /metrics, /healthz and /readyz.
@@ -175,6 +179,44 @@ type Reconcile struct {
 	OperationTimeout time.Duration `koanf:"operationTimeout"`
 }
 
+// Render holds the per-entry-point budgets of a render. All live. A budget
+// exceeded is a problem on that entry point, never a crash.
+type Render struct {
+	// MaxFileBytes is the largest file a build may read.
+	MaxFileBytes int64 `koanf:"maxFileBytes"`
+	// MaxInputBytes is the most one entry point may read in total.
+	MaxInputBytes int64 `koanf:"maxInputBytes"`
+	// MaxYAMLNodes is the most YAML nodes (aliases expanded) an entry
+	// point's YAML may hold.
+	MaxYAMLNodes int `koanf:"maxYAMLNodes"`
+	// MaxDepth is the deepest nesting of maps and lists in a YAML file.
+	MaxDepth int `koanf:"maxDepth"`
+	// MaxObjects is the most objects one entry point may produce.
+	MaxObjects int `koanf:"maxObjects"`
+	// BuildTimeout bounds one entry point's Kustomize build.
+	BuildTimeout time.Duration `koanf:"buildTimeout"`
+}
+
+// Artifacts is the fetch policy for session job jars, which the daemon
+// downloads itself and uploads to the session cluster (like the operator's
+// kubernetes.operator.user.artifacts.*). All live.
+type Artifacts struct {
+	// AllowedSchemes among https, http and file.
+	AllowedSchemes []string `koanf:"allowedSchemes"`
+	// FileDirectory is the absolute directory file:// jars must be in;
+	// empty refuses file:// jars.
+	FileDirectory string `koanf:"fileDirectory"`
+	// AllowPrivateHosts allows hosts resolving to loopback, private,
+	// link-local (cloud metadata) and other non-public addresses.
+	AllowPrivateHosts bool `koanf:"allowPrivateHosts"`
+	// AllowedHosts are host names or CIDRs exempt from the address check.
+	AllowedHosts []string `koanf:"allowedHosts"`
+	// MaxBytes caps one jar download.
+	MaxBytes int64 `koanf:"maxBytes"`
+	// Timeout bounds one jar download.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
 // LeaderElection configures the Lease based leader election. Restart.
 type LeaderElection struct {
 	Enabled       bool          `koanf:"enabled"`
@@ -236,6 +278,19 @@ func Default() *Config {
 			ResyncInterval:   30 * time.Second,
 			FastPollInterval: 500 * time.Millisecond,
 			OperationTimeout: 5 * time.Minute,
+		},
+		Render: Render{
+			MaxFileBytes:  4 << 20,
+			MaxInputBytes: 8 << 20,
+			MaxYAMLNodes:  200_000,
+			MaxDepth:      100,
+			MaxObjects:    1000,
+			BuildTimeout:  15 * time.Second,
+		},
+		Artifacts: Artifacts{
+			AllowedSchemes: []string{"https"},
+			MaxBytes:       512 << 20,
+			Timeout:        2 * time.Minute,
 		},
 		LeaderElection: LeaderElection{
 			LeaseName:     "flink-gitops",

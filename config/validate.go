@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/template"
@@ -201,6 +203,44 @@ func Validate(c *Config) []Problem {
 	if c.Reconcile.FastPollInterval > c.Reconcile.ResyncInterval {
 		v.add("reconcile.fastPollInterval", "is longer than reconcile.resyncInterval", "make it shorter: it is the poll rate while an operation is in flight")
 	}
+
+	// render
+	positive := func(key string, n int64) {
+		if n <= 0 {
+			v.add(key, fmt.Sprintf("%d is not positive", n), "give a positive limit, or leave the key out for the default")
+		}
+	}
+	positive("render.maxFileBytes", c.Render.MaxFileBytes)
+	positive("render.maxInputBytes", c.Render.MaxInputBytes)
+	positive("render.maxYAMLNodes", int64(c.Render.MaxYAMLNodes))
+	positive("render.maxDepth", int64(c.Render.MaxDepth))
+	positive("render.maxObjects", int64(c.Render.MaxObjects))
+	v.minDuration("render.buildTimeout", c.Render.BuildTimeout, 100*time.Millisecond)
+
+	// artifacts
+	if len(c.Artifacts.AllowedSchemes) == 0 {
+		v.add("artifacts.allowedSchemes", "is empty", "list at least https")
+	}
+	for _, s := range c.Artifacts.AllowedSchemes {
+		if s != "https" && s != "http" && s != "file" {
+			v.add("artifacts.allowedSchemes", fmt.Sprintf("%q is not a scheme the daemon can fetch", s), "use https, http or file")
+		}
+		if s == "file" && c.Artifacts.FileDirectory == "" {
+			v.add("artifacts.fileDirectory", "is required when file is an allowed scheme", "name the absolute directory file:// jars must be in")
+		}
+	}
+	if d := c.Artifacts.FileDirectory; d != "" && !filepath.IsAbs(d) {
+		v.add("artifacts.fileDirectory", fmt.Sprintf("%q is not an absolute path", d), "give an absolute directory")
+	}
+	for _, h := range c.Artifacts.AllowedHosts {
+		if _, err := netip.ParsePrefix(h); err != nil && (h == "" || strings.ContainsAny(h, "/ :")) {
+			if _, err := netip.ParseAddr(h); err != nil {
+				v.add("artifacts.allowedHosts", fmt.Sprintf("%q is neither a host name nor a CIDR", h), "write e.g. artifacts.internal or 10.0.0.0/8")
+			}
+		}
+	}
+	positive("artifacts.maxBytes", c.Artifacts.MaxBytes)
+	v.minDuration("artifacts.timeout", c.Artifacts.Timeout, time.Second)
 
 	// leader election
 	if le := c.LeaderElection; le.Enabled {

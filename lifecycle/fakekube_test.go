@@ -244,7 +244,7 @@ func newSimWorldWith(t *testing.T, ssa bool) *simWorld {
 	t.Helper()
 	clock := newSimClock()
 	w := &simWorld{t: t, ns: "apps", clock: clock, flink: newFlinkSim(clock), crash: &crasher{}, logs: &bytes.Buffer{},
-		settings: Settings{FastPoll: time.Second, Resync: time.Minute, OperationTimeout: 2 * time.Minute}}
+		settings: Settings{FastPoll: time.Second, Resync: time.Minute, OperationTimeout: 2 * time.Minute, Artifacts: testArtifacts}}
 	if ssa {
 		w.kube = fake.NewClientset()
 		w.tracker = w.kube.Tracker()

@@ -67,11 +67,17 @@ func newBed(t *testing.T) *bed {
 		Events: &lifecycle.Events{Client: cs, Log: log},
 		Log:    log,
 		Settings: func() lifecycle.Settings {
-			return lifecycle.Settings{FastPoll: 200 * time.Millisecond, Resync: 2 * time.Second, OperationTimeout: 2 * time.Minute}
+			return lifecycle.Settings{FastPoll: 200 * time.Millisecond, Resync: 2 * time.Second, OperationTimeout: 2 * time.Minute,
+				Artifacts: bedArtifacts}
 		},
 	}
 	return b
 }
+
+// bedArtifacts is the artifact policy of the test bed: the test jars are
+// local files in temporary and cache directories, so it opts in to file://
+// anywhere.
+var bedArtifacts = render.ArtifactPolicy{AllowedSchemes: []string{"https", "file"}, FileDirectory: "/"}
 
 // render renders one resource file through kustomize, as the daemon would.
 func (b *bed) render(file string) *lifecycle.Desired {
@@ -97,7 +103,7 @@ func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
 		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
 	}}
 	res, err := b.renderer.Render(context.Background(), src, render.Options{
-		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns},
+		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns}, Artifacts: bedArtifacts,
 	})
 	if err != nil {
 		b.t.Fatal(err)

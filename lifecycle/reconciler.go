@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -49,6 +50,9 @@ type Settings struct {
 	// DefaultMode is the mode of specs that set none (flink.defaultMode);
 	// empty means standalone.
 	DefaultMode v1beta1.DeploymentMode
+	// Artifacts is the fetch policy for session job jars (the zero value
+	// allows public https only).
+	Artifacts render.ArtifactPolicy
 }
 
 // Desired is a rendered resource as the reconciler takes it.

@@ -12,16 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
-// Limits of session job jars fetched from their jarURI.
 const (
-	maxJarBytes = 512 << 20
-	jarTimeout  = 2 * time.Minute
 	// keyJarSHA256 optionally pins the jar's SHA-256 (hex) in the session
 	// job's flinkConfiguration; a jar that does not match is not submitted.
 	keyJarSHA256 = "flink-gitops.jar.sha256"
@@ -276,7 +273,7 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
-	jar, cleanup, err := fetchJar(ctx, tgt.Job.JarURI, tgt.FlinkConfiguration[keyJarSHA256])
+	jar, cleanup, err := fetchJar(ctx, p.set.Artifacts, tgt.Job.JarURI, tgt.FlinkConfiguration[keyJarSHA256])
 	if err != nil {
 		if errors.Is(err, errJarInvalid) {
 			p.fail(ctx, ReasonValidationError, err.Error())
@@ -360,28 +357,42 @@ func (p *pass) awaitSessionJobRunning(ctx context.Context) (bool, error) {
 // errJarInvalid marks jar problems a retry cannot fix.
 var errJarInvalid = errors.New("invalid jar")
 
-// fetchJar makes the job jar available as a local file: file:// paths are
-// used in place; http(s) URLs are downloaded (size-capped, optionally
-// checked against a SHA-256). The cleanup function removes a download.
-func fetchJar(ctx context.Context, jarURI, wantSHA string) (string, func(), error) {
+// fetchJar makes the job jar available as a local file under the artifact
+// policy (checked again here: the spec may predate a stricter policy, and
+// DNS may answer differently than at validation): file:// paths are used in
+// place when they resolve inside the policy's directory; http(s) URLs are
+// downloaded with the policy's client (every connected address checked),
+// size and time limits, optionally checked against a SHA-256. The cleanup
+// function removes a download.
+func fetchJar(ctx context.Context, policy render.ArtifactPolicy, jarURI, wantSHA string) (string, func(), error) {
 	none := func() {}
+	policy = policy.WithDefaults()
 	u, err := url.Parse(jarURI)
 	if err != nil {
 		return "", none, fmt.Errorf("%w: spec.job.jarURI %q: %v", errJarInvalid, jarURI, err)
+	}
+	if msg, fix := policy.CheckURI(jarURI); msg != "" {
+		return "", none, fmt.Errorf("%w: spec.job.jarURI %s: %s (%s)", errJarInvalid, u.Redacted(), msg, fix)
 	}
 	var path string
 	cleanup := none
 	switch u.Scheme {
 	case "file":
+		if err := policy.CheckFile(u.Path); err != nil {
+			return "", none, fmt.Errorf("%w: spec.job.jarURI: %v", errJarInvalid, err)
+		}
 		path = u.Path
 	case "http", "https":
-		ctx, cancel := context.WithTimeout(ctx, jarTimeout)
+		ctx, cancel := context.WithTimeout(ctx, policy.Timeout)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, jarURI, nil)
 		if err != nil {
 			return "", none, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := policy.Client().Do(req)
+		if errors.Is(err, render.ErrArtifactRefused) {
+			return "", none, fmt.Errorf("%w: fetch %s: %v", errJarInvalid, u.Redacted(), err)
+		}
 		if err != nil {
 			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
 		}
@@ -394,15 +405,15 @@ func fetchJar(ctx context.Context, jarURI, wantSHA string) (string, func(), erro
 			return "", none, err
 		}
 		cleanup = func() { os.Remove(f.Name()) }
-		n, err := io.Copy(f, io.LimitReader(resp.Body, maxJarBytes+1))
+		n, err := io.Copy(f, io.LimitReader(resp.Body, policy.MaxBytes+1))
 		f.Close()
 		if err != nil {
 			cleanup()
 			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
 		}
-		if n > maxJarBytes {
+		if n > policy.MaxBytes {
 			cleanup()
-			return "", none, fmt.Errorf("%w: %s is larger than %d MiB", errJarInvalid, u.Redacted(), maxJarBytes>>20)
+			return "", none, fmt.Errorf("%w: %s is larger than the artifact limit of %d bytes (artifacts.maxBytes)", errJarInvalid, u.Redacted(), policy.MaxBytes)
 		}
 		path = f.Name()
 	default:

@@ -68,6 +68,12 @@ func parseCorpus(t *testing.T, data []byte, loopback string) corpusCase {
 					c.opts.DefaultNamespace = v
 				case "maxObjects":
 					c.opts.MaxObjects, _ = strconv.Atoi(v)
+				case "artifactSchemes":
+					c.opts.Artifacts.AllowedSchemes = strings.Split(v, ",")
+				case "artifactDir":
+					c.opts.Artifacts.FileDirectory = v
+				case "allowPrivate":
+					c.opts.Artifacts.AllowPrivateHosts = v == "true"
 				case "buildTimeout":
 					c.opts.BuildTimeout, _ = time.ParseDuration(v)
 				case "":

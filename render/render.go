@@ -86,6 +86,9 @@ type Options struct {
 	// DefaultBuildTimeout); a build that overruns is a problem on its entry
 	// point and never holds up the next render.
 	BuildTimeout time.Duration
+	// Artifacts is the fetch policy for session job jars, which the daemon
+	// downloads itself; validation refuses a jarURI it would refuse.
+	Artifacts ArtifactPolicy
 }
 
 // FieldProblem is a problem with one field of a resource, as Options.Check

@@ -169,7 +169,11 @@ func (v *validator) job(j *v1beta1.JobSpec, tm *v1beta1.TaskManagerSpec, conf v1
 		errs = append(errs, fieldError{Field: "spec.job.upgradeMode", Message: fmt.Sprintf("unknown upgradeMode %q", j.UpgradeMode), Fix: "use stateless, savepoint or last-state"})
 	}
 	if j.JarURI != "" {
-		errs = append(errs, v.jarURI("spec.job.jarURI", j.JarURI)...)
+		jarErrs := v.jarURI("spec.job.jarURI", j.JarURI)
+		errs = append(errs, jarErrs...)
+		if msg, fix := v.opts.Artifacts.CheckURI(j.JarURI); sessionJob && len(jarErrs) == 0 && msg != "" {
+			errs = append(errs, fieldError{Field: "spec.job.jarURI", Message: msg, Fix: fix})
+		}
 	} else if sessionJob {
 		errs = append(errs, fieldError{Field: "spec.job.jarURI", Message: "a session job needs a jarURI", Fix: "set spec.job.jarURI to the job jar"})
 	}

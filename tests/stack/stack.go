@@ -209,6 +209,10 @@ func (s *Stack) Config(extra map[string]any) map[string]any {
 			},
 		},
 		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "3s", "fastPollInterval": "250ms", "operationTimeout": "3m"},
+		// The test bed serves job jars from local files and over http on
+		// 127.0.0.1: it opts in to both explicitly (the default is public
+		// https only).
+		"artifacts": map[string]any{"allowedSchemes": []string{"https", "http", "file"}, "fileDirectory": "/", "allowedHosts": []string{"127.0.0.0/8"}},
 		"server":    map[string]any{"listen": s.metricsAddr()},
 		"log":       map[string]any{"level": "info", "format": "text"},
 	}

@@ -159,6 +159,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 				Resync:           cur.Reconcile.ResyncInterval,
 				OperationTimeout: cur.Reconcile.OperationTimeout,
 				DefaultMode:      v1beta1.DeploymentMode(cur.Flink.DefaultMode),
+				Artifacts:        ArtifactPolicy(cur),
 			}
 		},
 	}

@@ -29,7 +29,18 @@ func RenderOptions(c *config.Config) render.Options {
 		EntryPoints: c.Git.EntryPoints, DefaultNamespace: c.Kubernetes.DefaultNamespace,
 		AllowedNamespaces: c.Kubernetes.AllowedNamespaces, DefaultConfiguration: c.Flink.DefaultConfiguration,
 		DefaultMode: v1beta1.DeploymentMode(c.Flink.DefaultMode), Check: lifecycle.CheckDeployment,
+		MaxFileSize: c.Render.MaxFileBytes, MaxInputBytes: c.Render.MaxInputBytes, MaxYAMLNodes: c.Render.MaxYAMLNodes,
+		MaxDepth: c.Render.MaxDepth, MaxObjects: c.Render.MaxObjects, BuildTimeout: c.Render.BuildTimeout,
+		Artifacts: ArtifactPolicy(c),
 	}
+}
+
+// ArtifactPolicy is the session job jar fetch policy of a configuration,
+// the same for validation and for the reconciler's downloads.
+func ArtifactPolicy(c *config.Config) render.ArtifactPolicy {
+	a := c.Artifacts
+	return render.ArtifactPolicy{AllowedSchemes: a.AllowedSchemes, FileDirectory: a.FileDirectory, AllowPrivateHosts: a.AllowPrivateHosts,
+		AllowedHosts: a.AllowedHosts, MaxBytes: a.MaxBytes, Timeout: a.Timeout}
 }
 
 // newPRReporter builds the pull-request reporter. It reads the daemon only
