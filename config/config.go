@@ -46,6 +46,10 @@ type Git struct {
 	PollInterval time.Duration `koanf:"pollInterval"`
 	// Timeout of one git network operation. Restart.
 	Timeout time.Duration `koanf:"timeout"`
+	// MaxSnapshotBytes caps the files of one commit held in memory; a
+	// fetch is refused while it runs once its pack or the sizes its
+	// objects inflate to pass 1.25 times this. Restart.
+	MaxSnapshotBytes int64 `koanf:"maxSnapshotBytes"`
 	// Auth holds credentials; secrets are read from files, never inline.
 	Auth GitAuth `koanf:"auth"`
 	// Verify, when set, accepts only commits signed by one of these keys.
@@ -245,9 +249,10 @@ type Log struct {
 func Default() *Config {
 	return &Config{
 		Git: Git{
-			Branch:       "main",
-			PollInterval: time.Minute,
-			Timeout:      time.Minute,
+			Branch:           "main",
+			PollInterval:     time.Minute,
+			Timeout:          time.Minute,
+			MaxSnapshotBytes: 256 << 20,
 		},
 		Status: Status{
 			Branch:          "flink-gitops/status",
@@ -306,7 +311,7 @@ func Default() *Config {
 // RestartOnly lists the keys whose new value takes effect only after a
 // restart; a live reload keeps their running value and logs a warning.
 var RestartOnly = []string{
-	"git.url", "git.branch", "git.auth", "git.timeout", "git.verify",
+	"git.url", "git.branch", "git.auth", "git.timeout", "git.verify", "git.maxSnapshotBytes",
 	"status.branch", "status.authorName", "status.authorEmail",
 	"webhook.listen",
 	"kubernetes.kubeconfig", "kubernetes.context", "kubernetes.qps", "kubernetes.burst",

@@ -210,6 +210,7 @@ func Validate(c *Config) []Problem {
 			v.add(key, fmt.Sprintf("%d is not positive", n), "give a positive limit, or leave the key out for the default")
 		}
 	}
+	positive("git.maxSnapshotBytes", c.Git.MaxSnapshotBytes)
 	positive("render.maxFileBytes", c.Render.MaxFileBytes)
 	positive("render.maxInputBytes", c.Render.MaxInputBytes)
 	positive("render.maxYAMLNodes", int64(c.Render.MaxYAMLNodes))

@@ -175,3 +175,24 @@ func BenchmarkKustomizeCLI(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRenderBudgets measures what the render budgets add to a full
+// render of the benchmark repository: measuring every YAML input of every
+// entry point (aliases expanded, depth, objects) as the precheck does —
+// the kustomization, its patch, the base's kustomization and resource.
+// Compare with BenchmarkRenderFull, which includes it.
+func BenchmarkRenderBudgets(b *testing.B) {
+	src := benchRepo(b, 10, 100)
+	entries, _ := expandEntryPoints(newTree(src, DefaultMaxFileSize), benchOpts.EntryPoints)
+	opts := benchOpts.withDefaults()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := newTree(src, DefaultMaxFileSize) // a fresh render: nothing measured yet
+		for _, e := range entries {
+			if ps, _, _ := precheck(t, e, opts); len(ps) > 0 {
+				b.Fatal(ps)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(entries)), "ns/entrypoint")
+}

@@ -130,61 +130,74 @@ func (m *measurer) measure(n *yaml.Node) (nodes, depth int) {
 	return nodes, depth
 }
 
+// measured is what measuring one YAML input found; the tree keeps it per
+// file for the whole render, so a base shared by many entry points is
+// parsed once.
+type measured struct {
+	st   yamlStats
+	pre  bool  // refused by the separator pre-scan, not parsed
+	size int64 // bytes
+}
+
+func measure(data []byte, maxNodes int) measured {
+	st, pre, err := measureYAML(data, maxNodes)
+	if err != nil && !pre {
+		st = yamlStats{} // not YAML: Kustomize reports it when it parses it
+	}
+	return measured{st: st, pre: pre, size: int64(len(data))}
+}
+
 // budget tracks one entry point's use of its limits during the precheck.
 type budget struct {
 	opts    Options
 	bytes   int64
 	nodes   int
 	objects int
-	// measured caches a file's stats: a file read twice is charged once
-	// for bytes and nodes, but its objects count every time it is included.
-	measured map[string]yamlStats
+	// charged holds the files already charged: a file read twice is
+	// charged once for bytes and nodes, but its objects count every time
+	// it is included.
+	charged map[string]bool
 }
 
 func newBudget(opts Options) *budget {
-	return &budget{opts: opts, measured: map[string]yamlStats{}}
+	return &budget{opts: opts, charged: map[string]bool{}}
 }
 
-// yamlProblem measures one YAML input (a file, or inline YAML of a
-// kustomization) and returns what is wrong with it, if anything: too deep,
-// too many nodes with aliases expanded, or the entry point's budget used up.
-// what names the input in messages.
-func (b *budget) yamlProblem(what string, data []byte, cacheKey string) (yamlStats, string, string) {
-	st, ok := b.measured[cacheKey]
-	if !ok || cacheKey == "" {
-		var pre bool
-		var err error
-		st, pre, err = measureYAML(data, b.opts.MaxYAMLNodes)
-		if pre {
-			return st, fmt.Sprintf("%s could hold about %d YAML nodes, over the limit of %d per entry point", what, st.nodes, b.opts.MaxYAMLNodes),
-				"split the file, or raise render.maxYAMLNodes in the daemon config"
+// yamlProblem checks one measured YAML input (a file, key being its path,
+// or inline YAML of a kustomization, key "") against the limits and charges
+// it to the entry point; it returns what is wrong, if anything: too deep,
+// too many nodes with aliases expanded, or the entry point's budget used
+// up. what names the input in messages.
+func (b *budget) yamlProblem(what string, m measured, key string) (string, string) {
+	st := m.st
+	if m.pre {
+		return fmt.Sprintf("%s could hold about %d YAML nodes, over the limit of %d per entry point", what, st.nodes, b.opts.MaxYAMLNodes),
+			"split the file, or raise render.maxYAMLNodes in the daemon config"
+	}
+	if st.depth > b.opts.MaxDepth {
+		return fmt.Sprintf("%s nests maps and lists %d levels deep, over the limit of %d", what, st.depth, b.opts.MaxDepth),
+			"flatten the file, or raise render.maxDepth in the daemon config"
+	}
+	if key == "" || !b.charged[key] {
+		if key != "" {
+			b.charged[key] = true
 		}
-		if err != nil {
-			st = yamlStats{} // not YAML: Kustomize reports it when it parses it
-		}
-		if st.depth > b.opts.MaxDepth {
-			return st, fmt.Sprintf("%s nests maps and lists %d levels deep, over the limit of %d", what, st.depth, b.opts.MaxDepth),
-				"flatten the file, or raise render.maxDepth in the daemon config"
-		}
-		if cacheKey != "" {
-			b.measured[cacheKey] = st
-		}
-		b.bytes += int64(len(data))
+		b.bytes += m.size
 		b.nodes = min(b.nodes+st.nodes, saturate)
 	}
 	if st.nodes > b.opts.MaxYAMLNodes {
-		return st, fmt.Sprintf("%s expands to %s YAML nodes (YAML aliases expanded), over the limit of %d per entry point", what, countString(st.nodes), b.opts.MaxYAMLNodes),
+		return fmt.Sprintf("%s expands to %s YAML nodes (YAML aliases expanded), over the limit of %d per entry point", what, countString(st.nodes), b.opts.MaxYAMLNodes),
 			"remove the aliases that multiply the document, or split it; raise render.maxYAMLNodes in the daemon config only for trusted repositories"
 	}
 	if b.nodes > b.opts.MaxYAMLNodes {
-		return st, fmt.Sprintf("the entry point's YAML holds more than %d YAML nodes (aliases expanded) in total; %s goes over it", b.opts.MaxYAMLNodes, what),
+		return fmt.Sprintf("the entry point's YAML holds more than %d YAML nodes (aliases expanded) in total; %s goes over it", b.opts.MaxYAMLNodes, what),
 			"split the entry point, or raise render.maxYAMLNodes in the daemon config"
 	}
 	if b.bytes > b.opts.MaxInputBytes {
-		return st, fmt.Sprintf("the entry point reads more than %d bytes in total; %s goes over it", b.opts.MaxInputBytes, what),
+		return fmt.Sprintf("the entry point reads more than %d bytes in total; %s goes over it", b.opts.MaxInputBytes, what),
 			"split the entry point, or raise render.maxInputBytes in the daemon config"
 	}
-	return st, "", ""
+	return "", ""
 }
 
 // addObjects counts objects a resource file contributes.

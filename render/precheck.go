@@ -170,7 +170,7 @@ func (c *checker) kustomization(file string) {
 		c.add(file, "helmCharts", "Helm charts are not supported: builds read only the repository snapshot and run no programs",
 			"render the chart with `helm template` and commit the output, or vendor it and refer to its files")
 	}
-	c.sweepKustomization(file, b)
+	c.sweepKustomization(file)
 }
 
 func list(v any) []any {

@@ -15,25 +15,30 @@ import (
 // URL is refused, including those in inline transformer configs.
 
 // measureFile charges the file at p (read by referrer's field) to the
-// entry point's budget; ok is false when it is refused.
+// entry point's budget; ok is false when it is refused. data, when given,
+// is the file's contents (else it is read if not measured yet).
 func (c *checker) measureFile(referrer, field, p string, data []byte) (yamlStats, bool) {
 	if c.overBudget {
 		return yamlStats{}, false
 	}
-	if data == nil {
-		b, err := c.t.src.ReadFile(c.t.files[p])
-		if err != nil {
-			c.add(referrer, field, fmt.Sprintf("read %s: %v", p, err), "")
-			return yamlStats{}, false
+	m, ok := c.t.measures[p]
+	if !ok {
+		if data == nil {
+			b, err := c.t.src.ReadFile(c.t.files[p])
+			if err != nil {
+				c.add(referrer, field, fmt.Sprintf("read %s: %v", p, err), "")
+				return yamlStats{}, false
+			}
+			data = b
 		}
-		data = b
+		m = measure(data, c.budget.opts.MaxYAMLNodes)
+		c.t.measures[p] = m
 	}
-	st, msg, fix := c.budget.yamlProblem("the file", data, p)
-	if msg != "" {
+	if msg, fix := c.budget.yamlProblem("the file", m, p); msg != "" {
 		c.refuse(referrer, field, p, msg, fix)
-		return st, false
+		return m.st, false
 	}
-	return st, true
+	return m.st, true
 }
 
 // measure charges inline YAML of a kustomization to the budget.
@@ -41,8 +46,7 @@ func (c *checker) measure(file, field, what string, data []byte) bool {
 	if c.overBudget {
 		return false
 	}
-	_, msg, fix := c.budget.yamlProblem(what, data, "")
-	if msg != "" {
+	if msg, fix := c.budget.yamlProblem(what, measure(data, c.budget.opts.MaxYAMLNodes), ""); msg != "" {
 		c.refuse(file, field, file, msg, fix)
 		return false
 	}
@@ -85,13 +89,10 @@ func (c *checker) yamlRef(referrer, dir, field, ref string, sweep bool) {
 	if !ok {
 		return
 	}
-	b, err := c.t.src.ReadFile(c.t.files[p])
-	if err != nil {
-		c.add(referrer, field, fmt.Sprintf("read %s: %v", p, err), "")
-		return
-	}
-	if _, ok := c.measureFile(referrer, field, p, b); ok && sweep {
-		c.sweepDocs(p, "", b)
+	if _, ok := c.measureFile(referrer, field, p, nil); ok && sweep {
+		for _, h := range c.t.urlsIn(p, false) {
+			c.refuseURL(p, h.field, h.value)
+		}
 	}
 }
 
@@ -114,14 +115,43 @@ func (c *checker) dataRef(referrer, dir, field, ref string) {
 // sweepKustomization refuses every URL in a kustomization outside the
 // fields that never load anything (labels, annotations, literals, inline
 // patches); fields the precheck already refused are not reported twice.
-func (c *checker) sweepKustomization(file string, b []byte) {
-	var doc yaml.Node
-	if yaml.Unmarshal(b, &doc) != nil {
-		return
+func (c *checker) sweepKustomization(file string) {
+	for _, h := range c.t.urlsIn(file, true) {
+		c.refuseURL(file, h.field, h.value)
 	}
-	walkStrings(&doc, "", kustomizationNoLoad, func(field, v string) {
-		c.refuseURL(file, field, v)
-	})
+}
+
+// urlHit is a one-line string value that names something by URL.
+type urlHit struct{ field, value string }
+
+// urlsIn returns the URLs in the YAML file at p outside the fields that
+// never load anything (kustomization's, or a transformer or generator
+// config's), computed once per render.
+func (t *tree) urlsIn(p string, kustomization bool) []urlHit {
+	if hits, ok := t.urls[p]; ok {
+		return hits
+	}
+	var hits []urlHit
+	if b, err := t.src.ReadFile(t.files[p]); err == nil {
+		skip := configNoLoad
+		if kustomization {
+			skip = kustomizationNoLoad
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var doc yaml.Node
+			if dec.Decode(&doc) != nil {
+				break
+			}
+			walkStrings(&doc, "", skip, func(field, v string) {
+				if isURL(v) {
+					hits = append(hits, urlHit{field, v})
+				}
+			})
+		}
+	}
+	t.urls[p] = hits
+	return hits
 }
 
 // sweepInline refuses URLs in inline transformer or generator YAML.

@@ -18,12 +18,17 @@ type tree struct {
 	hash  map[string]string   // path -> blob hash
 	bad   map[string]string   // path -> why it cannot be read
 	dirs  map[string][]string // dir ("" is the root) -> sorted child names
+	// measures and urls cache, for one render, what the precheck found in
+	// a file (see measureFile and urlsIn).
+	measures map[string]measured
+	urls     map[string][]urlHit
 }
 
 const maxLinkHops = 16
 
 func newTree(src Source, maxSize int64) *tree {
-	t := &tree{src: src, files: map[string]string{}, hash: map[string]string{}, bad: map[string]string{}, dirs: map[string][]string{"": nil}}
+	t := &tree{src: src, files: map[string]string{}, hash: map[string]string{}, bad: map[string]string{}, dirs: map[string][]string{"": nil},
+		measures: map[string]measured{}, urls: map[string][]urlHit{}}
 	sizer, _ := src.(SizeSource)
 	for _, p := range src.Paths() {
 		c, err := cleanRepoPath(p)

@@ -103,7 +103,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	}
 	d.source, err = gitsync.NewSource(gitsync.Options{
 		URL: c.Git.URL, Branch: c.Git.Branch, Auth: auth, Interval: c.Git.PollInterval, Timeout: c.Git.Timeout,
-		Verify: verify, Logger: log.With("component", "git"), OnPoll: d.metrics.observePoll,
+		MaxSnapshotBytes: c.Git.MaxSnapshotBytes, Verify: verify, Logger: log.With("component", "git"), OnPoll: d.metrics.observePoll,
 	})
 	if err != nil {
 		return nil, err
