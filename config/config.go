@@ -287,7 +287,7 @@ func Default() *Config {
 		Render: Render{
 			MaxFileBytes:  4 << 20,
 			MaxInputBytes: 8 << 20,
-			MaxYAMLNodes:  200_000,
+			MaxYAMLNodes:  100_000,
 			MaxDepth:      100,
 			MaxObjects:    1000,
 			BuildTimeout:  15 * time.Second,

@@ -18,9 +18,9 @@ const (
 	// DefaultMaxInputBytes is the most an entry point may read (8 MiB).
 	DefaultMaxInputBytes = 8 << 20
 	// DefaultMaxYAMLNodes is the most YAML nodes, aliases expanded, the
-	// files of one entry point may hold (200,000; a FlinkDeployment has a
+	// files of one entry point may hold (100,000; a FlinkDeployment has a
 	// few hundred).
-	DefaultMaxYAMLNodes = 200_000
+	DefaultMaxYAMLNodes = 100_000
 	// DefaultMaxDepth is the deepest nesting of maps and lists allowed in a
 	// YAML file (100; Kubernetes objects rarely go past 20).
 	DefaultMaxDepth = 100
@@ -28,12 +28,18 @@ const (
 	DefaultMaxObjects = 1000
 	// DefaultBuildTimeout bounds one entry point's Kustomize build.
 	DefaultBuildTimeout = 15 * time.Second
+	// maxCollectionEntries is the most entries one YAML map or list may
+	// have: Kustomize's time grows with the square of a map's size (10,000
+	// keys take about a second, 50,000 more than 15), so one wide map would
+	// otherwise reach the time limit within the node budget.
+	maxCollectionEntries = 10_000
 )
 
 // yamlStats is what measuring a YAML file found.
 type yamlStats struct {
 	nodes int // nodes with aliases expanded (saturating)
 	depth int // deepest nesting, aliases expanded
+	width int // entries of the largest map or list
 	docs  int // documents that are not empty
 }
 
@@ -69,6 +75,7 @@ func measureYAML(b []byte, maxNodes int) (yamlStats, bool, error) {
 		nodes, depth := m.measure(&n)
 		st.nodes = min(st.nodes+nodes, saturate)
 		st.depth = max(st.depth, depth)
+		st.width = max(st.width, m.width)
 		if !emptyDoc(&n) {
 			st.docs++
 		}
@@ -100,7 +107,8 @@ func emptyDoc(n *yaml.Node) bool {
 // measurer computes expanded sizes with memoisation per node, so an alias
 // bomb is measured in time linear in its text.
 type measurer struct {
-	memo map[*yaml.Node][2]int
+	memo  map[*yaml.Node][2]int
+	width int
 }
 
 func (m *measurer) measure(n *yaml.Node) (nodes, depth int) {
@@ -122,8 +130,13 @@ func (m *measurer) measure(n *yaml.Node) (nodes, depth int) {
 			nodes = min(nodes+cn, saturate)
 			depth = max(depth, cd)
 		}
-		if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		switch n.Kind {
+		case yaml.MappingNode:
 			depth++
+			m.width = max(m.width, len(n.Content)/2)
+		case yaml.SequenceNode:
+			depth++
+			m.width = max(m.width, len(n.Content))
 		}
 	}
 	m.memo[n] = [2]int{nodes, depth}
@@ -177,6 +190,10 @@ func (b *budget) yamlProblem(what string, m measured, key string) (string, strin
 	if st.depth > b.opts.MaxDepth {
 		return fmt.Sprintf("%s nests maps and lists %d levels deep, over the limit of %d", what, st.depth, b.opts.MaxDepth),
 			"flatten the file, or raise render.maxDepth in the daemon config"
+	}
+	if st.width > maxCollectionEntries {
+		return fmt.Sprintf("%s has a map or list of %d entries, over the limit of %d", what, st.width, maxCollectionEntries),
+			"split the map or list (e.g. one ConfigMap per group of keys)"
 	}
 	if key == "" || !b.charged[key] {
 		if key != "" {
