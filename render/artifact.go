@@ -23,9 +23,6 @@ const (
 	DefaultArtifactTimeout = 2 * time.Minute
 )
 
-// ArtifactSchemes are the jarURI schemes the daemon can fetch itself.
-var ArtifactSchemes = []string{"https", "http", "file"}
-
 // ArtifactPolicy says which session-job jars the daemon itself may fetch
 // (like the operator's kubernetes.operator.user.artifacts.* settings): a
 // session job's jarURI is downloaded by the daemon and uploaded to the
@@ -246,8 +243,12 @@ func (p ArtifactPolicy) Client() *http.Client {
 		return d.DialContext(ctx, network, addr)
 	}
 	return &http.Client{
-		Timeout:   p.Timeout,
-		Transport: &http.Transport{Proxy: nil, DialContext: dial, TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute},
+		Timeout: p.Timeout,
+		// No proxy (an environment proxy would connect instead of the
+		// checked address) and no kept-alive connections (one client per
+		// download).
+		Transport: &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true,
+			TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: time.Minute},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")

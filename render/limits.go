@@ -57,8 +57,8 @@ const preScanFactor = 2
 // budget. An error means the file is not YAML; the caller decides whether
 // that matters (Kustomize reports syntax errors itself).
 func measureYAML(b []byte, maxNodes int) (yamlStats, bool, error) {
-	if maxNodes > 0 && separators(b) > preScanFactor*maxNodes {
-		return yamlStats{nodes: separators(b)}, true, nil
+	if n := separators(b); maxNodes > 0 && n > preScanFactor*maxNodes {
+		return yamlStats{nodes: n}, true, nil
 	}
 	var st yamlStats
 	dec := yaml.NewDecoder(bytes.NewReader(b))
