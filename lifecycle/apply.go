@@ -55,7 +55,12 @@ func applyCluster(ctx context.Context, kc kubernetes.Interface, objs *cluster.Ob
 }
 
 // apply server-side applies one object of a kind the cluster builder makes.
+// An existing object of that name which is not the daemon's is refused
+// (NotOwnedError), never taken over.
 func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) error {
+	if err := checkOwned(ctx, kc, kindOf(obj), obj); err != nil {
+		return err
+	}
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()}
 	var err error
 	var body []byte
@@ -97,34 +102,39 @@ func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) err
 
 func ptrTrue() *bool { t := true; return &t }
 
+// kindOf is the Kind of an object the cluster builder makes.
+func kindOf(obj cluster.Object) string {
+	switch obj.(type) {
+	case *corev1.ConfigMap:
+		return "ConfigMap"
+	case *corev1.Service:
+		return "Service"
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *networkingv1.Ingress:
+		return "Ingress"
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
 // deleteCluster deletes every object a cluster may have, and for a native
 // cluster the TaskManager pods its JobManager created. It does not wait;
-// clusterGone tells when the cluster is gone.
-func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) error {
-	bg := metav1.DeletePropagationBackground
-	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+// clusterGone tells when the cluster is gone. Objects of those names that
+// are not the daemon's are left alone and returned as kept.
+func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) (kept []*NotOwnedError, err error) {
 	for _, ref := range cluster.Refs(name, namespace, native) {
-		var err error
-		switch ref.Kind {
-		case "Deployment":
-			err = kc.AppsV1().Deployments(namespace).Delete(ctx, ref.Name, opts)
-		case "Service":
-			err = kc.CoreV1().Services(namespace).Delete(ctx, ref.Name, opts)
-		case "ConfigMap":
-			err = kc.CoreV1().ConfigMaps(namespace).Delete(ctx, ref.Name, opts)
-		case "Ingress":
-			err = kc.NetworkingV1().Ingresses(namespace).Delete(ctx, ref.Name, opts)
-		default:
-			continue
+		k, err := deleteOwned(ctx, kc, ref, name)
+		if err != nil {
+			return kept, err
 		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete %s %s/%s: %w", ref.Kind, namespace, ref.Name, err)
+		if k != nil {
+			kept = append(kept, k)
 		}
 	}
 	if native {
-		return deleteTaskManagerPods(ctx, kc, namespace, name)
+		return kept, deleteTaskManagerPods(ctx, kc, namespace, name)
 	}
-	return nil
+	return kept, nil
 }
 
 // jobManagerDeployment returns the JobManager Deployment, nil when missing.
@@ -136,19 +146,24 @@ func jobManagerDeployment(ctx context.Context, kc kubernetes.Interface, name, na
 	if err != nil {
 		return nil, fmt.Errorf("read JobManager Deployment %s/%s: %w", namespace, name, err)
 	}
+	if !ownedBy(d, name) {
+		return nil, nil // someone else's: not our JobManager (apply refuses it)
+	}
 	return d, nil
 }
 
 // clusterGone reports whether neither the JobManager nor the TaskManager
-// Deployment exists any more, nor, for a native cluster, a TaskManager pod.
+// Deployment of the daemon exists any more, nor, for a native cluster, a
+// TaskManager pod. Same-named Deployments that are not the daemon's do not
+// count (deleteCluster leaves them alone).
 func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) (bool, error) {
 	for _, n := range []string{cluster.JobManagerName(name), cluster.TaskManagerName(name)} {
-		_, err := kc.AppsV1().Deployments(namespace).Get(ctx, n, metav1.GetOptions{})
-		if err == nil {
-			return false, nil
-		}
-		if !apierrors.IsNotFound(err) {
+		d, err := existing(ctx, kc, "Deployment", namespace, n)
+		if err != nil {
 			return false, err
+		}
+		if d != nil && ownedBy(d, name) {
+			return false, nil
 		}
 	}
 	if native {

@@ -647,9 +647,11 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		if op.Kind == OpDelete && p.blockedBySessionJobs(ctx) {
 			return true, nil
 		}
-		if err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native()); err != nil {
+		kept, err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native())
+		if err != nil {
 			return false, err
 		}
+		p.reportNotOwned(ctx, kept)
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "cluster objects deleted")
 		return false, p.to(ctx, PhaseAwaitDeleted)
 	case PhaseAwaitDeleted:

@@ -23,9 +23,11 @@ var withKubernetesHA = withConf("high-availability.type", "kubernetes", "high-av
 func (w *simWorld) writeHA(jobID string, checkpoints int) {
 	w.t.Helper()
 	ctx := context.Background()
-	cluster := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-cluster-config-map", Namespace: w.ns},
+	// Flink's labels on its HA ConfigMaps (KubernetesUtils).
+	labels := map[string]string{"app": "app", "configmap-type": "high-availability", "type": "flink-native-kubernetes"}
+	cluster := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-cluster-config-map", Namespace: w.ns, Labels: labels},
 		Data: map[string]string{"address": "pekko.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1", "executionPlan-" + jobID: "rO0AB…", "jobGraph-" + jobID: "rO0AB…"}}
-	job := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-" + jobID + "-config-map", Namespace: w.ns},
+	job := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-" + jobID + "-config-map", Namespace: w.ns, Labels: labels},
 		Data: map[string]string{"counter": "7"}}
 	for i := 1; i <= checkpoints; i++ {
 		job.Data["checkpointID-000000000000000000"+string(rune('0'+i))] = "rO0AB…"

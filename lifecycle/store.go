@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 )
 
 // Labels and keys of status ConfigMaps.
@@ -42,6 +45,16 @@ var ErrConflict = errors.New("status changed since it was read")
 // resource, with optimistic concurrency on resourceVersion.
 type Store struct {
 	Client kubernetes.Interface
+	// Log receives warnings about status ConfigMaps that are not trusted
+	// (nil: slog.Default()).
+	Log *slog.Logger
+}
+
+func (s *Store) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
 }
 
 // StatusConfigMapName is the name of a resource's status ConfigMap.
@@ -54,7 +67,9 @@ func StatusConfigMapName(kind, name string) string {
 	}
 }
 
-// Get returns the record, or nil when there is none.
+// Get returns the record, or nil when there is none. A ConfigMap of the
+// status name that does not check out (see trustRecord) is an error: the
+// resource is left alone until a person removes it.
 func (s *Store) Get(ctx context.Context, kind, namespace, name string) (*Record, error) {
 	cm, err := s.Client.CoreV1().ConfigMaps(namespace).Get(ctx, StatusConfigMapName(kind, name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -63,7 +78,18 @@ func (s *Store) Get(ctx context.Context, kind, namespace, name string) (*Record,
 	if err != nil {
 		return nil, fmt.Errorf("read status of %s %s/%s: %w", kind, namespace, name, err)
 	}
-	return decodeRecord(cm)
+	r, err := decodeRecord(cm)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != kind || r.Name != name {
+		return nil, fmt.Errorf("status ConfigMap %s/%s records %s %s/%s instead of %s %s/%s: delete it",
+			cm.Namespace, cm.Name, r.Kind, r.Namespace, r.Name, kind, namespace, name)
+	}
+	if err := trustRecord(cm, r); err != nil {
+		return nil, fmt.Errorf("status of %s %s/%s not trusted: %w", kind, namespace, name, err)
+	}
+	return r, nil
 }
 
 // List returns every record in namespace ("" for all namespaces).
@@ -77,8 +103,14 @@ func (s *Store) List(ctx context.Context, namespace string) ([]*Record, error) {
 	out := make([]*Record, 0, len(l.Items))
 	for i := range l.Items {
 		r, err := decodeRecord(&l.Items[i])
+		if err == nil {
+			err = trustRecord(&l.Items[i], r)
+		}
 		if err != nil {
-			return nil, err
+			// Skipped, not fatal: a planted ConfigMap must neither steer
+			// the daemon nor keep it from reading the genuine records.
+			s.log().Warn("status ConfigMap ignored", "err", err)
+			continue
 		}
 		out = append(out, r)
 	}
@@ -138,6 +170,7 @@ func encodeRecord(r *Record) (*corev1.ConfigMap, error) {
 				LabelKind:      r.Kind,
 				LabelName:      r.Name,
 			},
+			Annotations: map[string]string{cluster.AnnotationResource: r.Kind + " " + r.Namespace + "/" + r.Name},
 		},
 	}
 	if len(b) <= compressAbove {

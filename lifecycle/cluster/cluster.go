@@ -81,6 +81,10 @@ const (
 	// AnnotationConfigHash holds a hash of the ConfigMap's data on the pod
 	// templates, so a configuration change rolls the pods.
 	AnnotationConfigHash = "flink-gitops.io/config-hash"
+	// AnnotationResource names the resource ("FlinkDeployment namespace/name")
+	// on the JobManager Deployment, which owns the cluster's other objects,
+	// and on status ConfigMaps.
+	AnnotationResource = "flink-gitops.io/resource"
 
 	// ConfigVolume is the pod volume of the ConfigMap, mounted at ConfigDir.
 	ConfigVolume = "flink-config-volume"
@@ -103,6 +107,12 @@ const (
 
 // JobManagerName is the JobManager Deployment of cluster name: name.
 func JobManagerName(name string) string { return name }
+
+// ResourceName is the value of AnnotationResource for FlinkDeployment
+// namespace/name.
+func ResourceName(namespace, name string) string {
+	return "FlinkDeployment " + namespace + "/" + name
+}
 
 // TaskManagerName is the TaskManager Deployment of cluster name: name-taskmanager.
 func TaskManagerName(name string) string { return name + "-taskmanager" }
@@ -655,6 +665,10 @@ func (b *builder) jobManager() (*appsv1.Deployment, error) {
 		return nil, err
 	}
 	d := b.deployment(JobManagerName(b.in.Name), ComponentJobManager, replicas, pod)
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[AnnotationResource] = ResourceName(b.in.Namespace, b.in.Name)
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	return d, nil
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -133,7 +134,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	var clients gosync.Map
 	d.rec = &lifecycle.Reconciler{
 		Kube:  kube,
-		Store: &lifecycle.Store{Client: kube},
+		Store: &lifecycle.Store{Client: kube, Log: d.log},
 		Flink: func(namespace, name string) (lifecycle.Flink, error) {
 			cur := d.cfg.Current().Flink
 			u, err := cur.RESTURL(name, namespace)
@@ -414,6 +415,16 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 		if failed[ep] || len(failed) > 0 && ep == "" {
 			continue // unknown: keep it
 		}
+		if !built[ep] && !snapshotHasDir(snap, ep) && configuredLiterally(c.Git.EntryPoints, ep) {
+			// A configured entry point that vanished is more likely a
+			// mistake (a moved directory, a bad merge) than a decision to
+			// delete everything in it: keep the resources and say so.
+			msg := fmt.Sprintf("entry point %s is configured but no longer in the repository; %s is kept as deployed: "+
+				"restore the directory, or remove %s from git.entryPoints to delete its resources", ep, key, ep)
+			log.Warn("entry point vanished; resource kept", "resource", key, "entryPoint", ep)
+			d.problems[key] = append(d.problems[key], msg)
+			continue
+		}
 		if built[ep] || !snapshotHasDir(snap, ep) {
 			if !d.removed[key] {
 				log.Info("resource removed from Git", "resource", key)
@@ -424,6 +435,20 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 		}
 	}
 	d.dirty = true
+}
+
+// configuredLiterally reports whether entry point ep is one of the
+// configured entry points as a path (not only matched by a glob).
+func configuredLiterally(patterns []string, ep string) bool {
+	for _, p := range patterns {
+		if strings.ContainsAny(p, "*?[") {
+			continue
+		}
+		if c := path.Clean(strings.TrimSuffix(p, "/")); c == ep || c == "." && ep == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func snapshotHasDir(snap *gitsync.Snapshot, dir string) bool {
