@@ -25,6 +25,8 @@ type Config struct {
 	Render Render `koanf:"render"`
 	// Artifacts is the fetch policy for session job jars.
 	Artifacts Artifacts `koanf:"artifacts"`
+	// PodPolicy limits what the pod templates of specs may ask for.
+	PodPolicy PodPolicy `koanf:"podPolicy"`
 	// LeaderElection makes sure only one replica acts at a time.
 	LeaderElection LeaderElection `koanf:"leaderElection"`
 	// Server is the HTTP listener for /metrics, /healthz and /readyz.
@@ -181,6 +183,27 @@ type Reconcile struct {
 	FastPollInterval time.Duration `koanf:"fastPollInterval"`
 	// OperationTimeout bounds one step of an operation before it is reported.
 	OperationTimeout time.Duration `koanf:"operationTimeout"`
+	// MinPeriodicInterval is the least time between two periodic savepoints
+	// or checkpoints: a spec whose interval or cron asks for more is
+	// refused in validation, and the reconciler never fires more often
+	// (also when the floor is raised after a spec was accepted).
+	MinPeriodicInterval time.Duration `koanf:"minPeriodicInterval"`
+}
+
+// PodPolicy limits the pod templates of FlinkDeployments. All live: a
+// change re-validates every spec.
+type PodPolicy struct {
+	// Level is the Kubernetes Pod Security Standards level the pod templates
+	// must meet: privileged, baseline or restricted.
+	Level string `koanf:"level"`
+	// AllowedServiceAccounts are the service accounts Flink pods may run as
+	// (spec.serviceAccount and pod templates' serviceAccountName). Empty:
+	// any spec.serviceAccount, and a pod template may only repeat it.
+	AllowedServiceAccounts []string `koanf:"allowedServiceAccounts"`
+	// ForbiddenSecrets are Secrets no Flink pod may mount or read through
+	// env: the daemon's own credentials (git token, webhook secrets, forge
+	// token), so a push cannot hand them to a job.
+	ForbiddenSecrets []string `koanf:"forbiddenSecrets"`
 }
 
 // Render holds the per-entry-point budgets of a render. All live. A budget
@@ -279,10 +302,15 @@ func Default() *Config {
 			DefaultMode:     "standalone",
 		},
 		Reconcile: Reconcile{
-			Concurrency:      4,
-			ResyncInterval:   30 * time.Second,
-			FastPollInterval: 500 * time.Millisecond,
-			OperationTimeout: 5 * time.Minute,
+			Concurrency:         4,
+			ResyncInterval:      30 * time.Second,
+			FastPollInterval:    500 * time.Millisecond,
+			OperationTimeout:    5 * time.Minute,
+			MinPeriodicInterval: time.Minute,
+		},
+		PodPolicy: PodPolicy{
+			Level:            "baseline",
+			ForbiddenSecrets: []string{"flink-gitops-git", "flink-gitops-webhook", "flink-gitops-forge"},
 		},
 		Render: Render{
 			MaxFileBytes:  4 << 20,

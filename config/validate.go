@@ -16,6 +16,9 @@ import (
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
+// dnsSubdomain matches Kubernetes object names (service accounts, Secrets).
+var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+
 // scpLike matches git's "user@host:path" SSH shorthand.
 var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*`)
 
@@ -200,6 +203,26 @@ func Validate(c *Config) []Problem {
 	v.minDuration("reconcile.resyncInterval", c.Reconcile.ResyncInterval, time.Second)
 	v.minDuration("reconcile.fastPollInterval", c.Reconcile.FastPollInterval, 50*time.Millisecond)
 	v.minDuration("reconcile.operationTimeout", c.Reconcile.OperationTimeout, time.Second)
+	if c.Reconcile.MinPeriodicInterval < 0 {
+		v.add("reconcile.minPeriodicInterval", "is negative", "use 0 (no floor) or a duration such as 1m")
+	}
+
+	// pod policy
+	switch c.PodPolicy.Level {
+	case "privileged", "baseline", "restricted":
+	default:
+		v.add("podPolicy.level", fmt.Sprintf("%q is not a Pod Security level", c.PodPolicy.Level), "use baseline (the default), restricted or privileged")
+	}
+	for i, sa := range c.PodPolicy.AllowedServiceAccounts {
+		if !dnsSubdomain.MatchString(sa) {
+			v.add(fmt.Sprintf("podPolicy.allowedServiceAccounts[%d]", i), fmt.Sprintf("%q is not a service account name", sa), "use a lower-case DNS name")
+		}
+	}
+	for i, s := range c.PodPolicy.ForbiddenSecrets {
+		if !dnsSubdomain.MatchString(s) {
+			v.add(fmt.Sprintf("podPolicy.forbiddenSecrets[%d]", i), fmt.Sprintf("%q is not a Secret name", s), "use a lower-case DNS name")
+		}
+	}
 	if c.Reconcile.FastPollInterval > c.Reconcile.ResyncInterval {
 		v.add("reconcile.fastPollInterval", "is longer than reconcile.resyncInterval", "make it shorter: it is the poll rate while an operation is in flight")
 	}

@@ -476,7 +476,7 @@ func (p *pass) periodicDue(fc v1beta1.FlinkConfiguration) (bool, time.Duration) 
 	if p.rec.Deployed != nil && p.rec.Deployed.At.After(last) {
 		last = p.rec.Deployed.At
 	}
-	at, ok, err := nextPeriodic(p.conf(fc, keyPeriodicSavepoint), last)
+	at, ok, err := nextPeriodicFloor(p.conf(fc, keyPeriodicSavepoint), last, p.set.MinPeriodicInterval)
 	if err != nil {
 		p.log.Warn("periodic savepoints are off: cannot read "+keyPeriodicSavepoint, "err", err)
 	}

@@ -53,6 +53,9 @@ type Settings struct {
 	// Artifacts is the fetch policy for session job jars (the zero value
 	// allows public https only).
 	Artifacts render.ArtifactPolicy
+	// MinPeriodicInterval is the least time between two periodic
+	// savepoints, whatever the spec's schedule says (0: no floor).
+	MinPeriodicInterval time.Duration
 }
 
 // Desired is a rendered resource as the reconciler takes it.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/flink-gitops/flink-gitops/render"
 )
 
 // isoDuration matches ISO-8601 durations as Java's Duration.parse reads
@@ -40,36 +40,6 @@ func parseISODuration(s string) (time.Duration, bool) {
 	return d, true
 }
 
-// quartzParser reads the operator's cron expressions (Quartz syntax: seconds
-// first, '?' for "no specific value", an optional year).
-var quartzParser = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
-
-// parseQuartzCron parses a Quartz cron expression. Quartz numbers the days
-// of the week 1 (Sunday) to 7, cron/v3 0 to 6; L, W and # are not supported
-// (a clear error); a year field is accepted only as * (every year).
-func parseQuartzCron(expr string) (cron.Schedule, error) {
-	f := strings.Fields(expr)
-	if len(f) == 7 {
-		if f[6] != "*" {
-			return nil, fmt.Errorf("cron %q: a year field other than * is not supported", expr)
-		}
-		f = f[:6]
-	}
-	if len(f) != 6 {
-		return nil, fmt.Errorf("cron %q: want 6 or 7 fields (seconds minutes hours day-of-month month day-of-week [year])", expr)
-	}
-	dow, err := quartzDOW(f[5])
-	if err != nil {
-		return nil, fmt.Errorf("cron %q: %w", expr, err)
-	}
-	f[5] = dow
-	s, err := quartzParser.Parse(strings.Join(f, " "))
-	if err != nil {
-		return nil, fmt.Errorf("cron %q: %w", expr, err)
-	}
-	return s, nil
-}
-
 // nextPeriodic returns when the next periodic snapshot is due after last,
 // for an interval that is a duration (Flink or ISO-8601 syntax) or a Quartz
 // cron expression; ok is false when periodic snapshots are off (0, unset)
@@ -80,11 +50,15 @@ func nextPeriodic(value string, last time.Time) (next time.Time, ok bool, err er
 		return time.Time{}, false, nil
 	}
 	if len(strings.Fields(value)) >= 6 {
-		s, err := parseQuartzCron(value)
+		s, err := render.ParseCron(value)
 		if err != nil {
 			return time.Time{}, false, err
 		}
-		return s.Next(last), true, nil
+		next := s.Next(last)
+		if next.IsZero() {
+			return time.Time{}, false, fmt.Errorf("cron %q never fires: no date matches it", value)
+		}
+		return next, true, nil
 	}
 	d, err := parseFlinkDuration(value)
 	if err != nil {
@@ -96,31 +70,13 @@ func nextPeriodic(value string, last time.Time) (next time.Time, ok bool, err er
 	return last.Add(d), true, nil
 }
 
-// quartzDOW renumbers a Quartz day-of-week field (1 = Sunday … 7) for
-// cron/v3 (0 = Sunday … 6). Step values (after '/') are counts, not days.
-func quartzDOW(field string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(field); {
-		c := field[i]
-		if c < '0' || c > '9' {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		j := i
-		for j < len(field) && field[j] >= '0' && field[j] <= '9' {
-			j++
-		}
-		if i > 0 && field[i-1] == '/' {
-			b.WriteString(field[i:j])
-		} else {
-			v, _ := strconv.Atoi(field[i:j])
-			if v < 1 || v > 7 {
-				return "", fmt.Errorf("day of week %d is outside 1-7 (1 is Sunday)", v)
-			}
-			b.WriteString(strconv.Itoa(v - 1))
-		}
-		i = j
+// nextPeriodicFloor is nextPeriodic, but never sooner than floor after
+// last: however the schedule is written (or the daemon's floor raised
+// after it was validated), periodic snapshots do not fire more often.
+func nextPeriodicFloor(value string, last time.Time, floor time.Duration) (time.Time, bool, error) {
+	at, ok, err := nextPeriodic(value, last)
+	if ok && floor > 0 && !last.IsZero() && at.Before(last.Add(floor)) {
+		at = last.Add(floor)
 	}
-	return b.String(), nil
+	return at, ok, err
 }

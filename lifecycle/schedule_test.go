@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,6 +54,29 @@ func TestNextPeriodic(t *testing.T) {
 	for _, bad := range []string{"0 0 12 L * ?", "0 0 12 ? * 8", "0 0 12 * * ? 2027", "every day"} {
 		if _, ok, err := nextPeriodic(bad, last); ok || err == nil {
 			t.Errorf("nextPeriodic(%q): want an error, got ok=%v err=%v", bad, ok, err)
+		}
+	}
+}
+
+// TestPeriodicNeverAndFloor: a cron with no matching date is an error (not
+// "due on every pass"), and the floor holds whatever the schedule says.
+func TestPeriodicNeverAndFloor(t *testing.T) {
+	last := time.Date(2026, 11, 28, 10, 15, 0, 0, time.UTC)
+	if at, ok, err := nextPeriodic("0 0 0 30 2 ?", last); ok || err == nil || !strings.Contains(err.Error(), "never fires") {
+		t.Errorf("0 0 0 30 2 ?: got %v, %v, %v; want never fires", at, ok, err)
+	}
+	for _, c := range []struct {
+		value string
+		floor time.Duration
+		want  time.Time
+	}{
+		{"* * * * * ?", time.Minute, last.Add(time.Minute)},
+		{"10s", time.Minute, last.Add(time.Minute)},
+		{"1h", time.Minute, last.Add(time.Hour)},
+		{"10s", 0, last.Add(10 * time.Second)},
+	} {
+		if at, ok, err := nextPeriodicFloor(c.value, last, c.floor); err != nil || !ok || !at.Equal(c.want) {
+			t.Errorf("nextPeriodicFloor(%q, %s) = %v, %v, %v; want %v", c.value, c.floor, at, ok, err, c.want)
 		}
 	}
 }

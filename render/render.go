@@ -89,6 +89,12 @@ type Options struct {
 	// Artifacts is the fetch policy for session job jars, which the daemon
 	// downloads itself; validation refuses a jarURI it would refuse.
 	Artifacts ArtifactPolicy
+	// PodPolicy limits the pod templates (the zero value is baseline Pod
+	// Security with no service account allow-list and no forbidden Secrets).
+	PodPolicy PodPolicy
+	// MinPeriodicInterval is the shortest interval between two periodic
+	// savepoints or checkpoints a spec may ask for (0: no floor).
+	MinPeriodicInterval time.Duration
 }
 
 // FieldProblem is a problem with one field of a resource, as Options.Check

@@ -161,6 +161,8 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 				OperationTimeout: cur.Reconcile.OperationTimeout,
 				DefaultMode:      v1beta1.DeploymentMode(cur.Flink.DefaultMode),
 				Artifacts:        ArtifactPolicy(cur),
+
+				MinPeriodicInterval: cur.Reconcile.MinPeriodicInterval,
 			}
 		},
 	}

@@ -32,6 +32,9 @@ func RenderOptions(c *config.Config) render.Options {
 		MaxFileSize: c.Render.MaxFileBytes, MaxInputBytes: c.Render.MaxInputBytes, MaxYAMLNodes: c.Render.MaxYAMLNodes,
 		MaxDepth: c.Render.MaxDepth, MaxObjects: c.Render.MaxObjects, BuildTimeout: c.Render.BuildTimeout,
 		Artifacts: ArtifactPolicy(c),
+		PodPolicy: render.PodPolicy{Level: render.PodSecurityLevel(c.PodPolicy.Level),
+			AllowedServiceAccounts: c.PodPolicy.AllowedServiceAccounts, ForbiddenSecrets: c.PodPolicy.ForbiddenSecrets},
+		MinPeriodicInterval: c.Reconcile.MinPeriodicInterval,
 	}
 }
 
