@@ -208,7 +208,8 @@ func (s *Stack) Config(extra map[string]any) map[string]any {
 				"high-availability.storageDir":          "file://" + filepath.Join(s.StateDir, "ha"),
 			},
 		},
-		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "3s", "fastPollInterval": "250ms", "operationTimeout": "3m"},
+		// The scenarios take periodic savepoints seconds apart.
+		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "3s", "fastPollInterval": "250ms", "operationTimeout": "3m", "minPeriodicInterval": "1s"},
 		// The test bed serves job jars from local files and over http on
 		// 127.0.0.1: it opts in to both explicitly (the default is public
 		// https only).
