@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestPlanRefusesPodPolicyViolations: plan exits with findings and names
+// TestPlanRefusesPodPolicyViolations: plan exits 2 (invalid) and names
 // file, field and fix for a pod template the default policy (baseline,
 // the daemon's own Secrets forbidden) refuses, and for an impossible cron.
 func TestPlanRefusesPodPolicyViolations(t *testing.T) {
@@ -50,8 +50,8 @@ spec:
 	write("config.yaml", "git:\n  url: https://git.example.com/x.git\n  entryPoints: [app]\nkubernetes:\n  allowedNamespaces: [flink]\n  defaultNamespace: flink\n")
 	var out, errOut bytes.Buffer
 	code := dispatch(context.Background(), []string{"plan", "--repo", filepath.Join(dir, "repo"), "--config", filepath.Join(dir, "config.yaml")}, &out, &errOut)
-	if code != exitFindings {
-		t.Fatalf("plan exit %d, want %d\n%s%s", code, exitFindings, out.String(), errOut.String())
+	if code != exitInvalid {
+		t.Fatalf("plan exit %d, want %d\n%s%s", code, exitInvalid, out.String(), errOut.String())
 	}
 	for _, want := range []string{
 		"app/app.yaml: FlinkDeployment flink/app: spec.podTemplate.spec.hostNetwork: host networking is not allowed (fix: remove hostNetwork",
