@@ -61,6 +61,19 @@ func readAgain(ctx context.Context, kc kubernetes.Interface, ns string, o metav1
 	return nil, fmt.Errorf("unexpected %T", o)
 }
 
+// deleteDeploymentsAtEnd removes the namespace's Deployments when the test
+// ends: the namespace outlives it (no namespace controller), and a later
+// test's node agent must not start JVMs for them.
+func deleteDeploymentsAtEnd(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cs.AppsV1().Deployments(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Logf("delete the test's Deployments: %v", err)
+		}
+	})
+}
+
 // noFlinkReconciler is a reconciler on the real apiserver without Flink:
 // for tests in which nothing gets as far as running a job.
 func noFlinkReconciler(cs kubernetes.Interface) *lifecycle.Reconciler {
@@ -84,6 +97,7 @@ func TestTakeoverRefused(t *testing.T) {
 	kc := kube.Shared(t)
 	cs := kc.Client()
 	ns := kc.Namespace(t)
+	deleteDeploymentsAtEnd(t, cs, ns)
 	ctx := context.Background()
 	rec := noFlinkReconciler(cs)
 	b := &bed{t: t, ns: ns, state: t.TempDir(), renderer: render.NewRenderer()}
@@ -142,6 +156,7 @@ func TestPlantedStatusDeletesNothing(t *testing.T) {
 	kc := kube.Shared(t)
 	cs := kc.Client()
 	ns := kc.Namespace(t)
+	deleteDeploymentsAtEnd(t, cs, ns)
 	ctx := context.Background()
 	rec := noFlinkReconciler(cs)
 	store := rec.Store
