@@ -108,19 +108,13 @@ func stripJobGraphs(ctx context.Context, kc kubernetes.Interface, namespace, clu
 
 // haConfigMapNames lists the HA ConfigMaps of a cluster (see above).
 func haConfigMapNames(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) ([]string, error) {
-	l, err := kc.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{LabelSelector: "configmap-type=high-availability"})
+	l, err := kc.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list ConfigMaps of %s: %w", namespace, err)
 	}
 	job := regexp.MustCompile("^" + regexp.QuoteMeta(cluster) + "-[0-9a-f]{32}-config-map$")
 	var names []string
 	for _, cm := range l.Items {
-		// Flink labels its HA ConfigMaps app=<cluster-id>,
-		// configmap-type=high-availability: a same-named ConfigMap without
-		// those labels is someone else's and is never deleted.
-		if cm.Labels["app"] != cluster || cm.Labels["configmap-type"] != "high-availability" {
-			continue
-		}
 		if cm.Name == clusterHAConfigMap(cluster) || job.MatchString(cm.Name) {
 			names = append(names, cm.Name)
 		}

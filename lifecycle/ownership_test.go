@@ -172,19 +172,3 @@ func TestPlantedStatusConfigMap(t *testing.T) {
 		}
 	}
 }
-
-// TestForeignHAConfigMapKept: a ConfigMap named like a cluster's HA
-// ConfigMap but without Flink's HA labels survives the deletion.
-func TestForeignHAConfigMapKept(t *testing.T) {
-	w := newSimWorld(t)
-	ctx := context.Background()
-	deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withKubernetesHA))
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-cluster-config-map", Namespace: w.ns}, Data: map[string]string{"k": "v"}}
-	if _, err := w.kube.CoreV1().ConfigMaps(w.ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w.until(KindDeployment, "app", nil, "deleted", deleted)
-	if w.configMap("app-cluster-config-map") == nil {
-		t.Fatal("unlabelled app-cluster-config-map deleted")
-	}
-}
