@@ -78,12 +78,17 @@ func (p *pass) reconcileDeployment(ctx context.Context) (Result, error) {
 		if p.desired.observeOnly() {
 			return p.settle(ctx, obs)
 		}
-		op, err := p.decide(ctx, obs)
-		if err != nil || op == nil {
-			if err == nil {
-				return p.settle(ctx, obs)
-			}
+		var op *Operation
+		if p.refusedNow() {
+			op = p.whileRefused(obs)
+		} else if op, err = p.decide(ctx, obs); err != nil {
 			return p.rest(), err
+		}
+		if op == nil {
+			return p.settle(ctx, obs)
+		}
+		if needsPreflight(p.rec.Kind, op) {
+			withPreflight(op)
 		}
 		if err := p.begin(ctx, op); err != nil {
 			return p.fast(), err
@@ -587,6 +592,10 @@ func (p *pass) deployedObjects(cur *v1beta1.FlinkDeploymentSpec) (*cluster.Objec
 // drive advances the operation in flight by as many steps as it can take
 // without waiting on anything.
 func (p *pass) drive(ctx context.Context) (Result, error) {
+	if d, ok := p.waiting(); ok { // a failed step backs off
+		p.updateLifecycle()
+		return Result{RequeueAfter: d}, nil
+	}
 	for i := 0; i < 12 && p.rec.Operation != nil; i++ {
 		before := p.rec.Operation.Phase
 		wait, err := p.step(ctx)
@@ -594,8 +603,7 @@ func (p *pass) drive(ctx context.Context) (Result, error) {
 			if errors.Is(err, ErrConflict) {
 				return p.fast(), err
 			}
-			p.retry(err)
-			return p.backoff(), nil
+			return p.stepFailed(ctx, err), nil
 		}
 		if wait || p.rec.Operation == nil || p.rec.Operation.Phase == before {
 			break
@@ -609,19 +617,14 @@ func (p *pass) drive(ctx context.Context) (Result, error) {
 	return p.rest(), nil
 }
 
-// backoff grows with failed attempts of the current phase, up to a minute.
-func (p *pass) backoff() Result {
-	n := p.rec.Operation.Attempts
-	d := p.set.FastPoll << min(n, 7)
-	return Result{RequeueAfter: min(d, time.Minute)}
-}
-
 // step runs the current phase once. wait means the phase waits on
 // something outside (a savepoint, a JVM starting).
 func (p *pass) step(ctx context.Context) (wait bool, err error) {
 	op := p.rec.Operation
 	// Stopping a job is the same for both kinds.
 	switch op.Phase {
+	case PhasePreflight:
+		return false, p.preflightStep(ctx)
 	case PhaseStopJob:
 		return false, p.stopJob(ctx)
 	case PhaseTriggerSavepoint:
@@ -1137,8 +1140,7 @@ func (p *pass) applyTarget(ctx context.Context) error {
 	}
 	objs, err := cluster.Build(in)
 	if err != nil {
-		p.fail(ctx, ReasonValidationError, err.Error())
-		return nil
+		return permanent(err) // pre-flight builds the same objects: only a rollback target gets here
 	}
 	if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
 		return err

@@ -119,6 +119,13 @@ func apiserverReactor(tracker k8stesting.ObjectTracker, clock *simClock, ssa boo
 			if a.GetPatchType() != types.ApplyPatchType {
 				return false, nil, nil
 			}
+			if len(a.PatchOptions.DryRun) > 0 { // validated and admitted, not stored
+				obj, _, err := clientscheme.Codecs.UniversalDeserializer().Decode(a.GetPatch(), nil, nil)
+				if err != nil {
+					return true, nil, apierrors.NewBadRequest(err.Error())
+				}
+				return true, obj, nil
+			}
 			old, oldErr := tracker.Get(gvr, ns, a.GetName())
 			if oldErr != nil && !apierrors.IsNotFound(oldErr) {
 				return true, nil, oldErr

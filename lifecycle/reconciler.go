@@ -206,6 +206,7 @@ func (p *pass) to(ctx context.Context, ph Phase) error {
 	op := p.rec.Operation
 	p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", ph)
 	op.Phase, op.PhaseStarted, op.Attempts, op.Message = ph, p.now(), 0, ""
+	op.NextAttempt = time.Time{}
 	return p.persist(ctx)
 }
 

@@ -48,6 +48,11 @@ type Record struct {
 	// could not be disposed yet (no JobManager to ask).
 	PendingDisposal []string `json:"pendingDisposal,omitempty"`
 
+	// Refused is the latest spec the daemon refused to start (pre-flight
+	// failed, or it failed to apply for good): it is not tried again until
+	// it changes or NextAttempt has passed.
+	Refused *Refusal `json:"refused,omitempty"`
+
 	// resourceVersion of the ConfigMap the record was read from (optimistic
 	// concurrency); not persisted.
 	resourceVersion string
@@ -104,6 +109,19 @@ func (d *Deployed) defaults(current map[string]string) map[string]string {
 	return d.FlinkDefaults
 }
 
+// Refusal is a spec that was refused, and when it is checked again.
+type Refusal struct {
+	// TargetHash is the render hash of the refused spec; Commit its commit.
+	TargetHash string `json:"targetHash"`
+	Commit     string `json:"commit,omitempty"`
+	// Reason is the message shown in status.error.
+	Reason string `json:"reason"`
+	// Attempts counts the refusals of this spec; NextAttempt is when it is
+	// checked again (capped, jittered exponential backoff).
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"nextAttempt"`
+}
+
 // OpKind is what an operation does.
 type OpKind string
 
@@ -123,6 +141,10 @@ type Phase string
 
 // Phases, in the order an upgrade passes them.
 const (
+	// PhasePreflight builds the target's objects and checks them against
+	// the apiserver (server-side dry-run, Pod Security, ResourceQuota)
+	// before anything is stopped; it changes nothing.
+	PhasePreflight Phase = "Preflight"
 	// PhaseStopJob stops the running job the way the upgrade mode says
 	// (stop-with-savepoint, cancel, or nothing) and records where its state is.
 	PhaseStopJob Phase = "StopJob"
@@ -185,8 +207,13 @@ type Operation struct {
 	// Started and PhaseStarted time the operation and its current phase.
 	Started      time.Time `json:"started"`
 	PhaseStarted time.Time `json:"phaseStarted"`
-	// Attempts counts failed tries of the current phase.
-	Attempts int `json:"attempts,omitempty"`
+	// Attempts counts failed tries of the current phase; NextAttempt is
+	// when the phase is tried again after a failure (zero: at once).
+	Attempts    int       `json:"attempts,omitempty"`
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// AfterPreflight is the phase the operation goes on with once
+	// PhasePreflight has passed.
+	AfterPreflight Phase `json:"afterPreflight,omitempty"`
 	// Message is the latest progress or error note.
 	Message string `json:"message,omitempty"`
 }
