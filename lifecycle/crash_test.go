@@ -1,12 +1,17 @@
 package lifecycle
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -377,6 +382,65 @@ func TestCrashAtEveryStep(t *testing.T) {
 				}
 			},
 		},
+		{
+			// Issue 26: a spec the apiserver refuses is refused before
+			// anything stops, and not tried again every pass.
+			name: "upgrade refused by pre-flight", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				deployApp(v1beta1.UpgradeModeSavepoint)(w)
+				w.kube.PrependReactor("patch", "deployments", rejectImage(rejectedImage, true))
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4, withImage(rejectedImage)))
+			},
+			done: func(b crashBefore) func(*Record) bool {
+				return func(r *Record) bool { return r.Operation == nil && r.Refused != nil }
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				if n := len(w.flink.Started) - b.started; n != 0 {
+					t.Errorf("%d jobs started by a refused upgrade", n)
+				}
+				wantJobState(t, w, b.jobID, flinkclient.JobRunning)
+				if c := r.Common(); !strings.HasPrefix(c.Error, "upgrade refused: Deployment apps/app: ") || !strings.HasSuffix(c.Error, "; the running job is untouched") ||
+					c.LifecycleState != v1beta1.LifecycleStable {
+					t.Errorf("status: lifecycle %s, error %q", c.LifecycleState, c.Error)
+				}
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+			},
+		},
+		{
+			// Issue 26: the new spec is refused only once the old cluster is
+			// gone (the apiserver's answer changed after pre-flight): the last
+			// stable spec runs again from the savepoint just taken.
+			name: "upgrade failing after the cluster is gone", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				deployApp(v1beta1.UpgradeModeSavepoint)(w)
+				w.kube.PrependReactor("patch", "deployments", rejectImage(rejectedImage, false))
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 4, withImage(rejectedImage)))
+			},
+			done: func(b crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					c := r.Common()
+					return r.Operation == nil && c.LifecycleState == v1beta1.LifecycleRolledBack && c.JobStatus.State == v1beta1.JobRunning
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				sp := oneSavepointOf(t, w, b)
+				job := oneNewJob(t, w, b, r)
+				wantRestored(t, job, sp.Path, sp.Counter)
+				wantJobState(t, w, b.jobID, flinkclient.JobFinished)
+				wantReconciled(t, r, appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+				if c := r.Common(); !strings.HasPrefix(c.Error, "upgrade failed: ") || !strings.Contains(c.Error, "redeployed from "+sp.Path) {
+					t.Errorf("status error %q", c.Error)
+				}
+				if jm := w.deploymentObj("app"); jm == nil || jm.Spec.Template.Spec.Containers[0].Image == rejectedImage {
+					t.Errorf("JobManager Deployment not the last stable one: %+v", jm)
+				}
+			},
+		},
 	}
 	// A process restarts in seconds, or after minutes (a new pod
 	// scheduled): long enough for Flink to forget finished operations.
@@ -598,5 +662,27 @@ func wantReconciled(t *testing.T, r *Record, spec v1beta1.FlinkDeploymentSpec) {
 	}
 	if r.Reconciliation().LastStableSpec != r.Reconciliation().LastReconciledSpec {
 		t.Errorf("lastStableSpec is not the new spec")
+	}
+}
+
+// rejectedImage is the image of a spec the simulated apiserver refuses.
+const rejectedImage = "flink:rejected"
+
+func withImage(img string) func(*v1beta1.FlinkDeploymentSpec) {
+	return func(s *v1beta1.FlinkDeploymentSpec) { s.Image = img }
+}
+
+// rejectImage plays an admission policy refusing Deployments with image
+// img, as the apiserver answers (403). dryRun too says whether it already
+// answers the pre-flight's dry-run; else only real applies are refused
+// (the policy appeared between pre-flight and apply).
+func rejectImage(img string, dryRun bool) k8stesting.ReactionFunc {
+	return func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa, ok := a.(k8stesting.PatchActionImpl)
+		if !ok || !bytes.Contains(pa.GetPatch(), []byte(`"image":"`+img+`"`)) || (len(pa.PatchOptions.DryRun) > 0 && !dryRun) {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(deploymentsGVR.GroupResource(), pa.GetName(),
+			fmt.Errorf("ValidatingAdmissionPolicy 'no-rejected-images' with binding 'no-rejected-images' denied request: image %s is not allowed", img))
 	}
 }

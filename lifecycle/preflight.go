@@ -537,7 +537,7 @@ func (p *pass) preflightStep(ctx context.Context) error {
 		err = Preflight(ctx, p.r.Kube, objs, p.native())
 	}
 	if err == nil {
-		p.log.Info("pre-flight passed", "took", time.Since(start).Round(time.Millisecond))
+		p.log.Info("pre-flight passed", "took", p.now().Sub(start).Round(time.Millisecond))
 		p.rec.Refused = nil
 		next := op.AfterPreflight
 		op.AfterPreflight = ""

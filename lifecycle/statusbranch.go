@@ -42,6 +42,11 @@ type ResourceStatus struct {
 	// the resource in SourceCommit (nothing of it was applied).
 	Error    string   `json:"error,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+	// Attempts counts the failed tries of the operation's current step (or
+	// the refusals of the refused spec); NextAttempt is when it is tried
+	// again (RFC 3339).
+	Attempts    int    `json:"attempts,omitempty"`
+	NextAttempt string `json:"nextAttempt,omitempty"`
 
 	// UpgradeSavepointPath is what a suspended job resumes from.
 	UpgradeSavepointPath string `json:"upgradeSavepointPath,omitempty"`
@@ -182,6 +187,15 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 		if op.Source != nil && rs.SourceCommit == "" {
 			rs.SourceCommit = op.Source.Commit
 		}
+	}
+	switch op, rf := r.Operation, r.Refused; {
+	case op != nil && op.Attempts > 0:
+		rs.Attempts = op.Attempts
+		if !op.NextAttempt.IsZero() {
+			rs.NextAttempt = op.NextAttempt.UTC().Format(time.RFC3339)
+		}
+	case op == nil && rf != nil:
+		rs.Attempts, rs.NextAttempt = rf.Attempts, rf.NextAttempt.UTC().Format(time.RFC3339)
 	}
 	if si := c.JobStatus.SavepointInfo; si != nil {
 		for i := len(si.SavepointHistory) - 1; i >= 0; i-- {
