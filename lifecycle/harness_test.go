@@ -328,7 +328,7 @@ func (h *traceHandler) WithGroup(name string) slog.Handler {
 // Flink (savepoint, job stop, JVM start and scheduling), or Kubernetes (the
 // node agent removing a Deployment's processes).
 var waitsOn = map[lifecycle.Phase]string{
-	lifecycle.PhaseStopJob: "daemon", lifecycle.PhaseTriggerSavepoint: "daemon", lifecycle.PhaseCancelJob: "daemon",
+	lifecycle.PhasePreflight: "daemon", lifecycle.PhaseStopJob: "daemon", lifecycle.PhaseTriggerSavepoint: "daemon", lifecycle.PhaseCancelJob: "daemon",
 	lifecycle.PhaseDeleteCluster: "daemon", lifecycle.PhaseApply: "daemon",
 	lifecycle.PhaseAwaitSavepoint: "flink", lifecycle.PhaseAwaitStopped: "flink", lifecycle.PhaseAwaitRunning: "flink",
 	lifecycle.PhaseAwaitDeleted: "kube",

@@ -650,3 +650,39 @@ func (p *pass) whileRefused(obs *observation) *Operation {
 	}
 	return nil
 }
+
+// PreflightPlanned runs Preflight for a planned change that starts a new
+// FlinkDeployment spec (deploy, upgrade, resume, restart), with the
+// daemon's Flink defaults and default mode, as the reconciler would before
+// stopping anything; other changes return nil. A *Rejection says what the
+// apiserver would refuse; the pull-request plan shows it.
+func PreflightPlanned(ctx context.Context, kc kubernetes.Interface, p Planned, defaults map[string]string, mode v1beta1.DeploymentMode) error {
+	switch p.Action.Kind {
+	case ActionDeploy, ActionUpgrade, ActionResume, ActionRestart:
+	default:
+		return nil
+	}
+	if p.Desired == nil || p.Desired.Deployment == nil {
+		return nil
+	}
+	spec := p.Desired.Deployment.Spec
+	if spec.Mode == "" {
+		spec.Mode = mode
+	}
+	if spec.Mode == "" {
+		spec.Mode = v1beta1.ModeStandalone
+	}
+	if cluster.Suspended(&spec) {
+		return nil
+	}
+	in := cluster.Input{Name: p.Name, Namespace: p.Namespace, Spec: &spec, FlinkDefaults: defaults,
+		SpecHash: p.Desired.Hash, SourceCommit: p.Desired.Source.Commit}
+	if spec.Job != nil {
+		in.JobID = "00000000000000000000000000000000"
+	}
+	objs, err := cluster.Build(in)
+	if err != nil {
+		return &Rejection{Object: "FlinkDeployment " + p.Namespace + "/" + p.Name, Message: "its cluster objects cannot be built: " + err.Error()}
+	}
+	return Preflight(ctx, kc, objs, spec.Mode == v1beta1.ModeNative)
+}

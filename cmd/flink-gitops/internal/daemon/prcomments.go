@@ -101,6 +101,12 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 			return forge.FileURL(d.cfg.Current().PullRequests.Provider, prURL, branch, path)
 		},
 		ResultTimeout: 3 * d.cfg.Current().Reconcile.OperationTimeout,
+		Preflight: func(ctx context.Context, p lifecycle.Planned) error {
+			if d.kube == nil {
+				return nil
+			}
+			return lifecycle.PreflightPlanned(ctx, d.kube, p, d.cfg.Current().Flink.DefaultConfiguration, v1beta1.DeploymentMode(d.cfg.Current().Flink.DefaultMode))
+		},
 		Log:           log,
 	})
 }

@@ -73,6 +73,10 @@ type Options struct {
 	// result waits for operations in flight before it is written as it
 	// stands (default 15m).
 	ResultTimeout time.Duration
+	// Preflight dry-runs a planned change against the cluster
+	// (lifecycle.PreflightPlanned); nil when the daemon has no cluster
+	// client. A *lifecycle.Rejection is shown in the plan.
+	Preflight func(ctx context.Context, p lifecycle.Planned) error
 	// Log (default slog.Default()).
 	Log *slog.Logger
 }
@@ -367,6 +371,7 @@ func (r *Reporter) plan(ctx context.Context, f forge.Forge, n int, m *prMemo, he
 	}
 	planned := lifecycle.PlanRender(res, s.Records, lifecycle.PlanOptions{FlinkDefaults: r.opts.FlinkDefaults(), DefaultMode: r.opts.DefaultMode(),
 		HasDir: func(dir string) bool { return hasDir(tree, dir) }})
+	r.preflight(ctx, planned)
 	st := state{Head: commit, Records: fp, Planned: map[string]string{}}
 	for _, p := range planned {
 		if p.Action.Kind != lifecycle.ActionNone {
@@ -620,4 +625,25 @@ func hasDir(tree render.Source, dir string) bool {
 		}
 	}
 	return false
+}
+
+// preflight adds what the apiserver would refuse of each planned change
+// (a server-side dry-run of its objects, Pod Security, ResourceQuota) to
+// the change's warnings. A cluster that cannot be asked adds nothing.
+func (r *Reporter) preflight(ctx context.Context, planned []lifecycle.Planned) {
+	if r.opts.Preflight == nil {
+		return
+	}
+	for i := range planned {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.opts.Preflight(ctx, planned[i])
+		cancel()
+		var rj *lifecycle.Rejection
+		switch {
+		case errors.As(err, &rj):
+			planned[i].Action.Warnings = append(planned[i].Action.Warnings, "the apiserver would reject this: "+rj.Error())
+		case err != nil:
+			r.opts.Log.Warn("pull-request plan: pre-flight could not ask the cluster", "resource", planned[i].Key, "err", err)
+		}
+	}
 }
