@@ -107,7 +107,7 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 			}
 			return lifecycle.PreflightPlanned(ctx, d.kube, p, d.cfg.Current().Flink.DefaultConfiguration, v1beta1.DeploymentMode(d.cfg.Current().Flink.DefaultMode))
 		},
-		Log:           log,
+		Log: log,
 	})
 }
 
