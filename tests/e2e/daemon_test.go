@@ -377,6 +377,7 @@ func checkRBAC(t *testing.T, sa *rest.Config, ns, other string) {
 	}
 	want = append(want, access{"get", "apps", "deployments", ns, ""}, access{"update", "apps", "deployments/finalizers", ns, ""},
 		access{"create", "", "events", ns, ""}, access{"list", "", "pods", ns, ""}, access{"deletecollection", "", "pods", ns, ""},
+		access{"get", "", "namespaces", ns, ns}, access{"list", "", "resourcequotas", ns, ""}, access{"list", "", "limitranges", ns, ""},
 		access{"create", "coordination.k8s.io", "leases", installNS, ""}, access{"get", "coordination.k8s.io", "leases", installNS, installName},
 		access{"update", "coordination.k8s.io", "leases", installNS, installName})
 	for _, a := range want {
@@ -393,6 +394,7 @@ func checkRBAC(t *testing.T, sa *rest.Config, ns, other string) {
 		{"watch", "", "configmaps", ns, ""}, {"update", "apps", "deployments", ns, ""}, {"update", "apps", "deployments/status", ns, ""},
 		{"update", "coordination.k8s.io", "leases", installNS, "another-lease"}, {"update", "coordination.k8s.io", "leases", ns, installName},
 		{"create", "rbac.authorization.k8s.io", "rolebindings", ns, ""}, {"create", "", "namespaces", "", ""},
+		{"get", "", "namespaces", other, other}, {"list", "", "namespaces", "", ""},
 	}
 	for _, a := range deny {
 		if allowed(ctx, t, cs, a) {
