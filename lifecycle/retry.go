@@ -138,7 +138,11 @@ func (p *pass) stepFailedForGood(ctx context.Context, err error) {
 		if op.Kind == OpRollback {
 			msg = fmt.Sprintf("redeploying the last stable spec failed at step %s: %v; the job is not running. Fix the cause, then push a spec that can start", op.Phase, err)
 		}
-		p.holdOff(op.TargetHash, op.Source, msg)
+		hash := op.TargetHash
+		if op.Kind == OpRollback && p.desired != nil && !p.desired.observeOnly() {
+			hash = p.desired.Hash // what would start the failed upgrade again
+		}
+		p.holdOff(hash, op.Source, msg)
 		p.fail(ctx, ReasonUpgradeFailed, msg)
 		return
 	}
