@@ -163,6 +163,8 @@ var KeyRules = []Rule{
 	// flink-gitops's own keys: never passed to Flink.
 	{Name: "flink-gitops.ha.keep-on-deletion", Support: Honoured, typ: typeBool, Note: "keep the HA ConfigMaps when the resource is deleted"},
 	{Name: "flink-gitops.jar.sha256", Support: Honoured, typ: typeString, Note: "pins a session job's jar; a jar with another SHA-256 is not submitted"},
+	{Name: "flink-gitops.upgrade.restore-on-apply-failure", Support: Honoured, typ: typeBool,
+		Note: "default true: an upgrade whose new spec is refused once the old cluster is gone redeploys the last stable spec from the state it just took"},
 
 	// Keys the operator (and flink-gitops) set themselves.
 	{Name: "kubernetes.cluster-id", Support: Refused, Note: "set from metadata.name"},
