@@ -32,6 +32,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -101,7 +102,11 @@ type Agent struct {
 }
 
 type deployState struct {
-	hash     string
+	hash string
+	// uid is the Deployment's: one deleted and created again under the
+	// same name between two syncs is a new Deployment, whose pods are new
+	// (as the garbage collector and the Deployment controller would make them).
+	uid      types.UID
 	replicas []*replica
 }
 
@@ -273,13 +278,14 @@ func (a *Agent) sync(ctx context.Context, key string) error {
 	a.mu.Lock()
 	st := a.deploys[key]
 	if st == nil {
-		st = &deployState{hash: hash}
+		st = &deployState{hash: hash, uid: d.UID}
 		a.deploys[key] = st
 	}
 	a.mu.Unlock()
 
-	if st.hash != hash { // Recreate: stop the old replicas before new ones start.
-		a.log.Info("pod template changed; replacing replicas", "deployment", key)
+	if st.hash != hash || st.uid != d.UID { // Recreate: stop the old replicas before new ones start.
+		a.log.Info("pod template changed or Deployment recreated; replacing replicas", "deployment", key)
+		st.uid = d.UID
 		for _, r := range st.replicas {
 			stop(r)
 		}
