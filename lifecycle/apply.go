@@ -61,43 +61,41 @@ func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) err
 	if err := checkOwned(ctx, kc, kindOf(obj), obj); err != nil {
 		return err
 	}
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()}
-	var err error
-	var body []byte
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.CoreV1().ConfigMaps(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *corev1.Service:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.CoreV1().Services(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *appsv1.Deployment:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
-		o.Status = appsv1.DeploymentStatus{}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.AppsV1().Deployments(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *networkingv1.Ingress:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}
-		o.Status = networkingv1.IngressStatus{}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.NetworkingV1().Ingresses(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	default:
-		return fmt.Errorf("apply: unsupported object %T", obj)
-	}
+	err := patchApply(ctx, kc, obj, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()})
 	if err != nil {
 		return fmt.Errorf("apply %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil
+}
+
+// patchApply sends one object the cluster builder makes as a server-side
+// apply patch (its status left out) with the given options.
+func patchApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object, opts metav1.PatchOptions) error {
+	typed := cluster.WithTypeMeta(obj)
+	switch o := typed.(type) {
+	case *appsv1.Deployment:
+		o.Status = appsv1.DeploymentStatus{}
+	case *networkingv1.Ingress:
+		o.Status = networkingv1.IngressStatus{}
+	}
+	body, err := json.Marshal(typed)
+	if err != nil {
+		return err
+	}
+	ns, name := obj.GetNamespace(), obj.GetName()
+	switch obj.(type) {
+	case *corev1.ConfigMap:
+		_, err = kc.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+	case *corev1.Service:
+		_, err = kc.CoreV1().Services(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+	case *appsv1.Deployment:
+		_, err = kc.AppsV1().Deployments(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+	case *networkingv1.Ingress:
+		_, err = kc.NetworkingV1().Ingresses(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+	default:
+		return permanent(fmt.Errorf("apply: unsupported object %T", obj))
+	}
+	return err
 }
 
 func ptrTrue() *bool { t := true; return &t }

@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,11 +11,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	psaapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
@@ -469,40 +466,7 @@ func addTimes(total, add corev1.ResourceList, n int64) {
 // dryRunApply server-side applies one object with dryRun All: the
 // apiserver runs validation and admission and persists nothing.
 func dryRunApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) error {
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), DryRun: []string{metav1.DryRunAll}}
-	var err error
-	var body []byte
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.CoreV1().ConfigMaps(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *corev1.Service:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.CoreV1().Services(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *appsv1.Deployment:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
-		o.Status = appsv1.DeploymentStatus{}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.AppsV1().Deployments(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	case *networkingv1.Ingress:
-		o = o.DeepCopy()
-		o.TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}
-		o.Status = networkingv1.IngressStatus{}
-		if body, err = json.Marshal(o); err == nil {
-			_, err = kc.NetworkingV1().Ingresses(o.Namespace).Patch(ctx, o.Name, types.ApplyPatchType, body, opts)
-		}
-	default:
-		return permanent(fmt.Errorf("dry-run apply: unsupported object %T", obj))
-	}
-	return err
+	return patchApply(ctx, kc, obj, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), DryRun: []string{metav1.DryRunAll}})
 }
 
 // objectName is "Kind namespace/name" of a built object.
