@@ -42,6 +42,9 @@ type ResourceStatus struct {
 	// the resource in SourceCommit (nothing of it was applied).
 	Error    string   `json:"error,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+	// Warnings are what the resource's spec sets that flink-gitops accepts
+	// but does not act on (see README's field-by-field table).
+	Warnings []string `json:"warnings,omitempty"`
 	// Attempts counts the failed tries of the operation's current step (or
 	// the refusals of the refused spec); NextAttempt is when it is tried
 	// again (RFC 3339).
@@ -86,6 +89,8 @@ type Summary struct {
 	SourceCommit string
 	// Problems not tied to one resource (entry points that failed).
 	Problems []string
+	// Warnings per resource key (Kind/namespace/name) in SourceCommit.
+	Warnings map[string][]string
 	// Generated is when the files were made.
 	Generated time.Time
 }
@@ -100,6 +105,7 @@ func StatusFiles(records []*Record, problems map[string][]string, desiredCommit 
 	for _, r := range records {
 		key := Key(r.Kind, r.Namespace, r.Name)
 		rs := resourceStatus(r, problems[key], desiredCommit[key])
+		rs.Warnings = sum.Warnings[key]
 		b, err := yaml.Marshal(rs)
 		if err != nil {
 			return nil, fmt.Errorf("status file of %s: %w", key, err)
@@ -122,7 +128,7 @@ func StatusFiles(records []*Record, problems map[string][]string, desiredCommit 
 			continue
 		}
 		rs := ResourceStatus{Kind: parts[0], Namespace: parts[1], Name: parts[2], LifecycleState: NotDeployed,
-			Problems: probs, SourceCommit: desiredCommit[key]}
+			Problems: probs, Warnings: sum.Warnings[key], SourceCommit: desiredCommit[key]}
 		if rs.SourceCommit == "" {
 			rs.SourceCommit = sum.SourceCommit
 		}

@@ -28,7 +28,8 @@ func TestStatusFiles(t *testing.T) {
 		"FlinkDeployment/flink/fresh":  {"spec.image: is required"},
 	}
 	files, err := StatusFiles([]*Record{rec}, problems, map[string]string{"FlinkDeployment/flink/orders": "c2c2c2c2c2c2c2c2"},
-		Summary{SourceCommit: "c2c2c2c2c2c2c2c2", Problems: []string{"apps/broken: kustomization.yaml: bad"}, Generated: time.Unix(0, 0)})
+		Summary{SourceCommit: "c2c2c2c2c2c2c2c2", Problems: []string{"apps/broken: kustomization.yaml: bad"}, Generated: time.Unix(0, 0),
+			Warnings: map[string][]string{"FlinkDeployment/flink/orders": {"job.autoscaler.enabled has no effect in flink-gitops"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,8 @@ func TestStatusFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.LifecycleState != "STABLE" || got.JobID != "abc" || got.LastReconciledCommit != "c1c1c1c1c1c1c1c1" || got.SourceCommit != "c2c2c2c2c2c2c2c2" ||
-		got.Operation != "Upgrade (savepoint): AwaitSavepoint" || len(got.Problems) != 1 || got.JobManager != "READY" {
+		got.Operation != "Upgrade (savepoint): AwaitSavepoint" || len(got.Problems) != 1 || got.JobManager != "READY" ||
+		len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0], "job.autoscaler.enabled") {
 		t.Errorf("resource file: %+v", got)
 	}
 	if len(got.Savepoints) != 2 || got.Savepoints[0].Path != "file:/sp/2" || got.Savepoints[0].Trigger != "UPGRADE" || got.Savepoints[0].Commit != "c1c1c1c1c1c1c1c1" {

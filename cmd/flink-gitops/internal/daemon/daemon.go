@@ -56,6 +56,7 @@ type Daemon struct {
 	desired  map[string]*lifecycle.Desired // last good desired spec per key
 	removed  map[string]bool               // keys confirmed gone from Git
 	problems map[string][]string           // validation problems per key, this commit
+	warnings map[string][]string           // accepted-but-not-acted-on notes per key, this commit
 	global   []string                      // problems not tied to a resource
 	records  map[string]*lifecycle.Record  // latest record per key
 	failures map[string]string             // last reconcile error of keys without a record
@@ -371,6 +372,13 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 	d.commit = snap.Commit
 	d.noteRendered(snap.Commit)
 	d.problems = map[string][]string{}
+	d.warnings = map[string][]string{}
+	for _, w := range res.Warnings {
+		if w.Resource != "" {
+			key := problemKey(w.Resource)
+			d.warnings[key] = append(d.warnings[key], w.String())
+		}
+	}
 	d.global = nil
 	for _, p := range res.Problems {
 		if p.Resource != "" {
@@ -608,7 +616,8 @@ func (d *Daemon) publish(ctx context.Context) {
 	for k, v := range d.desired {
 		desiredCommit[k] = v.Source.Commit
 	}
-	sum := Summary{SourceCommit: d.commit, Problems: append(append([]string(nil), d.global...), orphans...), Generated: time.Now()}
+	sum := Summary{SourceCommit: d.commit, Problems: append(append([]string(nil), d.global...), orphans...), Generated: time.Now(),
+		Warnings: maps.Clone(d.warnings)}
 	d.mu.Unlock()
 
 	if d.published != nil {
