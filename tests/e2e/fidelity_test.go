@@ -34,6 +34,7 @@ spec:
   flinkConfiguration:
     taskmanager:
       numberOfTaskSlots: 2
+    kubernetes.operator.job.restart.failed: "true"
   jobManager:
     resources:
       requests: {memory: %q, cpu: 500m}
@@ -56,6 +57,7 @@ spec:
 // with a cpu limit factor of 2, and the Deployments request what the
 // operator would. A push of a JobManager too small for Flink's memory model
 // is refused up front, naming the smallest size, and the job keeps running.
+// A key accepted but not acted on is a warning on the status branch.
 func TestOperatorResourcesForm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -66,6 +68,9 @@ func TestOperatorResourcesForm(t *testing.T) {
 	}, nil)
 	rs := e.wait("FlinkDeployment", "sized", "first deploy", 4*time.Minute, stableAt(""))
 	e.progress("sized", rs.JobID, 5)
+	if w := strings.Join(rs.Warnings, "\n"); !strings.Contains(w, "kubernetes.operator.job.restart.failed has no effect") {
+		t.Errorf("status branch warnings %q, want the key accepted but not acted on", w)
+	}
 	rest := e.s.Agent.ProxyURL + "/" + e.ns + "/sized-rest"
 
 	var conf []struct{ Key, Value string }
