@@ -241,13 +241,6 @@ func checkQuota(ctx context.Context, kc kubernetes.Interface, namespace string, 
 	return quotaRejection(rqs.Items, lrs.Items, pods, freed)
 }
 
-// quotaResources are the quota keys a pod's resources count against.
-var quotaResources = []corev1.ResourceName{
-	corev1.ResourcePods, corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceRequestsCPU, corev1.ResourceRequestsMemory,
-	corev1.ResourceLimitsCPU, corev1.ResourceLimitsMemory, corev1.ResourceRequestsEphemeralStorage, corev1.ResourceLimitsEphemeralStorage,
-	corev1.ResourceEphemeralStorage, "count/pods",
-}
-
 // quotaRejection is the pure part of checkQuota: LimitRange defaults are
 // applied to every container and its min/max checked; then for every
 // quota that applies to the pods, hard − used + freed must cover the new
