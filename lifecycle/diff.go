@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -119,6 +120,7 @@ func compare(old, new any, classify func(path string) DiffType) Diff {
 		cmp.Reporter(&r),
 		cmpopts.EquateEmpty(),
 		cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 }),
+		cmp.Comparer(sameQuantity),
 	)
 	var d Diff
 	for _, c := range r.changes {
@@ -133,6 +135,19 @@ func compare(old, new any, classify func(path string) DiffType) Diff {
 	}
 	sort.Slice(d.Changes, func(i, j int) bool { return d.Changes[i].Path < d.Changes[j].Path })
 	return d
+}
+
+// sameQuantity reports whether two resources-form quantities are the same
+// text or the same Kubernetes quantity ("1.5Gi" and "1536Mi"; a spec stored
+// before quantities were kept verbatim holds the canonical form). Text that
+// only Flink's syntax reads ("2048m" of memory) compares as text.
+func sameQuantity(a, b v1beta1.Quantity) bool {
+	if a == b {
+		return true
+	}
+	qa, errA := resource.ParseQuantity(strings.TrimSpace(string(a)))
+	qb, errB := resource.ParseQuantity(strings.TrimSpace(string(b)))
+	return errA == nil && errB == nil && qa.Cmp(qb) == 0
 }
 
 // reporter collects the JSON paths of differing leaves.
@@ -227,8 +242,16 @@ func show(v reflect.Value) string {
 		}
 	}
 	s := fmt.Sprintf("%v", v)
-	if v.Kind() == reflect.String {
+	switch v.Kind() {
+	case reflect.String:
 		s = fmt.Sprintf("%q", v.String())
+	case reflect.Struct, reflect.Map, reflect.Slice:
+		// Compact JSON, as the spec is written, not Go's struct syntax.
+		if v.CanInterface() {
+			if b, err := json.Marshal(v.Interface()); err == nil {
+				s = string(b)
+			}
+		}
 	}
 	if len(s) > 120 {
 		s = s[:117] + "..."

@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"encoding/json"
+	corev1 "k8s.io/api/core/v1"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -104,5 +106,36 @@ func TestDiffString(t *testing.T) {
 	nw.Job.Parallelism = 4
 	if got, want := CompareDeployments(old, nw).String(), "spec.job.parallelism: 2 -> 4 (upgrade)\n"; got != want {
 		t.Fatalf("got %q want %q", got, want)
+	}
+}
+
+// TestDiffShowsObjectsAsJSON: a changed pod template (or any object value)
+// reads as the spec is written, not as Go's struct syntax.
+func TestDiffShowsObjectsAsJSON(t *testing.T) {
+	old := &v1beta1.FlinkDeploymentSpec{Image: "flink:2.2"}
+	tmpl := &v1beta1.PodTemplate{}
+	tmpl.Labels = map[string]string{"team": "data"}
+	new := &v1beta1.FlinkDeploymentSpec{Image: "flink:2.2", PodTemplate: tmpl}
+	d := CompareDeployments(old, new)
+	if len(d.Changes) != 1 || !strings.Contains(d.Changes[0].New, `"labels":{"team":"data"}`) || strings.Contains(d.Changes[0].New, "0001-01-01") {
+		t.Errorf("diff %+v: want the pod template as compact JSON", d.Changes)
+	}
+}
+
+// TestResourcesQuantitiesCompareByAmount: a spec stored with canonical
+// quantities ("1536Mi") and the same spec written "1.5Gi" are no change.
+func TestResourcesQuantitiesCompareByAmount(t *testing.T) {
+	mk := func(mem string) *v1beta1.FlinkDeploymentSpec {
+		return &v1beta1.FlinkDeploymentSpec{JobManager: &v1beta1.JobManagerSpec{Replicas: 1,
+			Resources: &v1beta1.ResourceRequirements{Requests: map[corev1.ResourceName]v1beta1.Quantity{"memory": v1beta1.Quantity(mem)}}}}
+	}
+	if d := CompareDeployments(mk("1536Mi"), mk("1.5Gi")); !d.Empty() {
+		t.Errorf("1536Mi vs 1.5Gi: %s", d)
+	}
+	if d := CompareDeployments(mk("2048m"), mk("2Gi")); d.Empty() {
+		t.Error("2048m and 2Gi compare equal as text")
+	}
+	if d := CompareDeployments(mk("1g"), mk("2g")); d.Empty() {
+		t.Error("1g and 2g compare equal")
 	}
 }
