@@ -2,12 +2,14 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
@@ -61,8 +63,9 @@ func foreignService(ns, name string) *corev1.Service {
 }
 
 // TestApplyRefusesForeignObject: a Service of the REST Service's name that
-// the daemon did not make is neither changed nor adopted; the operation
-// says which object and what to do.
+// the daemon did not make is neither changed nor adopted; the refusal says
+// which object and what to do (apply itself refuses it too, should the
+// object appear after pre-flight: TestApplyRefusesObjectAfterPreflight).
 func TestApplyRefusesForeignObject(t *testing.T) {
 	w := newSimWorld(t)
 	ctx := context.Background()
@@ -70,10 +73,11 @@ func TestApplyRefusesForeignObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2))
+	// Pre-flight refuses the clash before anything would be stopped.
 	w.until(KindDeployment, "app", d, "refusal reported", func(r *Record) bool {
-		return r.Operation != nil && r.Operation.Attempts >= 2 &&
-			strings.Contains(r.Operation.Message, "Service apps/app-rest exists and is not managed by flink-gitops") &&
-			strings.Contains(r.Operation.Message, "rename the FlinkDeployment app")
+		return r.Operation == nil &&
+			strings.Contains(r.Common().Error, "Service apps/app-rest exists and is not managed by flink-gitops") &&
+			strings.Contains(r.Common().Error, "rename the FlinkDeployment app")
 	})
 	svc, err := w.kube.CoreV1().Services(w.ns).Get(ctx, "app-rest", metav1.GetOptions{})
 	if err != nil {
@@ -170,5 +174,23 @@ func TestPlantedStatusConfigMap(t *testing.T) {
 		if _, err := w.kube.CoreV1().ConfigMaps(w.ns).Get(ctx, n, metav1.GetOptions{}); err != nil {
 			t.Fatalf("planted ConfigMap %s removed: %v", n, err)
 		}
+	}
+}
+
+// TestApplyRefusesObjectAfterPreflight: should an object of a cluster's
+// name appear after pre-flight passed, apply itself refuses it, unchanged.
+func TestApplyRefusesObjectAfterPreflight(t *testing.T) {
+	ctx := context.Background()
+	kc := fake.NewClientset(foreignService("apps", "app-rest"))
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "app-rest", Namespace: "apps",
+		Labels: map[string]string{LabelManagedBy: ManagedBy, "app": "app"}}}
+	err := apply(ctx, kc, svc)
+	var foreign *NotOwnedError
+	if !errors.As(err, &foreign) || foreign.Name != "app-rest" {
+		t.Fatalf("apply over a foreign Service: %v, want a NotOwnedError", err)
+	}
+	got, err := kc.CoreV1().Services("apps").Get(ctx, "app-rest", metav1.GetOptions{})
+	if err != nil || got.Labels["team"] != "other" || got.Labels[LabelManagedBy] != "" {
+		t.Fatalf("foreign Service changed: %+v, %v", got, err)
 	}
 }

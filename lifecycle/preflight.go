@@ -67,6 +67,15 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, objs *cluster.Objec
 		return err
 	}
 	for _, o := range objs.List() {
+		// An object of that name the daemon did not make is never taken
+		// over: refuse before anything stops (apply would refuse it later).
+		if err := checkOwned(ctx, kc, kindOf(o), o); err != nil {
+			var foreign *NotOwnedError
+			if errors.As(err, &foreign) {
+				return &Rejection{Object: objectName(o), Message: foreign.Error()}
+			}
+			return fmt.Errorf("check %s: %w", objectName(o), err)
+		}
 		if err := dryRunApply(ctx, kc, o); err != nil {
 			if isPermanent(err) {
 				return &Rejection{Object: objectName(o), Message: apiMessage(err)}
