@@ -376,6 +376,8 @@ func checkRBAC(t *testing.T, sa *rest.Config, ns, other string) {
 		want = append(want, access{v, "", "services", ns, ""}, access{v, "apps", "deployments", ns, ""}, access{v, "networking.k8s.io", "ingresses", ns, ""})
 	}
 	want = append(want, access{"get", "apps", "deployments", ns, ""}, access{"update", "apps", "deployments/finalizers", ns, ""},
+		// Ownership: an object of a cluster's name is read before it is applied.
+		access{"get", "", "services", ns, ""}, access{"get", "networking.k8s.io", "ingresses", ns, ""},
 		access{"create", "", "events", ns, ""}, access{"list", "", "pods", ns, ""}, access{"deletecollection", "", "pods", ns, ""},
 		access{"get", "", "namespaces", ns, ns}, access{"list", "", "resourcequotas", ns, ""}, access{"list", "", "limitranges", ns, ""},
 		access{"create", "coordination.k8s.io", "leases", installNS, ""}, access{"get", "coordination.k8s.io", "leases", installNS, installName},
