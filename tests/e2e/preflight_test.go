@@ -37,7 +37,9 @@ func TestPreflightThroughGit(t *testing.T) {
 		t.Helper()
 		c := e.push("counter: "+what, map[string]string{"apps/counter/flinkdeployment.yaml": spec})
 		rs := e.wait("FlinkDeployment", "counter", what+" refused on the status branch", 2*time.Minute, func(r lifecycle.ResourceStatus) bool {
-			return r.SourceCommit == c && r.Operation == "" && strings.HasPrefix(r.Error, "upgrade refused: ")
+			// The status branch can name the new commit (rendered) before its
+			// pass has run pre-flight: wait for this refusal's reason.
+			return r.SourceCommit == c && r.Operation == "" && strings.HasPrefix(r.Error, "upgrade refused: ") && strings.Contains(r.Error, want)
 		})
 		if !strings.Contains(rs.Error, want) || !strings.HasSuffix(rs.Error, "; the running job is untouched") {
 			t.Fatalf("%s: error %q, want it to name %q", what, rs.Error, want)
