@@ -199,7 +199,9 @@ func TestDeploymentLifecycle(t *testing.T) {
 
 func waitReady(t *testing.T, cs kubernetes.Interface, ns, name string, n int32) {
 	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("%s/%s to have %d ready replicas", ns, name, n), func() (bool, error) {
+	// Flink JVMs report ready when their REST API answers: on two busy
+	// cores that takes well over 30 s (a deadline, not a sleep).
+	eventually(t, 2*time.Minute, fmt.Sprintf("%s/%s to have %d ready replicas", ns, name, n), func() (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
