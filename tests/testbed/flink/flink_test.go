@@ -92,8 +92,12 @@ func testSession(t *testing.T, version string) {
 	// (as a last-state upgrade without HA does) continues from there.
 	lastBefore, _ := waitCompletedCheckpoint(ctx, t, c.RESTURL, job3, 0)
 	atLeast := progress(ctx, t, c, job3, minBeforeSavepoint)
-	_, chk := waitCompletedCheckpoint(ctx, t, c.RESTURL, job3, lastBefore+1) // began after the reading
+	waitCompletedCheckpoint(ctx, t, c.RESTURL, job3, lastBefore+1) // one began after the reading
 	cancelJob(ctx, t, c.RESTURL, job3)
+	// The retained checkpoint is the newest at cancellation; one read before
+	// may since have been subsumed (and deleted), and Flink's statistics lag
+	// by up to 3 s: read the newest again until its directory is there.
+	chk := retainedCheckpoint(ctx, t, c.RESTURL, job3, lastBefore)
 	assertDir(t, chk)
 	if !strings.HasPrefix(strings.TrimPrefix(chk, "file:"), c.CheckpointDir) {
 		t.Fatalf("checkpoint %s is not under the configured dir %s", chk, c.CheckpointDir)
@@ -154,6 +158,22 @@ func logRSS(t *testing.T, c *Cluster) {
 		parts = append(parts, fmt.Sprintf("%s=%dMiB", p.Name, rss[p.Name]>>20))
 	}
 	t.Logf("BENCH flink=%s rss %s", c.Version, strings.Join(parts, " "))
+}
+
+// retainedCheckpoint returns the newest completed checkpoint of a cancelled
+// job (after id after) once its directory exists, waiting out Flink's
+// checkpoint-statistics cache.
+func retainedCheckpoint(ctx context.Context, t *testing.T, restURL, jobID string, after int64) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, chk := waitCompletedCheckpoint(ctx, t, restURL, jobID, after)
+		p := "/" + strings.TrimLeft(strings.TrimPrefix(chk, "file:"), "/")
+		if _, err := os.Stat(filepath.Join(p, "_metadata")); err == nil || time.Now().After(deadline) {
+			return chk
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func assertDir(t *testing.T, location string) {
