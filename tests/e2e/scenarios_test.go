@@ -642,6 +642,11 @@ func TestFlink120UpgradesSurviveDaemonKill(t *testing.T) {
 	e.continues("savepoint upgrade across a daemon kill", before, e.firstCount(a.name, job), 0)
 
 	before = e.progress(a.name, job, before+1)
+	// A last-state upgrade restores the newest state: the restored job's
+	// own checkpoint once it has one, else the savepoint it started from.
+	// This scenario wants the checkpoint, so wait for one first (on a fast
+	// machine the push can otherwise beat the first checkpoint).
+	e.completedCheckpoint(a.name, job)
 	a.mode, a.parallelism = "last-state", 1
 	c = e.push("counter: last-state upgrade", a.files())
 	rs = e.wait("FlinkDeployment", a.name, "last-state upgrade", 4*time.Minute, stableAt(c))
@@ -649,4 +654,28 @@ func TestFlink120UpgradesSurviveDaemonKill(t *testing.T) {
 		t.Fatalf("last-state upgrade: want a new job restored from a checkpoint chk-N, got %+v", rs)
 	}
 	e.continues("last-state upgrade on Flink 1.20", before, e.firstCount(a.name, rs.JobID), 15)
+}
+
+// completedCheckpoint waits until the job has a completed, externalised
+// checkpoint of its own (Flink's REST API), within a deadline.
+func (e *env) completedCheckpoint(name, jobID string) {
+	e.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var cps struct {
+			Latest struct {
+				Completed *struct {
+					ExternalPath string `json:"external_path"`
+				} `json:"completed"`
+			} `json:"latest"`
+		}
+		getJSON(e.t, e.restURL(name)+"/jobs/"+jobID+"/checkpoints", &cps)
+		if c := cps.Latest.Completed; c != nil && strings.Contains(c.ExternalPath, "/chk-") {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job %s: no completed checkpoint within 2 min", jobID)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
