@@ -41,9 +41,9 @@ func loadFS(t *tree, maxSize int64) (filesys.FileSystem, error) {
 	for p := range t.bad {
 		// Make the parent directory exist so kustomize gets as far as
 		// reading the file and sees our error.
-		if err := mem.MkdirAll("/" + path.Dir(p)); err != nil {
-			return nil, fmt.Errorf("load %s into the in-memory filesystem: %w", p, err)
-		}
+		// (A directory kustomize cannot name stays missing: the precheck
+		// has reported the file already.)
+		_ = mem.MkdirAll("/" + path.Dir(p))
 	}
 	return mem, nil
 }

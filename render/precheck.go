@@ -203,6 +203,22 @@ func looksRemote(ref string) bool {
 	return strings.Contains(first, ".") && first != "." && first != ".." && strings.Contains(ref, "/")
 }
 
+// kustomizeReadsAsRepo reports whether kustomize's loader would treat ref
+// as a git repository to clone rather than a path: a "git::" prefix, an
+// ssh, https, http or file URL, a user@ prefix (SCP style), or a github.com
+// path — compared without case, as kustomize does. It errs on the side of
+// "remote" (kustomize also needs a parseable path after the host).
+func kustomizeReadsAsRepo(ref string) bool {
+	l := strings.ToLower(ref)
+	l = strings.TrimPrefix(l, "git::")
+	for _, p := range []string{"ssh://", "https://", "http://", "file://", "github.com/", "github.com:"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return strings.Contains(l, "@")
+}
+
 // safeJoin resolves ref against dir, reporting absolute paths and paths that
 // leave the repository.
 func (c *checker) safeJoin(file, dir, field, ref string) (string, bool) {
@@ -229,7 +245,11 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 		return
 	}
 	local := !strings.Contains(ref, "://") && !strings.HasPrefix(ref, "git@") && !strings.HasPrefix(ref, "git::")
-	if local {
+	// Kustomize asks "is this a git repository?" before "is this a local
+	// directory?", so a directory of the repository named like a remote
+	// (github.com/org/repo, user@host/…) would make it run git: refuse
+	// every reference it would read as one, whether or not it exists here.
+	if local && !kustomizeReadsAsRepo(ref) {
 		if p, ok := c.safeJoin(file, dir, field, ref); ok {
 			switch {
 			case c.t.isDir(p):
@@ -246,6 +266,13 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 				return
 			}
 		} else {
+			return
+		}
+	}
+	if local {
+		if p, ok := c.safeJoin(file, dir, field, ref); ok && (c.t.isDir(p) || c.t.isFile(p)) {
+			c.add(file, field, fmt.Sprintf("%q is in the repository, but kustomize reads a path of this form as a git repository to clone", ref),
+				"rename the directory (a path starting with github.com/ or holding @ is a remote to kustomize) and refer to it by the new name")
 			return
 		}
 	}
@@ -278,4 +305,4 @@ func (c *checker) fileRef(file, dir, field, ref string) (string, bool) {
 	return p, isFile
 }
 
-const badFix = "keep every file an entry point reads inside the repository, not behind a symlink that leaves it, and under the size limit"
+const badFix = "keep every file an entry point reads inside the repository (not behind a symlink that leaves it), under the size limit, and named with letters, digits and - _ . : only"

@@ -48,6 +48,12 @@ func newTree(src Source, maxSize int64) *tree {
 		t.addLinks(ls.Symlinks())
 	}
 	for p := range t.files {
+		if seg, ok := unloadableName(p); ok {
+			t.bad[p] = fmt.Sprintf("path %s has the name %q, which kustomize cannot load (a file or directory name may hold only letters, digits and - _ . :)", p, seg)
+			delete(t.files, p)
+		}
+	}
+	for p := range t.files {
 		t.addDirs(p)
 	}
 	for p := range t.bad {
@@ -58,6 +64,24 @@ func newTree(src Source, maxSize int64) *tree {
 		t.dirs[d] = dedupSorted(kids)
 	}
 	return t
+}
+
+// unloadableName returns the first segment of p that kustomize's in-memory
+// filesystem refuses to create (it allows only [a-zA-Z0-9-_.:] and no "..").
+// Such a file must not fail the whole snapshot: it is poisoned, and only an
+// entry point that reads it reports it.
+func unloadableName(p string) (string, bool) {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || strings.Contains(seg, "..") {
+			return seg, true
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+				return seg, true
+			}
+		}
+	}
+	return "", false
 }
 
 func dedupSorted(s []string) []string {
