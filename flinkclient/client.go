@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,9 +81,25 @@ func New(baseURL string, opts ...Option) *Client {
 		o(c)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		c.hc = &http.Client{Transport: NewTransport()}
 	}
 	return c
+}
+
+// NewTransport returns a new HTTP transport with net/http's default
+// settings (proxy from the environment, 30 s dial, HTTP/2, 90 s idle
+// connections), built without reading http.DefaultTransport: the
+// flink-gitops binary replaces that with one that refuses every request.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 }
 
 // BaseURL returns the base URL the client was created with.

@@ -45,6 +45,7 @@ var commands = map[string]command{
 }
 
 func main() {
+	sealNetwork()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

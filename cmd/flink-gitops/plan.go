@@ -169,6 +169,7 @@ func planAgainstCluster(ctx context.Context, kubeconfig string, res *render.Resu
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
+	daemon.OwnTransport(rc)
 	kc, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err

@@ -95,7 +95,9 @@ type Options struct {
 	TokenFile string
 	// Timeout bounds one API call (default 20s).
 	Timeout time.Duration
-	// Transport is the HTTP transport (default http.DefaultTransport).
+	// Transport is the HTTP transport (default: net/http's default
+	// transport as it was when the program started; the flink-gitops
+	// binary then replaces http.DefaultTransport with one that refuses).
 	Transport http.RoundTripper
 	// OnRequest, if set, is called after every HTTP exchange with the
 	// method, the URL path, the status code (0 on a transport error) and
@@ -104,6 +106,9 @@ type Options struct {
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// startTransport is http.DefaultTransport as package initialisation found it.
+var startTransport = http.DefaultTransport
 
 // New returns a client for opts.Provider. It makes no request.
 func New(opts Options) (Forge, error) {
@@ -114,7 +119,7 @@ func New(opts Options) (Forge, error) {
 		opts.Timeout = 20 * time.Second
 	}
 	if opts.Transport == nil {
-		opts.Transport = http.DefaultTransport
+		opts.Transport = startTransport
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

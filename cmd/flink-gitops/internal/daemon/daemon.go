@@ -18,6 +18,7 @@ import (
 	"text/template"
 	"time"
 
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -131,7 +132,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	if d.webhook != nil {
 		d.webhook.On(gitsync.EventPullRequest, d.prs.OnWebhook)
 	}
-	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(http.DefaultTransport)}
+	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(flinkclient.NewTransport())}
 	var clients gosync.Map
 	d.rec = &lifecycle.Reconciler{
 		Kube:  kube,
@@ -185,7 +186,18 @@ func kubeClient(k config.Kubernetes) (kubernetes.Interface, error) {
 	}
 	rc.QPS, rc.Burst = float32(k.QPS), k.Burst
 	rc.UserAgent = "flink-gitops"
+	OwnTransport(rc)
 	return kubernetes.NewForConfig(rc)
+}
+
+// OwnTransport makes client-go build a transport of its own for rc even
+// when rc has no TLS settings (a plain-http kubeconfig, as kubectl proxy
+// serves): client-go would otherwise use http.DefaultTransport, which the
+// flink-gitops binary seals. The proxy is client-go's own default.
+func OwnTransport(rc *rest.Config) {
+	if rc.Proxy == nil && rc.Transport == nil {
+		rc.Proxy = utilnet.NewProxierWithNoProxyCIDR(http.ProxyFromEnvironment)
+	}
 }
 
 func gitAuth(a config.GitAuth) gitsync.Auth {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/prcomment"
 	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -75,7 +76,7 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 				return client, nil
 			}
 			f, err := forge.New(forge.Options{Provider: pr.Provider, BaseURL: pr.APIURL, Owner: pr.Owner, Repo: pr.Repository,
-				TokenFile: pr.TokenFile, Timeout: pr.Timeout, OnRequest: observe, Logger: log})
+				TokenFile: pr.TokenFile, Timeout: pr.Timeout, OnRequest: observe, Logger: log, Transport: flinkclient.NewTransport()})
 			if err != nil {
 				return nil, fmt.Errorf("pull-request comments: %w", err)
 			}
