@@ -461,9 +461,12 @@ func (p *pass) afterClusterGone(ctx context.Context) error {
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata kept ("+keyKeepHAOnDeletion+")")
 		return nil
 	}
-	names, err := deleteHAData(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
+	names, kept, err := deleteHAData(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
 	if err != nil {
 		return err
+	}
+	if len(kept) > 0 {
+		p.r.Events.Warn(ctx, p.rec, ReasonNotOwned, "ConfigMaps named like Flink's HA metadata but not made by Flink were left alone: "+strings.Join(kept, ", "))
 	}
 	if len(names) > 0 {
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata deleted: "+strings.Join(names, ", "))

@@ -106,37 +106,73 @@ func stripJobGraphs(ctx context.Context, kc kubernetes.Interface, namespace, clu
 	}
 }
 
-// haConfigMapNames lists the HA ConfigMaps of a cluster (see above).
-func haConfigMapNames(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) ([]string, error) {
+// haConfigMapNames lists the HA ConfigMaps of a cluster (see above): the
+// ConfigMaps of those names that Flink made. kept are ConfigMaps of those
+// names that do not look like Flink's, which are never deleted.
+func haConfigMapNames(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) (names, kept []string, err error) {
 	l, err := kc.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list ConfigMaps of %s: %w", namespace, err)
+		return nil, nil, fmt.Errorf("list ConfigMaps of %s: %w", namespace, err)
 	}
 	job := regexp.MustCompile("^" + regexp.QuoteMeta(cluster) + "-[0-9a-f]{32}-config-map$")
-	var names []string
-	for _, cm := range l.Items {
-		if cm.Name == clusterHAConfigMap(cluster) || job.MatchString(cm.Name) {
+	for i := range l.Items {
+		cm := &l.Items[i]
+		if cm.Name != clusterHAConfigMap(cluster) && !job.MatchString(cm.Name) {
+			continue
+		}
+		if flinkHAConfigMap(cm, cluster) {
 			names = append(names, cm.Name)
+		} else {
+			kept = append(kept, cm.Name)
 		}
 	}
 	sort.Strings(names)
-	return names, nil
+	sort.Strings(kept)
+	return names, kept, nil
+}
+
+// flinkHAConfigMap reports whether cm (of an HA ConfigMap's name) is one
+// Flink's Kubernetes HA services made: it carries their labels (app=<cluster
+// id>, configmap-type=high-availability), the leader-election annotation,
+// or their data (checkpoint pointers, the checkpoint counter, job graphs).
+// An empty ConfigMap of such a name holds no state worth deleting; one with
+// other data is someone else's.
+func flinkHAConfigMap(cm *corev1.ConfigMap, cluster string) bool {
+	if cm.Labels["configmap-type"] == "high-availability" && cm.Labels["app"] == cluster {
+		return true
+	}
+	if _, ok := cm.Annotations["control-plane.alpha.kubernetes.io/leader"]; ok {
+		return true
+	}
+	for k := range cm.Data {
+		if k == "counter" || strings.HasPrefix(k, haCheckpointPrefix) {
+			return true
+		}
+		for _, p := range haJobGraphPrefixes {
+			if strings.HasPrefix(k, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // deleteHAData deletes the cluster's HA ConfigMaps (the checkpoints and
 // savepoints they point to stay on the storage).
-func deleteHAData(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) ([]string, error) {
-	names, err := haConfigMapNames(ctx, kc, namespace, cluster)
+// ConfigMaps of those names that Flink did not make are left alone and
+// returned as kept.
+func deleteHAData(ctx context.Context, kc kubernetes.Interface, namespace, cluster string) (names, kept []string, err error) {
+	names, kept, err = haConfigMapNames(ctx, kc, namespace, cluster)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, n := range names {
 		err := kc.CoreV1().ConfigMaps(namespace).Delete(ctx, n, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("delete HA ConfigMap %s/%s: %w", namespace, n, err)
+			return nil, nil, fmt.Errorf("delete HA ConfigMap %s/%s: %w", namespace, n, err)
 		}
 	}
-	return names, nil
+	return names, kept, nil
 }
 
 // taskManagerPodSelector selects the TaskManager pods a native JobManager

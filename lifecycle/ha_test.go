@@ -166,3 +166,57 @@ func TestFirstDeployNeverRanThenFixed(t *testing.T) {
 		}
 	}
 }
+
+// TestHADeletionSparesOthersConfigMaps: deleting a cluster's HA metadata
+// deletes the ConfigMaps Flink made under the HA names — by its labels, its
+// leader annotation (an unlabelled leader ConfigMap) or its data — and
+// leaves a ConfigMap of such a name that is someone else's, with a warning.
+func TestHADeletionSparesOthersConfigMaps(t *testing.T) {
+	w := newSimWorld(t)
+	old := deployStable(w, "app", appSpecOf(v1beta1.UpgradeModeStateless, 2, withKubernetesHA)).Common().JobStatus.JobID
+	w.writeHA(old, 1)
+	ctx := context.Background()
+	other := strings.Repeat("ab", 16)
+	unlabelled := strings.Repeat("cd", 16)
+	for _, cm := range []*corev1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Name: "app-" + other + "-config-map", Namespace: w.ns}, Data: map[string]string{"settings.properties": "mine=true"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "app-" + unlabelled + "-config-map", Namespace: w.ns}, Data: map[string]string{"counter": "3", "checkpointID-0000000000000000003": "rO0AB…"}},
+	} {
+		if _, err := w.kube.CoreV1().ConfigMaps(w.ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.until(KindDeployment, "app", nil, "deleted", deleted)
+	for _, gone := range []string{"app-cluster-config-map", "app-" + old + "-config-map", "app-" + unlabelled + "-config-map"} {
+		if w.configMap(gone) != nil {
+			t.Errorf("Flink's HA ConfigMap %s was not deleted", gone)
+		}
+	}
+	if w.configMap("app-"+other+"-config-map") == nil {
+		t.Errorf("a ConfigMap that is not Flink's was deleted")
+	}
+	if !w.hasEvent(ReasonNotOwned, "app-"+other+"-config-map") {
+		t.Errorf("no NotOwned warning for the ConfigMap left alone; events: %v", w.events())
+	}
+}
+
+func TestFlinkHAConfigMap(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cm   corev1.ConfigMap
+		want bool
+	}{
+		{"labels", corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "app", "configmap-type": "high-availability"}}}, true},
+		{"labels of another cluster", corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "other", "configmap-type": "high-availability"}}}, false},
+		{"leader annotation", corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"control-plane.alpha.kubernetes.io/leader": "{}"}}}, true},
+		{"job graph", corev1.ConfigMap{Data: map[string]string{"jobGraph-00000000000000000000000000000000": "x"}}, true},
+		{"execution plan", corev1.ConfigMap{Data: map[string]string{"executionPlan-00000000000000000000000000000000": "x"}}, true},
+		{"checkpoint pointer", corev1.ConfigMap{Data: map[string]string{"checkpointID-0000000000000000001": "x"}}, true},
+		{"empty", corev1.ConfigMap{}, false},
+		{"someone's settings", corev1.ConfigMap{Data: map[string]string{"application.yaml": "x"}}, false},
+	} {
+		if got := flinkHAConfigMap(&c.cm, "app"); got != c.want {
+			t.Errorf("%s: flinkHAConfigMap = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
