@@ -162,7 +162,9 @@ func stableAt(commit string) func(lifecycle.ResourceStatus) bool {
 
 func (e *env) progress(name, jobID string, atLeast int64) int64 {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Generous: on a loaded machine (the suite runs two packages of Flink
+	// JVMs side by side on two cores) a job can take minutes to count on.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	n, err := flinktb.WaitProgress(ctx, e.s.Agent.ProxyURL+"/"+e.ns+"/"+name+"-rest", jobID, atLeast)
 	if err != nil {

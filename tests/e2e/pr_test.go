@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/sync/forge"
@@ -66,6 +70,7 @@ func newPREnv(t *testing.T, files map[string]string) *prEnv {
 	webhookSecret := "pr-e2e-webhook-secret"
 	webhookAddr := freeAddr(t)
 	extra := map[string]any{
+		"log":     map[string]any{"level": "debug"},
 		"webhook": map[string]any{"listen": webhookAddr, "secrets": map[string]any{"giteaFile": write("webhook-secret", webhookSecret)}},
 		"pullRequests": map[string]any{
 			"enabled": true, "provider": "gitea", "apiURL": g.URL(), "owner": g.AdminUser(), "repository": repo,
@@ -194,36 +199,39 @@ func has(subs ...string) func(string) bool {
 func TestPullRequestComments(t *testing.T) {
 	e := newPREnv(t, map[string]string{
 		"apps/counter/kustomization.yaml":   kustomization,
-		"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", 1, ""),
+		"apps/counter/flinkdeployment.yaml": withSecrets(appSpec("counter", "savepoint", 1, ""), canaryOld),
 	})
 	rs := e.wait("FlinkDeployment", "counter", "first deploy", 4*time.Minute, stableAt(""))
 	ctx := context.Background()
+	var bodies []string
 
 	// A pull request with an invalid spec: the error in the comment, and
 	// nothing changes in the cluster.
-	e.branch("broken", "counter: parallelism -1", map[string]string{"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", -1, "")})
+	e.branch("broken", "counter: parallelism -1", map[string]string{"apps/counter/flinkdeployment.yaml": withSecrets(appSpec("counter", "savepoint", -1, ""), canaryOld)})
 	bad, err := e.gitea.OpenPullRequest(ctx, e.repo, "broken", "main", "broken counter")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, took := e.comment(bad, "the validation error", time.Minute, has("Validation errors", "spec.job.parallelism", "none: invalid spec"))
+	bodies = append(bodies, body)
 	t.Logf("invalid spec: comment %s after the pull request was opened", took.Round(time.Millisecond))
 	if strings.Contains(body, "**upgrade") {
 		t.Errorf("an invalid spec planned an action:\n%s", body)
 	}
 
 	// A good pull request: the plan.
-	h1 := e.branch("faster", "counter: parallelism 2", map[string]string{"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", 2, "")})
+	h1 := e.branch("faster", "counter: parallelism 2, new secret", map[string]string{"apps/counter/flinkdeployment.yaml": withSecrets(appSpec("counter", "savepoint", 2, ""), canaryNew)})
 	n, err := e.gitea.OpenPullRequest(ctx, e.repo, "faster", "main", "counter: parallelism 2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, took = e.comment(n, "the plan", time.Minute, has("**upgrade (savepoint)**", "+ spec.job.parallelism: 2", "Head `"+h1[:12]+"`"))
+	body, took = e.comment(n, "the plan", time.Minute, has("**upgrade (savepoint)**", "+ spec.job.parallelism: 2", "Head `"+h1[:12]+"`", "s3.secret-key", "changed (redacted)"))
+	bodies = append(bodies, body)
 	t.Logf("plan: comment %s after the pull request was opened", took.Round(time.Millisecond))
 
 	// Push again: the same comment is edited.
 	h2 := e.branch("faster", "counter: parallelism 2, object reuse", map[string]string{"apps/counter/flinkdeployment.yaml": strings.Replace(
-		appSpec("counter", "savepoint", 2, ""), `taskmanager.numberOfTaskSlots: "2"`, `taskmanager.numberOfTaskSlots: "2"`+"\n    pipeline.object-reuse: \"true\"", 1)})
+		withSecrets(appSpec("counter", "savepoint", 2, ""), canaryNew), `taskmanager.numberOfTaskSlots: "2"`, `taskmanager.numberOfTaskSlots: "2"`+"\n    pipeline.object-reuse: \"true\"", 1)})
 	body, took = e.comment(n, "the plan of the second push", time.Minute, has("Head `"+h2[:12]+"`", "pipeline.object-reuse"))
 	if strings.Contains(body, "Head `"+h1[:12]+"`") {
 		t.Errorf("the edited comment still names the first head:\n%s", body)
@@ -255,6 +263,8 @@ func TestPullRequestComments(t *testing.T) {
 		t.Errorf("the plan was lost from the comment:\n%s", body)
 	}
 	t.Logf("final comment:\n%s", body)
+	bodies = append(bodies, body)
+	noSecretsAnywhere(t, e, bodies)
 
 	// What the forge was asked, from the daemon's metrics: two pull
 	// requests planned, one re-planned on a push, both re-planned when the
@@ -265,5 +275,66 @@ func TestPullRequestComments(t *testing.T) {
 	t.Logf("forge API: %.0f GET (%.0f answered 304), %.0f writes (%.0f comments created)", gets, sum(m, "flink_gitops_forge_requests_total", `cached="true"`), writes, created)
 	if created != 2 || gets+writes > 30 {
 		t.Errorf("forge API calls: %.0f comments created (want 2, one per pull request), %.0f calls in all (want at most 30)", created, gets+writes)
+	}
+}
+
+// canaryOld and canaryNew are values under keys Flink treats as secret.
+const canaryOld, canaryNew = "canary-7d1f0c2e-old", "canary-7d1f0c2e-new"
+
+// withSecrets puts value under two keys Flink treats as sensitive.
+func withSecrets(spec, value string) string {
+	return strings.Replace(spec, `taskmanager.numberOfTaskSlots: "2"`,
+		`taskmanager.numberOfTaskSlots: "2"`+"\n    s3.secret-key: \""+value+"\"\n    custom.api-key: \""+value+"\"", 1)
+}
+
+// noSecretsAnywhere checks that the secret values reached Flink's own
+// configuration (they must, to be used) and nothing a person reads: the
+// pull-request comments, the status branch, the Kubernetes events, the
+// daemon's log (at debug level) and every output of plan.
+func noSecretsAnywhere(t *testing.T, e *prEnv, bodies []string) {
+	t.Helper()
+	ctx := context.Background()
+	leaks := func(where, text string) {
+		for _, c := range []string{canaryOld, canaryNew} {
+			if strings.Contains(text, c) {
+				t.Errorf("a secret value is printed in %s", where)
+			}
+		}
+	}
+	cm, err := e.s.Kube.Client().CoreV1().ConfigMaps(e.ns).Get(ctx, "flink-config-counter", metav1.GetOptions{})
+	if err != nil || !strings.Contains(cm.Data["config.yaml"], canaryNew) {
+		t.Errorf("the secret did not reach Flink's configuration (err %v): the check below proves nothing", err)
+	}
+	for i, b := range bodies {
+		leaks(fmt.Sprintf("pull-request comment %d", i), b)
+	}
+	_, files, err := e.s.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range files {
+		leaks("status branch file "+p, string(b))
+	}
+	evs, err := e.s.Kube.Client().CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		leaks("event "+ev.Reason, ev.Message)
+	}
+	log, err := os.ReadFile(e.s.DaemonLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "level=DEBUG") && !strings.Contains(string(log), `"level":"DEBUG"`) {
+		t.Errorf("the daemon did not log at debug level: the log check proves less")
+	}
+	leaks("the daemon log", string(log))
+	for _, o := range []string{"table", "json", "objects"} {
+		out, _ := exec.Command(binary, "plan", "--repo", e.s.Work.Dir, "--config", e.s.ConfigPath, "-o", o).CombinedOutput()
+		if !strings.Contains(string(out), "counter") {
+			t.Errorf("plan -o %s printed no resource: %s", o, out)
+		}
+		leaks("plan -o "+o, string(out))
 	}
 }
