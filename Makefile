@@ -9,13 +9,23 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and run at most two test packages at once on a 2-core machine.
 TEST_FLAGS    ?= -count=1 -timeout 60m -p 2
 
-.PHONY: help build test test-unit testbed lint demo demo-check bench clean
+.PHONY: help build image image-push image-check test test-unit testbed lint demo demo-check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/flink-gitops
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flink-gitops
+
+image: ## build the container image (linux/amd64, linux/arm64) as an OCI layout in bin/image, no Docker needed
+	$(GO) run ./deploy/image -out bin/image -version $(VERSION)
+
+image-push: ## build the image and push it: make image-push REGISTRY=registry.example.com/flink-gitops:TAG
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY=host/repo:tag"; exit 2; }
+	$(GO) run ./deploy/image -out bin/image -version $(VERSION) -push $(REGISTRY)
+
+image-check: ## build the image twice from source: same digest, and its binary runs
+	FLINK_GITOPS_IMAGE_BUILD=1 $(GO) test -count=1 -timeout 30m -run TestBuildFromSource -v ./deploy/image/
 
 testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd)
 	bash tests/scripts/testbed.sh
