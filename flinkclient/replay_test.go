@@ -160,6 +160,37 @@ func ctx(t *testing.T) context.Context {
 func ms(v any) time.Time { return msTime(num(v)) }
 
 var replayCases = []replayCase{
+	{fixture: "resource_requirements", run: func(t *testing.T, c *Client, f fixture) {
+		r, err := c.ResourceRequirements(ctx(t), seg(f, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := f.bodyMap(t)
+		if len(r) == 0 || len(r) != len(b) {
+			t.Fatalf("requirements = %+v, body %v", r, b)
+		}
+		for id, bounds := range r {
+			if int64(bounds.LowerBound) != num(dig(b, id, "parallelism", "lowerBound")) || int64(bounds.UpperBound) != num(dig(b, id, "parallelism", "upperBound")) || bounds.LowerBound < 1 {
+				t.Errorf("vertex %s: %+v, body %v", id, bounds, b[id])
+			}
+		}
+	}},
+	{fixture: "resource_requirements_update", run: func(t *testing.T, c *Client, f fixture) {
+		if err := c.SetResourceRequirements(ctx(t), seg(f, 1), requirementsFromFixture(t, f)); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	{fixture: "error_resource_requirements_bad", run: func(t *testing.T, c *Client, f fixture) {
+		err := c.SetResourceRequirements(ctx(t), seg(f, 1), requirementsFromFixture(t, f))
+		wantKind(t, err, KindBadRequest, "exceeds its maximum parallelism 128")
+	}},
+	{fixture: "error_resource_requirements_not_found", run: func(t *testing.T, c *Client, f fixture) {
+		_, err := c.ResourceRequirements(ctx(t), seg(f, 1))
+		wantKind(t, err, KindNotFound, "Could not find Flink job ("+seg(f, 1)+")")
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("err = %v, want ErrNotFound", err)
+		}
+	}},
 	{fixture: "config", run: func(t *testing.T, c *Client, f fixture) {
 		c.version = nil
 		cfg, err := c.Config(ctx(t))
@@ -393,6 +424,22 @@ var replayCases = []replayCase{
 }
 
 // jarRunFromFixture rebuilds the JarRunRequest from a recorded /run body.
+// requirementsFromFixture reads the recorded PUT resource-requirements body.
+func requirementsFromFixture(t *testing.T, f fixture) ResourceRequirements {
+	t.Helper()
+	var b map[string]struct {
+		Parallelism Bounds `json:"parallelism"`
+	}
+	if err := json.Unmarshal(f.Request.Body, &b); err != nil || len(b) == 0 {
+		t.Fatalf("recorded body %s: %v", f.Request.Body, err)
+	}
+	r := ResourceRequirements{}
+	for id, v := range b {
+		r[id] = v.Parallelism
+	}
+	return r
+}
+
 func jarRunFromFixture(t *testing.T, f fixture) JarRunRequest {
 	t.Helper()
 	var b struct {
