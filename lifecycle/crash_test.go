@@ -383,6 +383,39 @@ func TestCrashAtEveryStep(t *testing.T) {
 			},
 		},
 		{
+			// Issue 18: a parallelism change on the adaptive scheduler is
+			// rescaled in place; a crash at any step neither restarts the
+			// job nor sends other requirements.
+			name: "rescale in place", kind: KindDeployment, res: "app",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "app", w.desired("app", adaptiveApp(2)), "deployed", stableRunning)
+				for i := 0; i < 3; i++ {
+					w.tick()
+				}
+			},
+			change: func(w *simWorld) *Desired { return w.desired("app", adaptiveApp(4)) },
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return stableRunning(r) && r.Reconciliation().LastReconciledSpec == specJSON(adaptiveApp(4))
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				noNewSavepoints(t, w, b)
+				if n := len(w.flink.Started) - b.started; n != 0 || r.Common().JobStatus.JobID != b.jobID {
+					t.Errorf("the rescale restarted the job")
+				}
+				if got := vertexParallelism(w, b.jobID); len(got) != 2 || got[0] != 4 || got[1] != 4 || w.flink.job(b.jobID).Rescales != 1 {
+					t.Errorf("job at %v after %d rescales, want 4 after 1", got, w.flink.job(b.jobID).Rescales)
+				}
+				if tm := w.deploymentObj("app-taskmanager"); tm == nil || *tm.Spec.Replicas != 2 {
+					t.Errorf("TaskManagers not scaled to 2")
+				}
+				if r.Operation != nil {
+					t.Errorf("operation left: %+v", r.Operation)
+				}
+			},
+		},
+		{
 			// Issue 26: a spec the apiserver refuses is refused before
 			// anything stops, and not tried again every pass.
 			name: "upgrade refused by pre-flight", kind: KindDeployment, res: "app",

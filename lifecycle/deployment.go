@@ -314,6 +314,11 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 	if nonceChanged(p.rec.LastRestartNonce, tgt.RestartNonce) {
 		return newOp(OpRestart, PhaseStopJob), nil // newOp records the nonce
 	}
+	if diff.Type == DiffScale {
+		if op := p.decideRescale(ctx, obs, last, tgt, diff, newOp); op != nil {
+			return op, nil
+		}
+	}
 	if !diff.Empty() || specJSON(tgt) != st.ReconciliationStatus.LastReconciledSpec {
 		// Scale, ignorable, or only a nonce acted on below: apply in place,
 		// no restart, and record the commit as reconciled.
@@ -673,6 +678,10 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		return false, p.applyTarget(ctx)
 	case PhaseAwaitRunning:
 		return p.awaitRunning(ctx)
+	case PhaseRescale:
+		return false, p.rescaleStep(ctx)
+	case PhaseAwaitRescaled:
+		return p.awaitRescaled(ctx)
 	}
 	return false, fmt.Errorf("unknown phase %q", op.Phase)
 }

@@ -23,7 +23,9 @@ const (
 	// DiffIgnore changes need no action on the cluster (upgrade mode,
 	// operator settings, restore options for a later deploy).
 	DiffIgnore DiffType = iota
-	// DiffScale changes resize the cluster without restarting the job.
+	// DiffScale changes resize the cluster or the job's parallelism; the
+	// reconciler applies them in place where the cluster can take them
+	// (rescale.go) and upgrades otherwise.
 	DiffScale
 	// DiffUpgrade changes need the job stopped and redeployed.
 	DiffUpgrade
@@ -81,10 +83,10 @@ var handledApart = map[string]bool{
 // operator's ReflectiveDiffBuilder does: upgrade mode, restore options,
 // kubernetes.operator.* keys (and flink-gitops.* keys, which never reach
 // Flink either) are ignored; TaskManager replicas in standalone
-// mode, and parallelism with the reactive scheduler, scale; everything else
-// upgrades. Nonces and job.state are left to the caller.
+// mode, job.parallelism and pipeline.jobvertex-parallelism-overrides scale
+// (whether that happens in place, the reconciler decides: decideRescale);
+// everything else upgrades. Nonces and job.state are left to the caller.
 func CompareDeployments(old, new *v1beta1.FlinkDeploymentSpec) Diff {
-	reactive := new.FlinkConfiguration["scheduler-mode"] == "reactive"
 	standalone := new.EffectiveMode() == v1beta1.ModeStandalone
 	return compare(old, new, func(path string) DiffType {
 		switch {
@@ -94,7 +96,7 @@ func CompareDeployments(old, new *v1beta1.FlinkDeploymentSpec) Diff {
 			return DiffIgnore
 		case path == "spec.taskManager.replicas" && standalone:
 			return DiffScale
-		case path == "spec.job.parallelism" && standalone && reactive:
+		case path == "spec.job.parallelism", path == `spec.flinkConfiguration["pipeline.jobvertex-parallelism-overrides"]`:
 			return DiffScale
 		}
 		return DiffUpgrade

@@ -58,7 +58,10 @@ func TestCompareDeployments(t *testing.T) {
 			s.Job.State = v1beta1.JobStateSuspended
 		}, DiffIgnore, nil, false},
 		{"tm replicas scale", func(s *v1beta1.FlinkDeploymentSpec) { r := int32(3); s.TaskManager.Replicas = &r }, DiffScale, []string{"spec.taskManager.replicas"}, false},
-		{"parallelism upgrades", func(s *v1beta1.FlinkDeploymentSpec) { s.Job.Parallelism = 4 }, DiffUpgrade, []string{"spec.job.parallelism"}, false},
+		{"parallelism scales", func(s *v1beta1.FlinkDeploymentSpec) { s.Job.Parallelism = 4 }, DiffScale, []string{"spec.job.parallelism"}, false},
+		{"parallelism overrides scale", func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["pipeline.jobvertex-parallelism-overrides"] = "0a448493b4782967b150582570326227:4"
+		}, DiffScale, []string{`spec.flinkConfiguration["pipeline.jobvertex-parallelism-overrides"]`}, false},
 		{"parallelism scales when reactive", func(s *v1beta1.FlinkDeploymentSpec) {
 			s.Job.Parallelism = 4
 			s.FlinkConfiguration["scheduler-mode"] = "reactive"
@@ -104,7 +107,7 @@ func TestCompareEquivalentQuantities(t *testing.T) {
 func TestDiffString(t *testing.T) {
 	old, nw := spec(t, baseSpec), spec(t, baseSpec)
 	nw.Job.Parallelism = 4
-	if got, want := CompareDeployments(old, nw).String(), "spec.job.parallelism: 2 -> 4 (upgrade)\n"; got != want {
+	if got, want := CompareDeployments(old, nw).String(), "spec.job.parallelism: 2 -> 4 (scale)\n"; got != want {
 		t.Fatalf("got %q want %q", got, want)
 	}
 }

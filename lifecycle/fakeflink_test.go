@@ -70,7 +70,23 @@ type simJob struct {
 	// FailAfter makes the job fail after that many ticks (args --fail-after N); 0 never.
 	FailAfter int
 	ticks     int
+	// Vertices are the job's two vertices (source, counter) with their
+	// parallelism and adaptive-scheduler bounds; Rescales counts in-place
+	// rescales, RescaleTicks the ticks until a requested one happens.
+	Vertices     []*simVertex
+	Rescales     int
+	RescaleTicks int
 }
+
+// simVertex is one vertex of a simulated job.
+type simVertex struct {
+	ID          string
+	Parallelism int
+	Bounds      flinkclient.Bounds
+}
+
+// simVertexIDs are the ids of every simulated job's vertices.
+var simVertexIDs = []string{"0a448493b4782967b150582570326227", "bc764cd8ddf7a0cff126f51c16239658"}
 
 // simOp is a savepoint or stop-with-savepoint operation.
 type simOp struct {
@@ -116,6 +132,9 @@ type flinkSim struct {
 	// progress; SavepointTicks how many ticks, polled or not (Flink finishes
 	// a savepoint whether anybody asks or not).
 	SavepointPolls, SavepointTicks int
+	// RescaleTicks is how many ticks an in-place rescale takes once new
+	// resource requirements arrive.
+	RescaleTicks int
 	// StoreDuration is how long a JobManager remembers a finished
 	// operation (rest.async.store-duration, 5 minutes).
 	StoreDuration time.Duration
@@ -125,7 +144,7 @@ type flinkSim struct {
 }
 
 func newFlinkSim(clock *simClock) *flinkSim {
-	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1, SavepointTicks: 2, StoreDuration: 5 * time.Minute}
+	return &flinkSim{clock: clock, jms: map[string]*simJM{}, fs: map[string]*simSnapshot{}, SavepointPolls: 1, SavepointTicks: 2, StoreDuration: 5 * time.Minute, RescaleTicks: 2}
 }
 
 func simKey(namespace, name string) string { return namespace + "/" + name }
@@ -170,6 +189,9 @@ func (s *flinkSim) startJM(namespace, name, uid string, generation int64, args [
 func (s *flinkSim) submit(jm *simJM, jobID, name, from string, args []string) *simJob {
 	now := s.clock.Now()
 	j := &simJob{ID: jobID, Name: name, State: flinkclient.JobRunning, Start: now, RestoredFrom: from}
+	for _, id := range simVertexIDs {
+		j.Vertices = append(j.Vertices, &simVertex{ID: id, Parallelism: 1, Bounds: flinkclient.Bounds{LowerBound: 1, UpperBound: 1}})
+	}
 	for i, a := range args {
 		switch a {
 		case "--no-checkpoints":
@@ -239,6 +261,20 @@ func (s *flinkSim) advance() {
 				continue
 			}
 			j.ticks++
+			if j.RescaleTicks > 0 {
+				if j.RescaleTicks--; j.RescaleTicks == 0 {
+					// The adaptive scheduler restarts the tasks at the new
+					// parallelism from the latest checkpoint; the id stays.
+					for _, v := range j.Vertices {
+						v.Parallelism = v.Bounds.UpperBound
+					}
+					if n := len(j.Checkpoints); n > 0 {
+						j.Counter = j.Checkpoints[n-1].Counter
+					}
+					j.Rescales++
+					continue
+				}
+			}
 			if j.FailAfter > 0 && j.ticks >= j.FailAfter {
 				j.State, j.End, j.Failure = flinkclient.JobFailed, now, "java.lang.RuntimeException: the test job failed on purpose"
 				continue
@@ -382,8 +418,79 @@ func (f *fakeFlink) Job(ctx context.Context, jobID string) (flinkclient.JobDetai
 	if j == nil {
 		return flinkclient.JobDetails{}, flinkErr(flinkclient.KindNotFound, op, "Job "+jobID+" not found")
 	}
-	return flinkclient.JobDetails{ID: j.ID, Name: j.Name, State: j.State, StartTime: j.Start, EndTime: j.End,
-		IsStoppable: false, JobType: "STREAMING", Now: f.sim.clock.Now()}, nil
+	d := flinkclient.JobDetails{ID: j.ID, Name: j.Name, State: j.State, StartTime: j.Start, EndTime: j.End,
+		IsStoppable: false, JobType: "STREAMING", Now: f.sim.clock.Now()}
+	for _, v := range j.Vertices {
+		tasks := map[string]int{string(j.State): v.Parallelism}
+		if j.RescaleTicks > 0 {
+			tasks = map[string]int{"DEPLOYING": v.Parallelism}
+		}
+		d.Vertices = append(d.Vertices, flinkclient.Vertex{ID: v.ID, Parallelism: v.Parallelism, MaxParallelism: 128, Status: string(j.State), Tasks: tasks})
+	}
+	return d, nil
+}
+
+// setParallelism gives the jobs of a JobManager that just started the
+// parallelism of its configuration (parallelism.default), as Flink does.
+func (s *flinkSim) setParallelism(namespace, name string, p int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jm := s.jms[simKey(namespace, name)]
+	if jm == nil || p < 1 {
+		return
+	}
+	for _, j := range jm.Jobs {
+		for _, v := range j.Vertices {
+			v.Parallelism, v.Bounds = p, flinkclient.Bounds{LowerBound: 1, UpperBound: p}
+		}
+	}
+}
+
+func (f *fakeFlink) ResourceRequirements(ctx context.Context, jobID string) (flinkclient.ResourceRequirements, error) {
+	op := "ResourceRequirements " + jobID
+	jm, err := f.call(op)
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	j := jm.Jobs[jobID]
+	if j == nil {
+		return nil, flinkErr(flinkclient.KindNotFound, op, "Could not find Flink job ("+jobID+")")
+	}
+	r := flinkclient.ResourceRequirements{}
+	for _, v := range j.Vertices {
+		r[v.ID] = v.Bounds
+	}
+	return r, nil
+}
+
+func (f *fakeFlink) SetResourceRequirements(ctx context.Context, jobID string, req flinkclient.ResourceRequirements) error {
+	op := "SetResourceRequirements " + jobID
+	jm, err := f.call(op)
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	j := jm.Jobs[jobID]
+	if j == nil {
+		return flinkErr(flinkclient.KindNotFound, op, "Could not find Flink job ("+jobID+")")
+	}
+	for _, v := range j.Vertices {
+		b, ok := req[v.ID]
+		if !ok || b.UpperBound > 128 {
+			return flinkErr(flinkclient.KindBadRequest, op, "bad requirements for vertex "+v.ID)
+		}
+	}
+	changed := false
+	for _, v := range j.Vertices {
+		if v.Bounds != req[v.ID] {
+			v.Bounds, changed = req[v.ID], true
+		}
+	}
+	if changed && j.State == flinkclient.JobRunning {
+		j.RescaleTicks = f.sim.RescaleTicks
+	}
+	return nil
 }
 
 func (f *fakeFlink) Checkpoints(ctx context.Context, jobID string) (flinkclient.Checkpoints, error) {

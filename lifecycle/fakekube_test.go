@@ -27,6 +27,7 @@ import (
 	clientscheme "k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -336,6 +337,7 @@ func (w *simWorld) kubelet() {
 			cur := w.flink.jm(d.Namespace, d.Name)
 			if !broken && (cur == nil || cur.UID != string(d.UID) || cur.Generation != d.Generation) {
 				w.flink.startJM(d.Namespace, d.Name, string(d.UID), d.Generation, append([]string(nil), c.Args...))
+				w.flink.setParallelism(d.Namespace, d.Name, w.configuredParallelism(d.Namespace, d.Name))
 			}
 		}
 		want := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
@@ -511,4 +513,22 @@ func dumpRecord(r *Record) string {
 		s += fmt.Sprintf(" op=%s/%s attempts=%d msg=%q", op.Kind, op.Phase, op.Attempts, op.Message)
 	}
 	return s
+}
+
+// configuredParallelism reads parallelism.default from a cluster's Flink
+// configuration ConfigMap (0 when there is none).
+func (w *simWorld) configuredParallelism(namespace, name string) int {
+	obj, err := w.tracker.Get(configMapsGVR, namespace, cluster.ConfigMapName(name))
+	if err != nil {
+		return 0
+	}
+	for _, data := range obj.(*corev1.ConfigMap).Data {
+		for _, line := range strings.Split(data, "\n") {
+			if v, ok := strings.CutPrefix(line, "parallelism.default:"); ok {
+				n, _ := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"'`))
+				return n
+			}
+		}
+	}
+	return 0
 }

@@ -17,7 +17,8 @@ const (
 	ActionSavepoint = "savepoint"
 	ActionRestart   = "restart"
 	ActionScale     = "scale"
-	ActionUpdate    = "update" // only ignorable fields change: recorded, nothing restarts
+	ActionRescale   = "rescale in place" // parallelism applied to the running job (rescale.go)
+	ActionUpdate    = "update"           // only ignorable fields change: recorded, nothing restarts
 	ActionDelete    = "delete"
 	ActionNone      = "none"
 )
@@ -111,7 +112,10 @@ func PlanAction(rec *Record, desired *Desired) Action {
 	case nonceChanged(rec.LastRestartNonce, tgt.RestartNonce):
 		a.Kind = ActionRestart
 	case diff.Type == DiffScale:
-		a.Kind, a.Mode = ActionScale, ""
+		a.Kind = planScale(last, &tgt, diff)
+		if a.Kind != ActionUpgrade {
+			a.Mode = ""
+		}
 	case tgt.Job != nil && nonceChanged(rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce):
 		a.Kind, a.Mode = ActionSavepoint, ""
 	case !diff.Empty():

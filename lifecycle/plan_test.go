@@ -23,6 +23,12 @@ func TestPlanAction(t *testing.T) {
 		return &Desired{Deployment: &v1beta1.FlinkDeployment{Spec: *s}}
 	}
 	base := func() string { b, _ := json.Marshal(spec(t, baseSpec)); return string(b) }()
+	adaptive := func() string {
+		s := spec(t, baseSpec)
+		s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+		b, _ := json.Marshal(s)
+		return string(b)
+	}()
 	n := int64(5)
 	cases := []struct {
 		name    string
@@ -43,6 +49,38 @@ func TestPlanAction(t *testing.T) {
 		{"savepoint nonce", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.SavepointTriggerNonce = &n }), "savepoint", ""},
 		{"restart nonce", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.RestartNonce = &n }), "restart (savepoint)", ""},
 		{"scale", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { r := int32(5); s.TaskManager.Replicas = &r }), "scale", ""},
+		{"parallelism, adaptive scheduler", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.Job.Parallelism = 4
+		}), "rescale in place", ""},
+		{"overrides, adaptive scheduler", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.FlinkConfiguration["pipeline.jobvertex-parallelism-overrides"] = "0a448493b4782967b150582570326227:4"
+		}), "rescale in place", ""},
+		{"tm replicas, adaptive scheduler", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			r := int32(5)
+			s.TaskManager.Replicas = &r
+		}), "rescale in place", ""},
+		{"parallelism, adaptive, in-place off", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.FlinkConfiguration["kubernetes.operator.job.upgrade.inplace-scaling.enabled"] = "false"
+			s.Job.Parallelism = 4
+		}), "upgrade (savepoint)", ""},
+		{"parallelism, adaptive, Flink 1.17", deployedRec(strings.Replace(adaptive, `"v2_2"`, `"v1_17"`, 1)), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.FlinkVersion = "v1_17"
+			s.Job.Parallelism = 4
+		}), "upgrade (savepoint)", ""},
+		{"parallelism and image, adaptive", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.Job.Parallelism = 4
+			s.Image = "flink:2.2.1"
+		}), "upgrade (savepoint)", ""},
+		{"adaptive scheduler switched on with the parallelism", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) {
+			s.FlinkConfiguration["jobmanager.scheduler"] = "adaptive"
+			s.Job.Parallelism = 4
+		}), "upgrade (savepoint)", ""},
 		{"ignorable", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.UpgradeMode = v1beta1.UpgradeModeLastState }), "update", ""},
 		{"removed", deployedRec(base), nil, "delete", "without a savepoint"},
 		{"removed, savepoint on deletion", deployedRec(strings.Replace(base, `"flinkConfiguration":{`, `"flinkConfiguration":{"kubernetes.operator.job.savepoint-on-deletion":"true",`, 1)), nil, "delete (savepoint)", "a savepoint is taken first"},

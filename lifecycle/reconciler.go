@@ -31,6 +31,8 @@ type Flink interface {
 	DisposeSavepoint(ctx context.Context, path string) (string, error)
 	UploadJar(ctx context.Context, localPath string) (string, error)
 	RunJar(ctx context.Context, jarID string, req flinkclient.JarRunRequest) (string, error)
+	ResourceRequirements(ctx context.Context, jobID string) (flinkclient.ResourceRequirements, error)
+	SetResourceRequirements(ctx context.Context, jobID string, req flinkclient.ResourceRequirements) error
 }
 
 // FlinkFor returns the REST client of the cluster name in namespace.

@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"time"
 
+	"github.com/flink-gitops/flink-gitops/flinkclient"
+
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -134,6 +136,7 @@ const (
 	OpRestart   OpKind = "Restart"   // restartNonce: upgrade to the same spec
 	OpRollback  OpKind = "Rollback"  // upgrade back to lastStableSpec
 	OpDelete    OpKind = "Delete"    // the spec left Git
+	OpRescale   OpKind = "Rescale"   // parallelism change applied in place (rescale.go)
 )
 
 // Phase is a step of an operation. Each phase's work is idempotent.
@@ -165,6 +168,11 @@ const (
 	PhaseApply Phase = "Apply"
 	// PhaseAwaitRunning waits for the JobManager and the job to run.
 	PhaseAwaitRunning Phase = "AwaitRunning"
+	// PhaseRescale persists the job's new resource requirements, then
+	// sends them (rescale.go).
+	PhaseRescale Phase = "Rescale"
+	// PhaseAwaitRescaled waits for the job to run at its new parallelism.
+	PhaseAwaitRescaled Phase = "AwaitRescaled"
 )
 
 // Operation is an operation in flight, persisted before each step.
@@ -211,6 +219,9 @@ type Operation struct {
 	// when the phase is tried again after a failure (zero: at once).
 	Attempts    int       `json:"attempts,omitempty"`
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// Requirements are the resource requirements a rescale sends,
+	// persisted before they are sent.
+	Requirements flinkclient.ResourceRequirements `json:"requirements,omitempty"`
 	// AfterPreflight is the phase the operation goes on with once
 	// PhasePreflight has passed.
 	AfterPreflight Phase `json:"afterPreflight,omitempty"`
