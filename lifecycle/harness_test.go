@@ -332,6 +332,7 @@ var waitsOn = map[lifecycle.Phase]string{
 	lifecycle.PhaseDeleteCluster: "daemon", lifecycle.PhaseApply: "daemon",
 	lifecycle.PhaseAwaitSavepoint: "flink", lifecycle.PhaseAwaitStopped: "flink", lifecycle.PhaseAwaitRunning: "flink",
 	lifecycle.PhaseAwaitDeleted: "kube",
+	lifecycle.PhaseRescale:      "daemon", lifecycle.PhaseAwaitRescaled: "flink",
 }
 
 // logOverhead breaks the last finished operation of resource name down
