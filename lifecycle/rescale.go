@@ -271,6 +271,9 @@ func (p *pass) rescaleStep(ctx context.Context) error {
 	if err != nil || last == nil {
 		return p.rescaleFallback(ctx, "the last reconciled spec is unknown")
 	}
+	if p.rec.Deployed == nil || p.rec.Deployed.JobID == "" {
+		return p.rescaleFallback(ctx, "the running job's id is unknown")
+	}
 	f, err := p.flink()
 	if err != nil {
 		return err
