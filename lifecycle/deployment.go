@@ -101,6 +101,7 @@ func (p *pass) reconcileDeployment(ctx context.Context) (Result, error) {
 func (p *pass) observe(ctx context.Context) (*observation, error) {
 	st := p.rec.Deployment
 	obs := &observation{}
+	var ov *flinkclient.Overview
 	jm, err := jobManagerDeployment(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace)
 	if err != nil {
 		return nil, err
@@ -117,7 +118,10 @@ func (p *pass) observe(ctx context.Context) (*observation, error) {
 	default:
 		f, err := p.flink()
 		if err == nil {
-			_, err = f.Overview(ctx)
+			var o flinkclient.Overview
+			if o, err = f.Overview(ctx); err == nil {
+				ov = &o
+			}
 		}
 		if err != nil {
 			st.JobManagerDeploymentStatus = v1beta1.JMDeployedNotReady
@@ -148,6 +152,7 @@ func (p *pass) observe(ctx context.Context) (*observation, error) {
 			p.log.Debug("cannot read job", "err", err)
 		}
 	}
+	p.observeCluster(ctx, obs, ov)
 	return obs, nil
 }
 
@@ -252,6 +257,7 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 	if last == nil { // first deployment
 		if tgt.Job != nil {
 			p.rec.LastSavepointNonce = tgt.Job.SavepointTriggerNonce
+			p.rec.LastCheckpointNonce = tgt.Job.CheckpointTriggerNonce
 		}
 		p.rec.LastRestartNonce = tgt.RestartNonce
 		if cluster.Suspended(tgt) {
@@ -340,6 +346,9 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		if due, _ := p.periodicDue(tgt.FlinkConfiguration); due {
 			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
 				TriggerType: v1beta1.TriggerPeriodic, StoppedJobID: obs.job.ID}, nil
+		}
+		if op := p.decideCheckpoint(tgt.FlinkConfiguration, tgt.Job.CheckpointTriggerNonce, obs.job); op != nil {
+			return op, nil
 		}
 	}
 	if obs.jm == nil && p.rec.Deployed != nil && !nowSuspended {
@@ -639,6 +648,10 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		return false, p.triggerSavepoint(ctx)
 	case PhaseAwaitSavepoint:
 		return p.awaitSavepoint(ctx)
+	case PhaseTriggerCheckpoint:
+		return false, p.triggerCheckpoint(ctx)
+	case PhaseAwaitCheckpoint:
+		return p.awaitCheckpoint(ctx)
 	case PhaseCancelJob:
 		return false, p.cancelJob(ctx)
 	case PhaseAwaitStopped:
@@ -964,7 +977,7 @@ func (p *pass) savepointInfo() *v1beta1.SavepointInfo {
 // recordSavepoint adds a completed savepoint to the history and prunes it.
 func (p *pass) recordSavepoint(ctx context.Context, path string, typ v1beta1.SnapshotTriggerType, nonce *int64) {
 	si := p.savepointInfo()
-	sp := v1beta1.Savepoint{TimeStamp: p.now().UnixMilli(), Location: path, TriggerType: typ, FormatType: v1beta1.SavepointCanonical, TriggerNonce: nonce}
+	sp := v1beta1.Savepoint{TimeStamp: p.now().UnixMilli(), Location: path, TriggerType: typ, FormatType: p.savepointFormat(), TriggerNonce: nonce}
 	if p.rec.Deployed != nil {
 		sp.Commit = p.rec.Deployed.Commit
 	}
@@ -1243,8 +1256,8 @@ func (p *pass) noTaskManagersHint(ctx context.Context, tgt *v1beta1.FlinkDeploym
 // jobFailure summarises the job's newest exception.
 func (p *pass) jobFailure(ctx context.Context, obs *observation) string {
 	if obs.flink != nil && obs.job != nil {
-		if e, err := obs.flink.Exceptions(ctx, obs.job.ID, 1); err == nil && len(e.Entries) > 0 {
-			return e.Entries[0].Message
+		if e, err := obs.flink.Exceptions(ctx, obs.job.ID, 4); err == nil && len(e.Entries) > 0 {
+			return exceptionSummary(e)
 		}
 	}
 	return "see the JobManager log"
@@ -1320,6 +1333,9 @@ func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
 		if _, next := p.periodicDue(last.FlinkConfiguration); next > 0 && next < res.RequeueAfter {
 			res.RequeueAfter = next
 		}
+		if _, next := p.periodicCheckpointNext(last.FlinkConfiguration); next > 0 && next < res.RequeueAfter {
+			res.RequeueAfter = next
+		}
 	}
 	p.updateLifecycle()
 	return res, nil
@@ -1337,7 +1353,7 @@ func (p *pass) updateLifecycle() {
 		s = v1beta1.LifecycleDeleting
 	case op != nil && op.Kind == OpRollback:
 		s = v1beta1.LifecycleRollingBack
-	case op != nil && op.Kind != OpSavepoint:
+	case op != nil && op.Kind != OpSavepoint && op.Kind != OpCheckpoint:
 		s = v1beta1.LifecycleUpgrading
 	case rs.LastReconciledSpec == "":
 		s = v1beta1.LifecycleCreated

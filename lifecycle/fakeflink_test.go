@@ -510,6 +510,11 @@ func (f *fakeFlink) Checkpoints(ctx context.Context, jobID string) (flinkclient.
 		cps.LatestCompleted = &flinkclient.Checkpoint{ID: int64(n), Status: "COMPLETED", ExternalPath: c.Path,
 			TriggerTime: c.At, LatestAckTime: c.At, Type: "CHECKPOINT"}
 		cps.Counts.Completed = int64(n)
+		for i := n; i > 0 && i > n-10; i-- { // Flink's history: newest first, web.checkpoints.history 10
+			h := j.Checkpoints[i-1]
+			cps.History = append(cps.History, flinkclient.Checkpoint{ID: int64(i), Status: "COMPLETED", ExternalPath: h.Path,
+				TriggerTime: h.At, LatestAckTime: h.At, Type: "CHECKPOINT"})
+		}
 	}
 	for _, sp := range f.sim.Savepoints {
 		if sp.JobID == jobID {

@@ -10,17 +10,18 @@ import (
 
 // Action kinds a plan can show.
 const (
-	ActionDeploy    = "deploy"
-	ActionUpgrade   = "upgrade"
-	ActionSuspend   = "suspend"
-	ActionResume    = "resume"
-	ActionSavepoint = "savepoint"
-	ActionRestart   = "restart"
-	ActionScale     = "scale"
-	ActionRescale   = "rescale in place" // parallelism applied to the running job (rescale.go)
-	ActionUpdate    = "update"           // only ignorable fields change: recorded, nothing restarts
-	ActionDelete    = "delete"
-	ActionNone      = "none"
+	ActionDeploy     = "deploy"
+	ActionUpgrade    = "upgrade"
+	ActionSuspend    = "suspend"
+	ActionResume     = "resume"
+	ActionSavepoint  = "savepoint"
+	ActionCheckpoint = "checkpoint"
+	ActionRestart    = "restart"
+	ActionScale      = "scale"
+	ActionRescale    = "rescale in place" // parallelism applied to the running job (rescale.go)
+	ActionUpdate     = "update"           // only ignorable fields change: recorded, nothing restarts
+	ActionDelete     = "delete"
+	ActionNone       = "none"
 )
 
 // Action is what the reconciler would do with a desired spec, given the
@@ -118,6 +119,8 @@ func PlanAction(rec *Record, desired *Desired) Action {
 		}
 	case tgt.Job != nil && nonceChanged(rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce):
 		a.Kind, a.Mode = ActionSavepoint, ""
+	case tgt.Job != nil && nonceChanged(rec.LastCheckpointNonce, tgt.Job.CheckpointTriggerNonce):
+		a.Kind, a.Mode = ActionCheckpoint, ""
 	case !diff.Empty():
 		a.Kind, a.Mode = ActionUpdate, ""
 	default:
@@ -153,6 +156,8 @@ func planSessionJob(rec *Record, deployed bool, tgt *v1beta1.FlinkSessionJobSpec
 		a.Kind = ActionRestart
 	case nonceChanged(rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce):
 		a.Kind, a.Mode = ActionSavepoint, ""
+	case nonceChanged(rec.LastCheckpointNonce, tgt.Job.CheckpointTriggerNonce):
+		a.Kind, a.Mode = ActionCheckpoint, ""
 	case !diff.Empty():
 		a.Kind, a.Mode = ActionUpdate, ""
 	default:

@@ -47,6 +47,7 @@ func TestPlanAction(t *testing.T) {
 		}), "upgrade (stateless)", "state is discarded"},
 		{"suspend", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.State = v1beta1.JobStateSuspended }), "suspend (savepoint)", ""},
 		{"savepoint nonce", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.SavepointTriggerNonce = &n }), "savepoint", ""},
+		{"checkpoint nonce", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.Job.CheckpointTriggerNonce = &n }), "checkpoint", ""},
 		{"restart nonce", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { s.RestartNonce = &n }), "restart (savepoint)", ""},
 		{"scale", deployedRec(base), want(func(s *v1beta1.FlinkDeploymentSpec) { r := int32(5); s.TaskManager.Replicas = &r }), "scale", ""},
 		{"parallelism, adaptive scheduler", deployedRec(adaptive), want(func(s *v1beta1.FlinkDeploymentSpec) {

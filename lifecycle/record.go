@@ -35,6 +35,8 @@ type Record struct {
 	// LastSavepointNonce and LastRestartNonce are the nonces already acted on.
 	LastSavepointNonce *int64 `json:"lastSavepointNonce,omitempty"`
 	LastRestartNonce   *int64 `json:"lastRestartNonce,omitempty"`
+	// LastCheckpointNonce is the checkpointTriggerNonce already acted on.
+	LastCheckpointNonce *int64 `json:"lastCheckpointNonce,omitempty"`
 
 	// Deployed records the inputs the running cluster was built with, so a
 	// resync re-applies exactly the same objects (correcting drift without

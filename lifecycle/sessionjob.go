@@ -143,6 +143,9 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 				if _, next := p.periodicDue(fc); next > 0 && next < res.RequeueAfter {
 					res.RequeueAfter = next
 				}
+				if _, next := p.periodicCheckpointNext(fc); next > 0 && next < res.RequeueAfter {
+					res.RequeueAfter = next
+				}
 			}
 			p.updateLifecycle()
 			return res, nil
@@ -185,6 +188,7 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 	suspendedNow := tgt.Job.State == v1beta1.JobStateSuspended
 	if last == nil {
 		p.rec.LastSavepointNonce = tgt.Job.SavepointTriggerNonce
+		p.rec.LastCheckpointNonce = tgt.Job.CheckpointTriggerNonce
 		p.rec.LastRestartNonce = tgt.RestartNonce
 		if suspendedNow {
 			st.ReconciliationStatus.LastReconciledSpec = specJSON(tgt)
@@ -239,6 +243,9 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 		if due, _ := p.periodicDue(tgt.FlinkConfiguration); due {
 			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
 				TriggerType: v1beta1.TriggerPeriodic, StoppedJobID: job.ID}, nil
+		}
+		if op := p.decideCheckpoint(tgt.FlinkConfiguration, tgt.Job.CheckpointTriggerNonce, job); op != nil {
+			return op, nil
 		}
 	}
 	if p.jobLost && !suspendedNow {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
@@ -55,6 +56,18 @@ type ResourceStatus struct {
 	UpgradeSavepointPath string `json:"upgradeSavepointPath,omitempty"`
 	// Savepoints, newest first.
 	Savepoints []SavepointEntry `json:"savepoints,omitempty"`
+	// LastCheckpoint is the newest checkpoint taken on request (nonce or
+	// periodic.checkpoint.interval); CheckpointInProgress its trigger while
+	// one is taken.
+	LastCheckpoint       *CheckpointEntry `json:"lastCheckpoint,omitempty"`
+	CheckpointInProgress string           `json:"checkpointInProgress,omitempty"`
+
+	// ClusterInfo, TaskManager and Conditions as in the operator's
+	// FlinkDeployment status (Flink version and revision, total CPU and
+	// memory; the TaskManager pods; the Running condition).
+	ClusterInfo map[string]string        `json:"clusterInfo,omitempty"`
+	TaskManager *v1beta1.TaskManagerInfo `json:"taskManager,omitempty"`
+	Conditions  []metav1.Condition       `json:"conditions,omitempty"`
 }
 
 // State is the lifecycle state with the operation in flight, if any.
@@ -174,8 +187,9 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 
 		UpgradeSavepointPath: c.JobStatus.UpgradeSavepointPath,
 	}
-	if r.Deployment != nil {
-		rs.JobManager = string(r.Deployment.JobManagerDeploymentStatus)
+	if d := r.Deployment; d != nil {
+		rs.JobManager = string(d.JobManagerDeploymentStatus)
+		rs.ClusterInfo, rs.TaskManager, rs.Conditions = d.ClusterInfo, d.TaskManager, d.Conditions
 	}
 	if c.Source != nil {
 		rs.LastReconciledCommit = c.Source.Commit
@@ -183,7 +197,7 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 	}
 	if op := r.Operation; op != nil {
 		rs.Operation = string(op.Kind)
-		if op.UpgradeMode != "" && op.Kind != OpSavepoint {
+		if op.UpgradeMode != "" && op.Kind != OpSavepoint && op.Kind != OpCheckpoint {
 			rs.Operation += " (" + string(op.UpgradeMode) + ")"
 		}
 		rs.Operation += ": " + string(op.Phase)
@@ -203,6 +217,7 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 	case op == nil && rf != nil:
 		rs.Attempts, rs.NextAttempt = rf.Attempts, rf.NextAttempt.UTC().Format(time.RFC3339)
 	}
+	rs.LastCheckpoint, rs.CheckpointInProgress = checkpointEntry(c.JobStatus.CheckpointInfo)
 	if si := c.JobStatus.SavepointInfo; si != nil {
 		for i := len(si.SavepointHistory) - 1; i >= 0; i-- {
 			rs.Savepoints = append(rs.Savepoints, savepointEntry(si.SavepointHistory[i]))

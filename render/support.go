@@ -58,7 +58,7 @@ const (
 // specs. Fields not listed are honoured; the operator's schema is decoded
 // strictly, so a field outside it is a problem.
 var FieldRules = []Rule{
-	{Name: "spec.job.checkpointTriggerNonce", Support: Warned, Note: "manual checkpoints are " + noteLater + "; a change triggers nothing"},
+	{Name: "spec.job.checkpointTriggerNonce", Support: Honoured, Note: "a change triggers a checkpoint through Flink's REST API (Flink 1.17+), recorded in checkpointInfo and on the status branch"},
 	{Name: "spec.job.autoscalerResetNonce", Support: Warned, Note: noteAutoscaler},
 	{Name: "spec.jobManager.resources.claims", Support: Warned, Note: "resource claims are not applied to the pods (as in the operator); put them in the pod template"},
 	{Name: "spec.taskManager.resources.claims", Support: Warned, Note: "resource claims are not applied to the pods (as in the operator); put them in the pod template"},
@@ -82,6 +82,10 @@ var KeyRules = []Rule{
 	{Name: "kubernetes.operator.job.upgrade.inplace-scaling.enabled", Support: Honoured, typ: typeBool,
 		Note: "a parallelism-only change on the adaptive scheduler (Flink 1.18+) is rescaled in place through the resource-requirements API; otherwise, or when Flink refuses or the job does not run at the new parallelism within the readiness timeout, it is a full upgrade"},
 	{Name: "kubernetes.operator.periodic.savepoint.interval", Support: Honoured, typ: typeIntervalOrCron},
+	{Name: "kubernetes.operator.periodic.checkpoint.interval", Support: Honoured, typ: typeIntervalOrCron,
+		Note: "checkpoints triggered through Flink's REST API (Flink 1.17+) on this schedule, recorded as PERIODIC"},
+	{Name: "kubernetes.operator.checkpoint.type", Support: Honoured, typ: typeCheckpointType,
+		Note: "the type of triggered checkpoints (FULL by default; Flink's REST API may refuse INCREMENTAL, which is then reported)"},
 	{Name: "kubernetes.operator.pod-template.merge-arrays-by-name", Support: Honoured, typ: typeBool},
 	{Name: "kubernetes.operator.savepoint.cleanup.enabled", Support: Honoured, typ: typeBool},
 	{Name: "kubernetes.operator.savepoint.format.type", Support: Honoured, typ: typeSavepointFormat},
@@ -97,7 +101,6 @@ var KeyRules = []Rule{
 
 	// Per-resource operator options not acted on yet.
 	{Name: "kubernetes.operator.checkpoint.trigger.grace-period", Support: Warned, typ: typeDuration, Note: noteLater},
-	{Name: "kubernetes.operator.checkpoint.type", Support: Warned, typ: typeCheckpointType, Note: noteLater},
 	{Name: "kubernetes.operator.cluster.health-check.enabled", Support: Warned, typ: typeBool, Note: "the cluster health check is " + noteLater},
 	{Name: "kubernetes.operator.cluster.health-check.restarts.threshold", Support: Warned, typ: typeInt, Note: "the cluster health check is " + noteLater},
 	{Name: "kubernetes.operator.cluster.health-check.restarts.window", Support: Warned, typ: typeDuration, Note: "the cluster health check is " + noteLater},
@@ -109,7 +112,6 @@ var KeyRules = []Rule{
 	{Name: "kubernetes.operator.job.upgrade.ignore-pending-savepoint", Support: Warned, typ: typeBool, Note: noteLater},
 	{Name: "kubernetes.operator.job.upgrade.last-state.job-cancel.enabled", Support: Warned, typ: typeBool, Note: noteLater},
 	{Name: "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age", Support: Warned, typ: typeDuration, Note: noteLater + "; last-state upgrades restore the newest checkpoint whatever its age"},
-	{Name: "kubernetes.operator.periodic.checkpoint.interval", Support: Warned, typ: typeIntervalOrCron, Note: "periodic checkpoints are " + noteLater},
 	{Name: "kubernetes.operator.plugins.listeners.<name>.class", Support: Warned, typ: typeString, Note: "operator plugins do not exist in flink-gitops"},
 	{Name: "kubernetes.operator.savepoint.dispose-on-delete", Support: Warned, typ: typeBool, Note: noteLater},
 	{Name: "kubernetes.operator.savepoint.trigger.grace-period", Support: Warned, typ: typeDuration, Note: noteLater},

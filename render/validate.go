@@ -291,6 +291,9 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 		errs = append(errs, fieldError{Field: "spec.image", Message: "image is missing", Fix: "set spec.image to a Flink image, e.g. flink:2.2"})
 	}
 	errs = append(errs, v.flinkVersion(s.FlinkVersion)...)
+	if s.Job != nil {
+		errs = append(errs, checkpointTriggers(s.FlinkVersion, s.Job, conf)...)
+	}
 	switch s.Mode {
 	case "", v1beta1.ModeNative, v1beta1.ModeStandalone:
 	default:

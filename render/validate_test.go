@@ -142,6 +142,22 @@ func TestValidationRules(t *testing.T) {
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion is missing (fix: set spec.flinkVersion, e.g. v1_20 or v2_2)`}},
 		{"flinkVersion the operator no longer supports", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v1_14") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion v1_14 is no longer supported (by the operator either) (fix: upgrade the image to Flink 1.15 or newer and set flinkVersion accordingly (tested: v1_20, v2_2))`}},
+		{"checkpoint nonce on Flink 1.16", dep(func(d map[string]any) {
+			set(d, "spec/flinkVersion", "v1_16")
+			set(d, "spec/job/checkpointTriggerNonce", 2)
+		}), Options{},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.job.checkpointTriggerNonce: Flink v1_16 cannot trigger checkpoints through its REST API (Flink 1.17 and newer can) (fix: remove checkpointTriggerNonce, or upgrade to Flink 1.17 or newer (set spec.flinkVersion and the image))`}},
+		{"periodic checkpoints on Flink 1.15", dep(func(d map[string]any) {
+			set(d, "spec/flinkVersion", "v1_15")
+			set(d, "spec/flinkConfiguration/kubernetes.operator.periodic.checkpoint.interval", "10m")
+		}), Options{},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkConfiguration["kubernetes.operator.periodic.checkpoint.interval"]: Flink v1_15 cannot trigger checkpoints through its REST API (Flink 1.17 and newer can) (fix: remove the key (Flink's own execution.checkpointing.interval still checkpoints), or upgrade to Flink 1.17 or newer)`}},
+		{"checkpoint requests on Flink 1.17", dep(func(d map[string]any) {
+			set(d, "spec/flinkVersion", "v1_17")
+			set(d, "spec/job/checkpointTriggerNonce", 2)
+			set(d, "spec/flinkConfiguration/kubernetes.operator.periodic.checkpoint.interval", "10m")
+			set(d, "spec/flinkConfiguration/kubernetes.operator.checkpoint.type", "FULL")
+		}), Options{}, nil},
 		{"unknown flinkVersion", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v3_0") }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: unknown flinkVersion "v3_0" (fix: use one of the operator's versions, v1_15 to v2_4)`}},
 		{"jarURI without scheme", dep(func(d map[string]any) { set(d, "spec/job/jarURI", "/opt/flink/job.jar") }), Options{},
@@ -414,14 +430,13 @@ func TestSupportWarnings(t *testing.T) {
 		`kubernetes.operator.jm-deployment-recovery.enabled: "false" has no effect in flink-gitops, which always behaves as true`,
 		`kubernetes.operator.plugins.listeners.audit.class has no effect`,
 		`unknown config key kubernetes.operator.no.such.key is ignored`,
-		`spec.job.checkpointTriggerNonce: spec.job.checkpointTriggerNonce has no effect in flink-gitops`,
 		`spec.jobManager.resources.claims: resource claims are not applied to the pods`,
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
 	}
-	for _, quiet := range []string{"block-on-session-jobs", "savepoint.history.max.count"} {
+	for _, quiet := range []string{"block-on-session-jobs", "savepoint.history.max.count", "checkpointTriggerNonce"} {
 		if strings.Contains(warnings, quiet) {
 			t.Errorf("an honoured key warned: %s\n%s", quiet, warnings)
 		}

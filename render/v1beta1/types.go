@@ -408,6 +408,10 @@ type Checkpoint struct {
 	TriggerType  SnapshotTriggerType `json:"triggerType,omitempty"`
 	FormatType   CheckpointType      `json:"formatType,omitempty"`
 	TriggerNonce *int64              `json:"triggerNonce,omitempty"`
+	// ID is Flink's checkpoint id and Location its external path ("" when
+	// not externally addressable): flink-gitops extensions.
+	ID       int64  `json:"checkpointId,omitempty"`
+	Location string `json:"location,omitempty"`
 }
 
 // ReconciliationStatus is the operator's ReconciliationStatus.
