@@ -34,6 +34,14 @@ func TestCheckpointsOnRequest(t *testing.T) {
 			d := b.render(spec)
 			r := b.until(lifecycle.KindDeployment, name, d, "deployed", 3*time.Minute, stable)
 			jobID := r.Common().JobStatus.JobID
+			// clusterInfo from the real /config: the version the bed runs.
+			want := strings.TrimPrefix(v.image, "flink:") + "."
+			if ci := r.Deployment.ClusterInfo; !strings.HasPrefix(ci["flink-version"], want) || ci["flink-revision"] == "" || ci["total-memory"] == "" {
+				t.Errorf("clusterInfo %v, want flink-version %sx and a revision", ci, want)
+			}
+			if c := r.Deployment.Conditions; len(c) != 1 || c[0].Type != "Running" || c[0].Status != "True" {
+				t.Errorf("conditions %+v, want Running=True", c)
+			}
 
 			// Periodic: recorded as PERIODIC, twice, at the interval.
 			var first int64
