@@ -61,7 +61,7 @@ const checkpointPathWait = 30 * time.Second
 // decideCheckpoint returns the checkpoint to take of the running job, if
 // its nonce changed or a periodic one is due; nil otherwise.
 func (p *pass) decideCheckpoint(fc v1beta1.FlinkConfiguration, nonce *int64, job *flinkclient.JobDetails) *Operation {
-	if job == nil || job.State != flinkclient.JobRunning {
+	if job == nil || job.State != flinkclient.JobRunning || !tasksRunning(job) {
 		return nil
 	}
 	op := &Operation{Kind: OpCheckpoint, Phase: PhaseTriggerCheckpoint, TriggerID: flinkclient.NewTriggerID(), StoppedJobID: job.ID}
@@ -74,6 +74,19 @@ func (p *pass) decideCheckpoint(fc v1beta1.FlinkConfiguration, nonce *int64, job
 		return nil
 	}
 	return op
+}
+
+// tasksRunning reports whether every task of the job runs (or finished):
+// Flink refuses to trigger a checkpoint while some are still being
+// deployed ("Not all required tasks are currently running"), which a job
+// that just reached RUNNING often is.
+func tasksRunning(job *flinkclient.JobDetails) bool {
+	for _, v := range job.Vertices {
+		if v.Status != "RUNNING" && v.Status != "FINISHED" {
+			return false
+		}
+	}
+	return true
 }
 
 // periodicCheckpointDue reports whether a periodic checkpoint is due.

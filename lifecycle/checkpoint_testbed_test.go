@@ -93,7 +93,7 @@ func wantFlinkCheckpoint(t *testing.T, b *bed, cluster, jobID string, cp *v1beta
 	if cp == nil || cp.ID == 0 || cp.Location == "" {
 		t.Fatalf("checkpoint recorded as %+v, want an id and a path", cp)
 	}
-	if !strings.HasPrefix(strings.TrimPrefix(cp.Location, "file:"), strings.TrimPrefix("file://"+b.state+"/checkpoints", "file:")) ||
+	if !strings.HasPrefix(strings.TrimPrefix(strings.TrimPrefix(cp.Location, "file:"), "//"), b.state+"/checkpoints/") ||
 		!strings.HasSuffix(cp.Location, "/chk-"+strconv.FormatInt(cp.ID, 10)) {
 		t.Errorf("checkpoint path %s is not chk-%d under %s/checkpoints", cp.Location, cp.ID, b.state)
 	}

@@ -69,3 +69,25 @@ func TestExceptionSummary(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestTasksRunning(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		statuses []string
+		want     bool
+	}{
+		{nil, true},
+		{[]string{"RUNNING", "RUNNING"}, true},
+		{[]string{"RUNNING", "FINISHED"}, true},
+		{[]string{"RUNNING", "DEPLOYING"}, false},
+		{[]string{"INITIALIZING"}, false},
+	} {
+		job := &flinkclient.JobDetails{State: flinkclient.JobRunning}
+		for _, s := range c.statuses {
+			job.Vertices = append(job.Vertices, flinkclient.Vertex{Status: s})
+		}
+		if got := tasksRunning(job); got != c.want {
+			t.Errorf("%v: %v, want %v", c.statuses, got, c.want)
+		}
+	}
+}
