@@ -53,6 +53,17 @@ type checkpointer interface {
 	CheckpointStatus(ctx context.Context, jobID, triggerID string) (flinkclient.Operation, error)
 }
 
+// checkpointRetries bounds the triggers of one checkpoint refused because
+// the job's tasks were not all running yet.
+const checkpointRetries = 5
+
+// tasksStarting reports whether Flink refused a checkpoint because some of
+// the job's tasks were not running yet (a job that just reached RUNNING;
+// Flink's vertex states can lag behind).
+func tasksStarting(err error) bool {
+	return strings.Contains(err.Error(), "Not all required tasks are currently running")
+}
+
 // checkpointPathWait bounds how long a completed checkpoint's path is
 // looked for in the job's checkpoint statistics (Flink caches them for
 // rest.cache.checkpoint-statistics.timeout, 3 s by default).
@@ -168,7 +179,10 @@ func (p *pass) triggerCheckpoint(ctx context.Context) error {
 		at := p.now().UnixMilli()
 		ci.TriggerID, ci.TriggerTimestamp, ci.TriggerType, ci.FormatType = op.TriggerID, &at, op.TriggerType, v1beta1.CheckpointType(typ)
 	}
-	return p.to(ctx, PhaseAwaitCheckpoint)
+	// Not p.to: the attempts of a checkpoint refused while tasks started
+	// must add up across triggers.
+	op.Phase, op.PhaseStarted, op.NextAttempt = PhaseAwaitCheckpoint, p.now(), time.Time{}
+	return p.persist(ctx)
 }
 
 // awaitCheckpoint polls the checkpoint, then finds its path in the job's
@@ -203,6 +217,15 @@ func (p *pass) awaitCheckpoint(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	if res.FailureCause != nil {
+		if tasksStarting(res.FailureCause) && op.Attempts < checkpointRetries {
+			// The job's tasks were still being deployed: ask again shortly,
+			// under a new trigger id (the old one stays failed in Flink),
+			// persisted before it is sent.
+			op.Attempts++
+			op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerCheckpoint, p.now()
+			op.NextAttempt, op.Message = p.now().Add(2*time.Second), res.FailureCause.Error()
+			return true, p.persist(ctx)
+		}
 		return false, p.checkpointFailed(ctx, res.FailureCause)
 	}
 	path, found := checkpointPath(ctx, f, op.StoppedJobID, res.CheckpointID)

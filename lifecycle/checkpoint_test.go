@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +112,41 @@ func TestCheckpointFailureIsReported(t *testing.T) {
 	}
 	if lastCheckpoint(r) != nil {
 		t.Errorf("a failed checkpoint was recorded: %+v", lastCheckpoint(r))
+	}
+}
+
+// TestCheckpointWhileTasksStart: Flink refuses a checkpoint while the
+// job's tasks are still deployed; it is asked again under a new trigger id
+// a few times before the refusal is reported.
+func TestCheckpointWhileTasksStart(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		refusals int
+		ok       bool
+	}{{2, true}, {checkpointRetries + 1, false}} {
+		w := newSimWorld(t)
+		r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)), "deployed", stableRunning)
+		simCheckpointOps.Lock()
+		simCheckpointOps.refuse[w.flink] = c.refusals
+		simCheckpointOps.Unlock()
+		d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withCheckpointNonce(2)))
+		r = w.until(KindDeployment, "app", d, "manual checkpoint", func(r *Record) bool {
+			if r.Operation == nil && r.LastCheckpointNonce != nil && *r.LastCheckpointNonce == 2 {
+				return true
+			}
+			w.clock.Advance(time.Second) // the retry waits 2 s
+			return false
+		})
+		got := len(w.flink.triggeredCheckpoints(r.Common().JobStatus.JobID))
+		if c.ok && (got != 1 || lastCheckpoint(r) == nil || r.Common().Error != "") {
+			t.Errorf("%d refusals: %d checkpoints, last %+v, error %q", c.refusals, got, lastCheckpoint(r), r.Common().Error)
+		}
+		if !c.ok && (got != 0 || !strings.Contains(r.Common().Error, "Not all required tasks")) {
+			t.Errorf("%d refusals: %d checkpoints, error %q", c.refusals, got, r.Common().Error)
+		}
+		simCheckpointOps.Lock()
+		delete(simCheckpointOps.refuse, w.flink)
+		simCheckpointOps.Unlock()
 	}
 }
 

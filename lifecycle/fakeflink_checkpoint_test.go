@@ -33,7 +33,10 @@ type simCheckpointOp struct {
 var simCheckpointOps = struct {
 	sync.Mutex
 	m map[*simJM]map[string]*simCheckpointOp
-}{m: map[*simJM]map[string]*simCheckpointOp{}}
+	// refuse makes the next n triggered checkpoints of a world fail as
+	// Flink fails one while the job's tasks are still being deployed.
+	refuse map[*flinkSim]int
+}{m: map[*simJM]map[string]*simCheckpointOp{}, refuse: map[*flinkSim]int{}}
 
 // triggeredCheckpoints returns the checkpoints of a job taken on request.
 func (s *flinkSim) triggeredCheckpoints(jobID string) []*simSnapshot {
@@ -102,7 +105,11 @@ func (f *fakeFlink) CheckpointStatus(ctx context.Context, jobID, triggerID strin
 		}
 		o.Done, o.DoneAt = true, f.sim.clock.Now()
 		j := jm.Jobs[jobID]
-		if j == nil || j.State != flinkclient.JobRunning {
+		if simCheckpointOps.refuse[f.sim] > 0 {
+			simCheckpointOps.refuse[f.sim]--
+			o.Failure = "org.apache.flink.runtime.checkpoint.CheckpointException: Checkpoint triggering task Source: datagen (1/1) of job " + jobID +
+				" is not being executed at the moment. Aborting checkpoint. Failure reason: Not all required tasks are currently running."
+		} else if j == nil || j.State != flinkclient.JobRunning {
 			o.Failure = fmt.Sprintf("org.apache.flink.runtime.checkpoint.CheckpointException: job %s is not running", jobID)
 		} else {
 			f.sim.Checkpoints++
