@@ -181,6 +181,7 @@ func (p *pass) triggerCheckpoint(ctx context.Context) error {
 	}
 	// Not p.to: the attempts of a checkpoint refused while tasks started
 	// must add up across triggers.
+	p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseAwaitCheckpoint)
 	op.Phase, op.PhaseStarted, op.NextAttempt = PhaseAwaitCheckpoint, p.now(), time.Time{}
 	return p.persist(ctx)
 }
@@ -222,6 +223,7 @@ func (p *pass) awaitCheckpoint(ctx context.Context) (bool, error) {
 			// under a new trigger id (the old one stays failed in Flink),
 			// persisted before it is sent.
 			op.Attempts++
+			p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseTriggerCheckpoint, "attempt", op.Attempts)
 			op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerCheckpoint, p.now()
 			op.NextAttempt, op.Message = p.now().Add(2*time.Second), res.FailureCause.Error()
 			return true, p.persist(ctx)
