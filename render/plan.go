@@ -33,8 +33,10 @@ func (r *Result) WriteText(w io.Writer) error {
 			if m := res.Deployment.Spec.Mode; m != "" {
 				extra += " " + string(m)
 			}
-		} else {
+		} else if res.SessionJob != nil {
 			extra = " -> " + res.SessionJob.Spec.DeploymentName
+		} else {
+			extra = " " + SnapshotSummary(res.Snapshot)
 		}
 		ew.printf("%-16s %s/%s%s  [%s %s] hash=%s\n", k.Kind, k.Namespace, k.Name, extra, displayPath(res.EntryPoint), res.File, res.Hash)
 	}

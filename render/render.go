@@ -204,6 +204,8 @@ type Resource struct {
 	Deployment *v1beta1.FlinkDeployment
 	// SessionJob is set for a FlinkSessionJob.
 	SessionJob *v1beta1.FlinkSessionJob
+	// Snapshot is set for a FlinkStateSnapshot (see snapshot.go).
+	Snapshot *v1beta1.FlinkStateSnapshot
 	// Hash is the stable hash of the normalised spec (see SpecHash).
 	Hash string
 }
@@ -212,6 +214,9 @@ type Resource struct {
 func (r Resource) Key() Key {
 	if r.Deployment != nil {
 		return Key{v1beta1.KindFlinkDeployment, r.Deployment.Namespace, r.Deployment.Name}
+	}
+	if r.Snapshot != nil {
+		return Key{v1beta1.KindFlinkStateSnapshot, r.Snapshot.Namespace, r.Snapshot.Name}
 	}
 	return Key{v1beta1.KindFlinkSessionJob, r.SessionJob.Namespace, r.SessionJob.Name}
 }

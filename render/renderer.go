@@ -417,6 +417,7 @@ func assemble(res *Result, entries []string, built map[string]*cacheEntry, reuse
 		delete(valid, k)
 		res.Invalid = append(res.Invalid, k)
 	}
+	checkSnapshotReferences(res, keys, valid, func(k Key) bool { return len(declared[k]) > 0 })
 	for _, k := range keys {
 		if r, ok := valid[k]; ok {
 			res.Resources = append(res.Resources, r)
@@ -471,7 +472,7 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 	mk := func(fe fieldError) Problem {
 		return Problem{EntryPoint: entry, File: o.File, Resource: id, Field: fe.Field, Message: fe.Message, Fix: fe.Fix}
 	}
-	if o.Kind != v1beta1.KindFlinkDeployment && o.Kind != v1beta1.KindFlinkSessionJob {
+	if o.Kind != v1beta1.KindFlinkDeployment && o.Kind != v1beta1.KindFlinkSessionJob && o.Kind != v1beta1.KindFlinkStateSnapshot {
 		p := Problem{EntryPoint: entry, File: o.File, Resource: id, Message: fmt.Sprintf("%s (%s) is not a FlinkDeployment or FlinkSessionJob", o.Kind, o.APIVersion)}
 		if opts.OtherKinds == OtherKindsError {
 			p.Fix = "remove it from the entry point; flink-gitops applies only Flink resources"
@@ -516,6 +517,13 @@ func decodeObject(entry string, o rawObject, opts Options) (key Key, r *Resource
 				}
 			}
 			r.Deployment, spec = d, &d.Spec
+		}
+	} else if o.Kind == v1beta1.KindFlinkStateSnapshot {
+		sn := &v1beta1.FlinkStateSnapshot{}
+		if errs = decodeStrict(o.JSON, sn); len(errs) == 0 {
+			sn.Namespace, sn.Status = ns, nil
+			errs = v.snapshot(sn)
+			r.Snapshot, spec = sn, &sn.Spec
 		}
 	} else {
 		j := &v1beta1.FlinkSessionJob{}

@@ -264,6 +264,10 @@ func writeObjects(w io.Writer, res *render.Result, opts render.Options) error {
 	var b strings.Builder
 	for _, r := range res.Resources {
 		k := r.Key()
+		if r.Snapshot != nil {
+			fmt.Fprintf(&b, "# %s (%s): no Kubernetes objects; %s through Flink's REST API\n", k, r.File, render.SnapshotSummary(r.Snapshot))
+			continue
+		}
 		if r.SessionJob != nil {
 			fmt.Fprintf(&b, "# %s (%s): no Kubernetes objects; the job is submitted to session cluster %s through Flink's REST API\n",
 				k, r.File, r.SessionJob.Spec.DeploymentName)
