@@ -138,7 +138,7 @@ func trustRecord(cm *corev1.ConfigMap, r *Record) error {
 	case l[LabelManagedBy] != ManagedBy || l[LabelRole] != RoleStatus:
 		return fmt.Errorf("ConfigMap %s/%s is not a flink-gitops status ConfigMap (it lacks the labels %s=%s and %s=%s): "+
 			"delete it, or rename the resource", cm.Namespace, cm.Name, LabelManagedBy, ManagedBy, LabelRole, RoleStatus)
-	case r.Kind != KindDeployment && r.Kind != KindSessionJob:
+	case r.Kind != KindDeployment && r.Kind != KindSessionJob && (r.Kind != KindSnapshot || r.Snapshot == nil):
 		return fmt.Errorf("status ConfigMap %s/%s records unknown kind %q: delete it", cm.Namespace, cm.Name, r.Kind)
 	case cm.Name != StatusConfigMapName(r.Kind, r.Name) || r.Namespace != cm.Namespace ||
 		l[LabelKind] != r.Kind || l[LabelName] != r.Name:

@@ -51,6 +51,9 @@ func (a Action) String() string {
 // an in-flight operation or a job that is not running can change the
 // outcome; periodic savepoints are not predicted.
 func PlanAction(rec *Record, desired *Desired) Action {
+	if rec != nil && rec.Snapshot != nil || desired != nil && desired.Snapshot != nil {
+		return planSnapshot(rec, desired)
+	}
 	deployed := rec != nil && rec.Common().LifecycleState != v1beta1.LifecycleDeleted && rec.Reconciliation().LastReconciledSpec != ""
 	if desired == nil || desired.observeOnly() {
 		if !deployed {
@@ -230,7 +233,7 @@ func PlanRender(res *render.Result, records map[string]*Record, opts PlanOptions
 			c.Spec.Mode = opts.DefaultMode
 			dep = &c
 		}
-		d := &Desired{Deployment: dep, SessionJob: r.SessionJob, Hash: r.Hash,
+		d := &Desired{Deployment: dep, SessionJob: r.SessionJob, Snapshot: r.Snapshot, Hash: r.Hash,
 			Source: v1beta1.SourceRef{EntryPoint: r.EntryPoint, Path: r.File}}
 		a := PlanAction(records[key], d)
 		a.Warnings = append(a.Warnings, savepointDirWarning(a, d, opts.FlinkDefaults)...)

@@ -64,6 +64,7 @@ type Settings struct {
 type Desired struct {
 	Deployment *v1beta1.FlinkDeployment
 	SessionJob *v1beta1.FlinkSessionJob
+	Snapshot   *v1beta1.FlinkStateSnapshot
 	// Hash is the render hash of the spec; Source where it came from.
 	Hash   string
 	Source v1beta1.SourceRef
@@ -80,7 +81,9 @@ type Desired struct {
 // is decided — in particular nothing is deleted.
 var Observe = &Desired{}
 
-func (d *Desired) observeOnly() bool { return d != nil && d.Deployment == nil && d.SessionJob == nil }
+func (d *Desired) observeOnly() bool {
+	return d != nil && d.Deployment == nil && d.SessionJob == nil && d.Snapshot == nil
+}
 
 // Result tells the caller when to come back.
 type Result struct {
@@ -120,9 +123,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, kind, namespace, name string
 			return Result{}, nil // never deployed, gone from Git or unknown: nothing to do
 		}
 		rec = &Record{Kind: kind, Namespace: namespace, Name: name}
-		if kind == KindDeployment {
+		switch kind {
+		case KindDeployment:
 			rec.Deployment = &v1beta1.FlinkDeploymentStatus{JobManagerDeploymentStatus: v1beta1.JMMissing}
-		} else {
+		case KindSnapshot:
+			rec.Snapshot = newSnapshotRecord()
+		default:
 			rec.SessionJob = &v1beta1.FlinkSessionJobStatus{}
 		}
 		rec.Common().LifecycleState = v1beta1.LifecycleCreated
@@ -135,9 +141,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, kind, namespace, name string
 		p.log = p.log.With("commit", desired.Source.Commit)
 	}
 	var res Result
-	if kind == KindDeployment {
+	switch kind {
+	case KindDeployment:
 		res, err = p.reconcileDeployment(ctx)
-	} else {
+	case KindSnapshot:
+		res, err = p.reconcileSnapshot(ctx)
+	default:
 		res, err = p.reconcileSessionJob(ctx)
 	}
 	if p.deleted {

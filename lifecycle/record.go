@@ -12,6 +12,7 @@ import (
 const (
 	KindDeployment = "FlinkDeployment"
 	KindSessionJob = "FlinkSessionJob"
+	KindSnapshot   = "FlinkStateSnapshot"
 )
 
 // Record is everything the daemon knows about one managed resource. It is
@@ -27,6 +28,8 @@ type Record struct {
 	// FlinkSessionJob: the operator's status schema plus the source block.
 	Deployment *v1beta1.FlinkDeploymentStatus `json:"deployment,omitempty"`
 	SessionJob *v1beta1.FlinkSessionJobStatus `json:"sessionJob,omitempty"`
+	// Snapshot is the state of a FlinkStateSnapshot (snapshot.go).
+	Snapshot *SnapshotRecord `json:"snapshot,omitempty"`
 
 	// Operation is the step in flight, nil at rest. It is the write-ahead
 	// intent: ids are chosen and written here before they are used.
@@ -67,6 +70,9 @@ func (r *Record) Common() *v1beta1.CommonStatus {
 	if r.Deployment != nil {
 		return &r.Deployment.CommonStatus
 	}
+	if r.Snapshot != nil {
+		return &r.Snapshot.Common
+	}
 	if r.SessionJob == nil {
 		r.SessionJob = &v1beta1.FlinkSessionJobStatus{}
 	}
@@ -77,6 +83,9 @@ func (r *Record) Common() *v1beta1.CommonStatus {
 func (r *Record) Reconciliation() *v1beta1.ReconciliationStatus {
 	if r.Deployment != nil {
 		return &r.Deployment.ReconciliationStatus
+	}
+	if r.Snapshot != nil {
+		return &v1beta1.ReconciliationStatus{} // a snapshot has no spec reconciliation
 	}
 	if r.SessionJob == nil {
 		r.SessionJob = &v1beta1.FlinkSessionJobStatus{}
@@ -139,6 +148,7 @@ const (
 	OpRollback  OpKind = "Rollback"  // upgrade back to lastStableSpec
 	OpDelete    OpKind = "Delete"    // the spec left Git
 	OpRescale   OpKind = "Rescale"   // parallelism change applied in place (rescale.go)
+	OpSnapshot  OpKind = "Snapshot"  // a FlinkStateSnapshot's savepoint
 )
 
 // Phase is a step of an operation. Each phase's work is idempotent.

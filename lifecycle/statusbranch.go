@@ -68,6 +68,8 @@ type ResourceStatus struct {
 	ClusterInfo map[string]string        `json:"clusterInfo,omitempty"`
 	TaskManager *v1beta1.TaskManagerInfo `json:"taskManager,omitempty"`
 	Conditions  []metav1.Condition       `json:"conditions,omitempty"`
+	// Snapshot is a FlinkStateSnapshot's status (the operator's schema).
+	Snapshot *v1beta1.FlinkStateSnapshotStatus `json:"snapshot,omitempty"`
 }
 
 // State is the lifecycle state with the operation in flight, if any.
@@ -191,6 +193,10 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 		rs.JobManager = string(d.JobManagerDeploymentStatus)
 		rs.ClusterInfo, rs.TaskManager, rs.Conditions = d.ClusterInfo, d.TaskManager, d.Conditions
 	}
+	if r.Snapshot != nil {
+		st := r.Snapshot.Status
+		rs.Snapshot, rs.JobState = &st, ""
+	}
 	if c.Source != nil {
 		rs.LastReconciledCommit = c.Source.Commit
 		rs.EntryPoint, rs.Path = c.Source.EntryPoint, c.Source.Path
@@ -254,6 +260,8 @@ func readme(rows []ResourceStatus, sum Summary) string {
 		lastSP := ""
 		if len(r.Savepoints) > 0 {
 			lastSP = r.Savepoints[0].Path
+		} else if r.Snapshot != nil {
+			lastSP = r.Snapshot.Path
 		}
 		state, errText := r.State(), r.Trouble()
 		fmt.Fprintf(&b, "| %s | %s | [%s](%s) | %s | %s | %s | %s | %s |\n",

@@ -62,6 +62,8 @@ func StatusConfigMapName(kind, name string) string {
 	switch kind {
 	case KindSessionJob:
 		return "flink-gitops-sessionjob-" + name
+	case KindSnapshot:
+		return "flink-gitops-snapshot-" + name
 	default:
 		return "flink-gitops-deployment-" + name
 	}

@@ -405,7 +405,7 @@ func (d *Daemon) onSnapshot(ctx context.Context, snap *gitsync.Snapshot) {
 		k := r.Key()
 		key := Key(k.Kind, k.Namespace, k.Name)
 		present[key] = true
-		d.desired[key] = &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Hash: r.Hash,
+		d.desired[key] = &lifecycle.Desired{Deployment: r.Deployment, SessionJob: r.SessionJob, Snapshot: r.Snapshot, Hash: r.Hash,
 			Source: sourceRef(snap.Commit, r), ClusterConfiguration: sessionClusterConfig(res, r)}
 		delete(d.removed, key)
 		d.queue.Add(key)
