@@ -166,7 +166,9 @@ func TestSnapshotKinds(t *testing.T) {
 		w := newSimWorld(t)
 		deployedApp(w)
 		w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, suspend)), "suspended",
-			func(r *Record) bool { return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended })
+			func(r *Record) bool {
+				return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleSuspended
+			})
 		n := len(w.flink.Savepoints)
 		r := w.until(KindSnapshot, "late", w.desiredSnapshot("late", savepointOf(KindDeployment, "app")), "abandoned", snapState(v1beta1.SnapshotAbandoned))
 		if !strings.Contains(r.Snapshot.Status.Error, "not running") || len(w.flink.Savepoints) != n {
