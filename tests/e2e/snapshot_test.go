@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+)
+
+const snapshotSpec = `apiVersion: flink.apache.org/v1beta1
+kind: FlinkStateSnapshot
+metadata:
+  name: manual-1
+  namespace: NAMESPACE
+spec:
+  backoffLimit: 1
+  jobReference:
+    kind: FlinkDeployment
+    name: counter
+  savepoint:
+    disposeOnDelete: true
+`
+
+// TestSnapshotThroughGit: a FlinkStateSnapshot committed next to its
+// application takes a savepoint on real Flink 2.2; its path is on the
+// status branch, the files exist; removing it from Git disposes of them.
+func TestSnapshotThroughGit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the test bed; run make test")
+	}
+	e := newEnv(t, map[string]string{
+		"apps/counter/kustomization.yaml":   kustomization,
+		"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", 1, ""),
+	}, nil)
+	rs := e.wait("FlinkDeployment", "counter", "first deploy", 4*time.Minute, stableAt(""))
+	e.progress("counter", rs.JobID, 5)
+
+	start := time.Now()
+	commit := e.push("take a savepoint", map[string]string{
+		"apps/counter/kustomization.yaml": "resources: [flinkdeployment.yaml, snapshot.yaml]\n",
+		"apps/counter/snapshot.yaml":      snapshotSpec,
+	})
+	st := e.wait("FlinkStateSnapshot", "manual-1", "the snapshot's savepoint", 3*time.Minute, func(rs lifecycle.ResourceStatus) bool {
+		return rs.Snapshot != nil && rs.Snapshot.State != v1beta1.SnapshotTriggerPending && rs.Snapshot.State != v1beta1.SnapshotInProgress
+	})
+	t.Logf("push to COMPLETED on the status branch: %s", time.Since(start).Round(time.Millisecond))
+	sn := st.Snapshot
+	if sn.State != v1beta1.SnapshotCompleted || sn.Path == "" || sn.TriggerID == "" || sn.Failures != 0 || st.LastReconciledCommit != commit {
+		t.Fatalf("snapshot status %+v (commit %s, want %s)", sn, st.LastReconciledCommit, commit)
+	}
+	dir := strings.TrimPrefix(strings.TrimPrefix(sn.Path, "file://"), "file:")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("savepoint %s not on disk: %v", sn.Path, err)
+	}
+	// The job went on running: the snapshot is a plain savepoint.
+	if app := e.wait("FlinkDeployment", "counter", "still running", time.Minute, stableAt("")); app.JobID != rs.JobID {
+		t.Fatalf("job changed from %s to %s", rs.JobID, app.JobID)
+	}
+
+	e.push("drop the snapshot", map[string]string{
+		"apps/counter/kustomization.yaml": kustomization,
+		"apps/counter/snapshot.yaml":      "",
+	})
+	e.wait("FlinkStateSnapshot", "manual-1", "the snapshot deleted", 2*time.Minute, func(rs lifecycle.ResourceStatus) bool {
+		return rs.LifecycleState == "DELETED"
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("savepoint %s still on disk a minute after its snapshot left Git (stat: %v)", dir, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
