@@ -27,22 +27,31 @@ spec:
 `
 
 // TestSnapshotThroughGit: a FlinkStateSnapshot committed next to its
-// application takes a savepoint on real Flink 2.2; its path is on the
-// status branch, the files exist; removing it from Git disposes of them.
+// application takes a savepoint on real Flink (2.2 and 1.20); its path is
+// on the status branch, the files exist; removing it from Git disposes of
+// them.
 func TestSnapshotThroughGit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
 	}
-	e := newEnv(t, map[string]string{
-		"apps/counter/kustomization.yaml":   kustomization,
-		"apps/counter/flinkdeployment.yaml": appSpec("counter", "savepoint", 1, ""),
-	}, nil)
+	for _, flink1 := range []bool{false, true} {
+		name := "flink-2.2"
+		if flink1 {
+			name = "flink-1.20"
+		}
+		t.Run(name, func(t *testing.T) { snapshotThroughGit(t, flink1) })
+	}
+}
+
+func snapshotThroughGit(t *testing.T, flink1 bool) {
+	a := app{name: "counter", flink1: flink1, mode: "savepoint", parallelism: 1}
+	e := newEnv(t, a.files(), nil)
 	rs := e.wait("FlinkDeployment", "counter", "first deploy", 4*time.Minute, stableAt(""))
 	e.progress("counter", rs.JobID, 5)
 
 	start := time.Now()
 	commit := e.push("take a savepoint", map[string]string{
-		"apps/counter/kustomization.yaml": "resources: [flinkdeployment.yaml, snapshot.yaml]\n",
+		"apps/counter/kustomization.yaml": "resources: [spec.yaml, snapshot.yaml]\n",
 		"apps/counter/snapshot.yaml":      snapshotSpec,
 	})
 	st := e.wait("FlinkStateSnapshot", "manual-1", "the snapshot's savepoint", 3*time.Minute, func(rs lifecycle.ResourceStatus) bool {
@@ -63,7 +72,7 @@ func TestSnapshotThroughGit(t *testing.T) {
 	}
 
 	e.push("drop the snapshot", map[string]string{
-		"apps/counter/kustomization.yaml": kustomization,
+		"apps/counter/kustomization.yaml": "resources: [spec.yaml]\n",
 		"apps/counter/snapshot.yaml":      "",
 	})
 	e.wait("FlinkStateSnapshot", "manual-1", "the snapshot deleted", 2*time.Minute, func(rs lifecycle.ResourceStatus) bool {
