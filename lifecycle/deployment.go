@@ -337,6 +337,9 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		st.Source = &src
 		p.dirty = true
 	}
+	if op := p.autoRestart(ctx, obs, tgt, newOp); op != nil {
+		return op, nil
+	}
 	if tgt.Job != nil && obs.job != nil && obs.job.State == flinkclient.JobRunning {
 		if nonceChanged(p.rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce) {
 			op := &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
@@ -785,12 +788,17 @@ func (p *pass) stopJob(ctx context.Context) error {
 		op.UpgradeMode = v1beta1.UpgradeModeLastState
 		fallthrough
 	case v1beta1.UpgradeModeLastState:
+		if running && f != nil && op.Kind != OpDelete && op.Cause == "" {
+			if handled, err := p.lastStateMaxAge(ctx, f, job, fc); handled || err != nil {
+				return err
+			}
+		}
 		if op.Kind == OpUpgrade || op.Kind == OpRestart {
 			tgt, err := deploymentSpec(op.TargetSpec)
 			if err != nil {
 				return err
 			}
-			if last, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); p.haEligible(last, tgt) && (alive || !p.neverRan()) {
+			if last, _ := deploymentSpec(p.rec.Reconciliation().LastReconciledSpec); p.haEligible(last, tgt) && (alive || !p.neverRan()) && !restartsFailedJob(op) {
 				return p.stopForHARestore(ctx)
 			}
 		}

@@ -69,13 +69,21 @@ type simJob struct {
 	NoCheckpoints bool
 	// FailAfter makes the job fail after that many ticks (args --fail-after N); 0 never.
 	FailAfter int
-	ticks     int
 	// Vertices are the job's two vertices (source, counter) with their
 	// parallelism and adaptive-scheduler bounds; Rescales counts in-place
 	// rescales, RescaleTicks the ticks until a requested one happens.
 	Vertices     []*simVertex
 	Rescales     int
 	RescaleTicks int
+	// FailFile makes the job fail at the first tick at which that file
+	// exists (args --fail-file PATH), as the real test job does.
+	FailFile string
+	// RestartFile makes the job fail and restart by itself (Flink's own
+	// restart strategy) at every tick at which that file exists, back to
+	// its newest checkpoint (args --restart-file PATH); Restarts counts them.
+	RestartFile string
+	Restarts    int
+	ticks       int
 }
 
 // simVertex is one vertex of a simulated job.
@@ -200,6 +208,14 @@ func (s *flinkSim) submit(jm *simJM, jobID, name, from string, args []string) *s
 			if i+1 < len(args) {
 				fmt.Sscan(args[i+1], &j.FailAfter)
 			}
+		case "--fail-file":
+			if i+1 < len(args) {
+				j.FailFile = args[i+1]
+			}
+		case "--restart-file":
+			if i+1 < len(args) {
+				j.RestartFile = args[i+1]
+			}
 		}
 	}
 	if from != "" {
@@ -275,9 +291,22 @@ func (s *flinkSim) advance() {
 					continue
 				}
 			}
-			if j.FailAfter > 0 && j.ticks >= j.FailAfter {
+			failNow := j.FailAfter > 0 && j.ticks >= j.FailAfter
+			if j.FailFile != "" {
+				if _, err := os.Stat(j.FailFile); err == nil {
+					failNow = true
+				}
+			}
+			if failNow {
 				j.State, j.End, j.Failure = flinkclient.JobFailed, now, "java.lang.RuntimeException: the test job failed on purpose"
 				continue
+			}
+			if _, err := os.Stat(j.RestartFile); j.RestartFile != "" && err == nil {
+				j.Restarts++
+				j.Counter = j.StartCounter
+				if n := len(j.Checkpoints); n > 0 {
+					j.Counter = j.Checkpoints[n-1].Counter
+				}
 			}
 			j.Counter += 10
 			if j.NoCheckpoints {
@@ -525,6 +554,31 @@ func (f *fakeFlink) Checkpoints(ctx context.Context, jobID string) (flinkclient.
 		cps.Restored = &flinkclient.Restored{ExternalPath: j.RestoredFrom, RestoreTime: j.Start}
 	}
 	return cps, nil
+}
+
+// JobMetrics answers numRestarts and numberOfCompletedCheckpoints, the job
+// metrics the health check reads.
+func (f *fakeFlink) JobMetrics(ctx context.Context, jobID string, names ...string) (map[string]string, error) {
+	op := "JobMetrics " + jobID
+	jm, err := f.call(op)
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	j := jm.Jobs[jobID]
+	if j == nil {
+		return nil, flinkErr(flinkclient.KindNotFound, op, "Job "+jobID+" not found")
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		switch n {
+		case "numRestarts":
+			out[n] = fmt.Sprint(j.Restarts)
+		case "numberOfCompletedCheckpoints":
+			out[n] = fmt.Sprint(len(j.Checkpoints))
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeFlink) Exceptions(ctx context.Context, jobID string, max int) (flinkclient.Exceptions, error) {

@@ -55,6 +55,10 @@ type Record struct {
 	// could not be disposed yet (no JobManager to ask).
 	PendingDisposal []string `json:"pendingDisposal,omitempty"`
 
+	// Restarts counts the restarts the daemon started by itself (a failed
+	// job, the health check); see restart.go.
+	Restarts *Restarts `json:"restarts,omitempty"`
+
 	// Refused is the latest spec the daemon refused to start (pre-flight
 	// failed, or it failed to apply for good): it is not tried again until
 	// it changes or NextAttempt has passed.
@@ -239,4 +243,7 @@ type Operation struct {
 	AfterPreflight Phase `json:"afterPreflight,omitempty"`
 	// Message is the latest progress or error note.
 	Message string `json:"message,omitempty"`
+	// Cause is why the daemon restarts the job by itself (CauseJobFailed,
+	// CauseUnhealthy); empty for a restart that was pushed.
+	Cause string `json:"cause,omitempty"`
 }

@@ -70,6 +70,10 @@ type ResourceStatus struct {
 	Conditions  []metav1.Condition       `json:"conditions,omitempty"`
 	// Snapshot is a FlinkStateSnapshot's status (the operator's schema).
 	Snapshot *v1beta1.FlinkStateSnapshotStatus `json:"snapshot,omitempty"`
+
+	// Restarts are the restarts the daemon started by itself, with the
+	// latest one's reason.
+	Restarts *Restarts `json:"restarts,omitempty"`
 }
 
 // State is the lifecycle state with the operation in flight, if any.
@@ -188,6 +192,7 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 		SourceCommit:   desiredCommit,
 
 		UpgradeSavepointPath: c.JobStatus.UpgradeSavepointPath,
+		Restarts:             r.Restarts,
 	}
 	if d := r.Deployment; d != nil {
 		rs.JobManager = string(d.JobManagerDeploymentStatus)
