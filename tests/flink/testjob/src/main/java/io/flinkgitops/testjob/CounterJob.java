@@ -38,6 +38,12 @@ import org.apache.flink.util.Collector;
  * second over all source subtasks (default 20), {@code --keys N} (default 4),
  * {@code --progress-file PATH}; {@code -D key=value} arguments are ignored. The same source
  * compiles against Flink 1.20 and 2.x.
+ *
+ * <p>Failure switches, so a test can make a running job fail by itself: {@code --fail-file PATH}
+ * makes every record throw while that file exists (checked at most every 100 ms), and
+ * {@code --fail-after-records N} makes each subtask throw after it processed N records since it
+ * (re)started. Whether the job then restarts within Flink or goes FAILED is the restart strategy
+ * of its configuration ({@code restart-strategy.type}).
  */
 public final class CounterJob {
 
@@ -51,6 +57,8 @@ public final class CounterJob {
         double rate = 20;
         long keys = 4;
         String progressFile = "";
+        String failFile = "";
+        long failAfterRecords = 0;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             // In application mode standalone-job.sh appends the JobManager's
@@ -80,6 +88,12 @@ public final class CounterJob {
                 case "--progress-file":
                     progressFile = v;
                     break;
+                case "--fail-file":
+                    failFile = v;
+                    break;
+                case "--fail-after-records":
+                    failAfterRecords = Long.parseLong(v);
+                    break;
                 default:
                     throw new IllegalArgumentException("unknown argument " + a);
             }
@@ -104,7 +118,7 @@ public final class CounterJob {
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "datagen")
                 .uid("datagen")
                 .keyBy(new KeyOf(keys), Types.LONG)
-                .process(new Counter(progressFile))
+                .process(new Counter(progressFile, failFile, failAfterRecords))
                 .uid("counter")
                 .name("counter")
                 .sinkTo(new DiscardingSink<>())
@@ -143,13 +157,19 @@ public final class CounterJob {
     static final class Counter extends KeyedProcessFunction<Long, Long, String> {
         private static final long serialVersionUID = 1L;
         private final String progressFile;
+        private final String failFile;
+        private final long failAfterRecords;
         private transient ValueState<Long> count;
         private transient volatile long highest;
         private transient long lastWrite;
         private transient Path progressPath;
+        private transient long processed;
+        private transient long lastFailCheck;
 
-        Counter(String progressFile) {
+        Counter(String progressFile, String failFile, long failAfterRecords) {
             this.progressFile = progressFile;
+            this.failFile = failFile;
+            this.failAfterRecords = failAfterRecords;
         }
 
         @Override
@@ -164,6 +184,7 @@ public final class CounterJob {
 
         @Override
         public void processElement(Long value, Context ctx, Collector<String> out) throws Exception {
+            failIfAsked();
             Long prev = count.value();
             long next = (prev == null ? 0 : prev) + 1;
             count.update(next);
@@ -175,6 +196,26 @@ public final class CounterJob {
             if (progressPath != null && now - lastWrite >= 1000) {
                 lastWrite = now;
                 writeProgress(highest);
+            }
+        }
+
+        /** Throws when a failure switch says so (see the class comment). */
+        private void failIfAsked() {
+            processed++;
+            if (failAfterRecords > 0 && processed > failAfterRecords) {
+                throw new RuntimeException(
+                        "the test job failed on purpose after " + failAfterRecords + " records (--fail-after-records)");
+            }
+            if (failFile.isEmpty()) {
+                return;
+            }
+            long now = System.currentTimeMillis();
+            if (now - lastFailCheck < 100) {
+                return;
+            }
+            lastFailCheck = now;
+            if (Files.exists(Paths.get(failFile))) {
+                throw new RuntimeException("the test job failed on purpose: " + failFile + " exists (--fail-file)");
             }
         }
 
