@@ -337,7 +337,7 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 		st.Source = &src
 		p.dirty = true
 	}
-	if op := p.autoRestart(ctx, obs, tgt, newOp); op != nil {
+	if op := p.autoRestart(ctx, obs.job, tgt.FlinkConfiguration, tgt.Job == nil || nowSuspended, newOp); op != nil {
 		return op, nil
 	}
 	if tgt.Job != nil && obs.job != nil && obs.job.State == flinkclient.JobRunning {

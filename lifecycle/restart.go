@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
-	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
@@ -63,24 +62,29 @@ type Restarts struct {
 	NextAttempt time.Time `json:"nextAttempt"`
 }
 
-// autoRestart returns a restart of the running spec tgt when its job failed
-// and kubernetes.operator.job.restart.failed is true, or when the cluster
-// health check finds the job unhealthy; nil otherwise, or while the backoff
-// after the previous automatic restart runs. The restart is the restartNonce
-// operation (stop per upgrade mode, redeploy from the newest state) with its
-// cause recorded; newOp builds it.
-func (p *pass) autoRestart(ctx context.Context, obs *observation, tgt *v1beta1.FlinkDeploymentSpec, newOp func(OpKind, Phase) *Operation) *Operation {
+// autoRestart returns a restart of the running spec (configuration fc)
+// when its job failed and kubernetes.operator.job.restart.failed is true,
+// or when the cluster health check (application clusters only, as in the
+// operator) finds the job unhealthy; nil otherwise, or while the backoff
+// after the previous automatic restart runs. The restart is the
+// restartNonce operation (stop per upgrade mode, redeploy from the newest
+// state) with its cause recorded; newOp builds it.
+func (p *pass) autoRestart(ctx context.Context, job *flinkclient.JobDetails, fc v1beta1.FlinkConfiguration, suspended bool, newOp func(OpKind, Phase) *Operation) *Operation {
 	d := p.rec.Deployed
-	if tgt.Job == nil || obs.job == nil || d == nil || obs.job.ID != d.JobID || cluster.Suspended(tgt) {
+	if job == nil || d == nil || job.ID != d.JobID || suspended {
 		return nil
 	}
+	f, err := p.flink()
+	if err != nil {
+		return nil
+	}
+	obs := &observation{flink: f, job: job}
 	now := p.now()
 	rs := p.rec.Restarts
 	if rs != nil && rs.Consecutive > 0 && obs.job.State == flinkclient.JobRunning && now.Sub(rs.Last) > restartStableAfter {
 		rs.Consecutive = 0
 		p.dirty = true
 	}
-	fc := tgt.FlinkConfiguration
 	var cause, why string
 	switch {
 	case obs.job.State == flinkclient.JobFailed:
@@ -88,7 +92,7 @@ func (p *pass) autoRestart(ctx context.Context, obs *observation, tgt *v1beta1.F
 			return nil
 		}
 		cause, why = CauseJobFailed, "job failed: "+p.jobFailure(ctx, obs)
-	case !isTerminal(obs.job.State) && p.confBool(fc, keyHealthCheck, false):
+	case p.rec.Kind == KindDeployment && !isTerminal(obs.job.State) && p.confBool(fc, keyHealthCheck, false):
 		if why = p.checkHealth(ctx, obs, fc); why == "" {
 			return nil
 		}

@@ -285,3 +285,32 @@ func TestHealthConfigCheckpointWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartFailedSessionJob: restart.failed works for session jobs too
+// (the operator's AbstractJobReconciler): the job is submitted again to
+// its session cluster from its newest checkpoint.
+func TestRestartFailedSessionJob(t *testing.T) {
+	w, jar := sessionWorld(t, v1beta1.UpgradeModeLastState)
+	sw := newFailSwitch(t)
+	spec := sessionJobSpecOf("session", jar, v1beta1.UpgradeModeLastState, "10")
+	spec.FlinkConfiguration[keyRestartFailed] = "true"
+	spec.Job.Args = append(spec.Job.Args, "--fail-file", string(sw))
+	d := w.desiredJob("job", spec)
+	w.until(KindSessionJob, "job", d, "upgraded to the switchable job", func(r *Record) bool {
+		return stableRunning(r) && len(w.flink.Started) == 2
+	})
+	w.settle(KindSessionJob, "job", d, 3)
+	old := w.record(KindSessionJob, "job").Common().JobStatus.JobID
+	sw.on(t)
+	// A session job's restart can run through in one pass: wait for it
+	// to be counted, and switch off before the next tick.
+	w.until(KindSessionJob, "job", d, "restart started", func(r *Record) bool { return r.Restarts != nil })
+	sw.off(t)
+	r := w.until(KindSessionJob, "job", d, "restarted", func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != old })
+	oldJob := w.flink.job(old)
+	last := oldJob.Checkpoints[len(oldJob.Checkpoints)-1]
+	wantRestored(t, w.flink.job(r.Common().JobStatus.JobID), last.Path, last.Counter)
+	if r.Restarts == nil || r.Restarts.Count != 1 {
+		t.Errorf("restarts %+v, want 1", r.Restarts)
+	}
+}

@@ -235,6 +235,9 @@ func (p *pass) decideSessionJob(ctx context.Context, job *flinkclient.JobDetails
 		st.Source = &src
 		p.dirty = true
 	}
+	if op := p.autoRestart(ctx, job, tgt.FlinkConfiguration, suspendedNow, newOp); op != nil {
+		return op, nil
+	}
 	if job != nil && job.State == flinkclient.JobRunning {
 		if nonceChanged(p.rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce) {
 			return &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),

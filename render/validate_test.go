@@ -423,7 +423,6 @@ func TestSupportWarnings(t *testing.T) {
 	}
 	warnings := strings.Join(problemLines(res.Warnings), "\n")
 	for _, want := range []string{
-		`spec.flinkConfiguration["kubernetes.operator.job.restart.failed"]: kubernetes.operator.job.restart.failed has no effect in flink-gitops: restarting failed jobs is not acted on yet`,
 		`spec.flinkConfiguration["job.autoscaler.enabled"]: job.autoscaler.enabled has no effect in flink-gitops: the job autoscaler is not implemented yet`,
 		`kubernetes.operator.job.autoscaler.scale-up.max-factor has no effect`,
 		`kubernetes.operator.reconcile.interval has no effect in flink-gitops: operator-wide setting`,
@@ -436,7 +435,7 @@ func TestSupportWarnings(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
 	}
-	for _, quiet := range []string{"block-on-session-jobs", "savepoint.history.max.count", "checkpointTriggerNonce"} {
+	for _, quiet := range []string{"block-on-session-jobs", "savepoint.history.max.count", "checkpointTriggerNonce", "job.restart.failed"} {
 		if strings.Contains(warnings, quiet) {
 			t.Errorf("an honoured key warned: %s\n%s", quiet, warnings)
 		}
