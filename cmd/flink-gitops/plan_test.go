@@ -129,7 +129,7 @@ func TestPlanJSON(t *testing.T) {
 	for _, w := range got.Warnings {
 		fields = append(fields, w.Field)
 	}
-	for _, want := range []string{`spec.flinkConfiguration["kubernetes.operator.job.restart.failed"]`, "spec.flinkVersion"} {
+	for _, want := range []string{`spec.flinkConfiguration["kubernetes.operator.job.upgrade.ignore-pending-savepoint"]`, "spec.flinkVersion"} {
 		if !strings.Contains(strings.Join(fields, "\n"), want) {
 			t.Errorf("warnings %v lack %s", fields, want)
 		}

@@ -34,7 +34,7 @@ spec:
   flinkConfiguration:
     taskmanager:
       numberOfTaskSlots: 2
-    kubernetes.operator.job.restart.failed: "true"
+    kubernetes.operator.job.upgrade.ignore-pending-savepoint: "true"
   jobManager:
     resources:
       requests: {memory: %q, cpu: 500m}
@@ -68,7 +68,7 @@ func TestOperatorResourcesForm(t *testing.T) {
 	}, nil)
 	rs := e.wait("FlinkDeployment", "sized", "first deploy", 4*time.Minute, stableAt(""))
 	e.progress("sized", rs.JobID, 5)
-	if w := strings.Join(rs.Warnings, "\n"); !strings.Contains(w, "kubernetes.operator.job.restart.failed has no effect") {
+	if w := strings.Join(rs.Warnings, "\n"); !strings.Contains(w, "kubernetes.operator.job.upgrade.ignore-pending-savepoint has no effect") {
 		t.Errorf("status branch warnings %q, want the key accepted but not acted on", w)
 	}
 	rest := e.s.Agent.ProxyURL + "/" + e.ns + "/sized-rest"
