@@ -101,7 +101,7 @@ func (p *pass) autoRestart(ctx context.Context, job *flinkclient.JobDetails, fc 
 		return nil
 	}
 	if rs != nil && now.Before(rs.NextAttempt) {
-		p.log.Info("automatic restart waits for its backoff", "cause", cause, "next", rs.NextAttempt)
+		p.log.Debug("automatic restart waits for its backoff", "cause", cause, "next", rs.NextAttempt)
 		return nil
 	}
 	if rs == nil {
