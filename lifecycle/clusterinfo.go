@@ -58,6 +58,11 @@ func (p *pass) observeCluster(ctx context.Context, obs *observation, ov *flinkcl
 			info[infoTotalCPU], info[infoTotalMemory] = cpu, mem
 		}
 	}
+	// The health check keeps its history in clusterInfo too (as the
+	// operator does); it is the health check's to clear.
+	if v := st.ClusterInfo[clusterHealthKey]; v != "" {
+		info[clusterHealthKey] = v
+	}
 	if !sameStrings(info, st.ClusterInfo) {
 		st.ClusterInfo = info
 		if len(info) == 0 {
