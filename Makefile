@@ -1,5 +1,6 @@
 # flink-gitops — the targets people expect. `make help` lists them.
 
+SHELL         := bash
 GO            ?= go
 BIN           := bin/flink-gitops
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -31,7 +32,11 @@ testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test
 	bash tests/scripts/testbed.sh
 
 test: testbed build ## run every test: unit and integration against the real test bed, then the demo story
-	$(GO) test $(TEST_FLAGS) ./...
+	@# The log keeps everything; on failure the names of the failed tests come
+	@# last (a CI log's tail would otherwise be a control-plane dump).
+	@set -o pipefail; $(GO) test $(TEST_FLAGS) ./... 2>&1 | tee bin/test.log || { \
+		echo; echo "=== failed (full log: bin/test.log) ==="; \
+		grep -E -- '--- FAIL|^FAIL|^panic:|test timed out' bin/test.log | tail -60; exit 1; }
 	$(MAKE) demo-check
 
 test-unit: ## the fast loop: unit tests only, no test bed
