@@ -125,12 +125,12 @@ func TestCheckpointWhileTasksStart(t *testing.T) {
 		ok       bool
 	}{{2, true}, {checkpointRetries + 1, false}} {
 		w := newSimWorld(t)
-		r := w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)), "deployed", stableRunning)
+		w.until(KindDeployment, "app", w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2)), "deployed", stableRunning)
 		simCheckpointOps.Lock()
 		simCheckpointOps.refuse[w.flink] = c.refusals
 		simCheckpointOps.Unlock()
 		d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withCheckpointNonce(2)))
-		r = w.until(KindDeployment, "app", d, "manual checkpoint", func(r *Record) bool {
+		r := w.until(KindDeployment, "app", d, "manual checkpoint", func(r *Record) bool {
 			if r.Operation == nil && r.LastCheckpointNonce != nil && *r.LastCheckpointNonce == 2 {
 				return true
 			}
