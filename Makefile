@@ -10,7 +10,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and run at most two test packages at once on a 2-core machine.
 TEST_FLAGS    ?= -count=1 -timeout 60m -p 2
 
-.PHONY: help build image image-push image-check test test-unit testbed lint demo demo-check bench clean
+.PHONY: help build image image-push image-check matrix test test-unit testbed lint demo demo-check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ image-push: ## build the image and push it: make image-push REGISTRY=registry.ex
 
 image-check: ## build the image twice from source: same digest, and its binary runs
 	FLINK_GITOPS_IMAGE_BUILD=1 $(GO) test -count=1 -timeout 30m -run TestBuildFromSource -v ./deploy/image/
+
+matrix: ## the heaviest test-bed tests on every Flink version (make test runs their second version only here)
+	FLINK_GITOPS_MATRIX=1 $(GO) test -count=1 -timeout 90m -p 1 -run 'TestRescaleInPlaceTestbed|TestCheckpointsOnRequest|TestRestartFailedJobOnTestbed' -v ./lifecycle/
 
 testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd)
 	bash tests/scripts/testbed.sh

@@ -10,6 +10,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
 func init() {
@@ -27,6 +28,9 @@ func TestCheckpointsOnRequest(t *testing.T) {
 	}
 	for _, v := range []struct{ image, version string }{{"flink:1.20", "v1_20"}, {"flink:2.2", "v2_2"}} {
 		t.Run(v.version, func(t *testing.T) {
+			if v.version == "v1_20" {
+				flinktb.MatrixOnly(t)
+			}
 			b := newBed(t)
 			name := "ckpt-" + strings.ReplaceAll(v.version, "_", "")
 			periodic := "    kubernetes.operator.periodic.checkpoint.interval: 6s"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
 // withJobArgs adds arguments to the test job of an appSpec document.
@@ -44,6 +45,9 @@ func TestRestartFailedJobOnTestbed(t *testing.T) {
 		{"1.20", "flink:1.20", "v1_20"},
 	} {
 		t.Run(v.name, func(t *testing.T) {
+			if v.version == "v1_20" {
+				flinktb.MatrixOnly(t)
+			}
 			b := newBed(t)
 			ctx := context.Background()
 			const name = "failing"

@@ -534,3 +534,17 @@ func getJSON(ctx context.Context, url string, v any) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// MatrixEnv, when set, runs every Flink version of the tests that call
+// MatrixOnly (make matrix).
+const MatrixEnv = "FLINK_GITOPS_MATRIX"
+
+// MatrixOnly skips t unless MatrixEnv is set. The heaviest test-bed tests
+// run their second Flink version only in make matrix, which keeps make test
+// within its time budget; make test still runs them on one version.
+func MatrixOnly(t testing.TB) {
+	t.Helper()
+	if os.Getenv(MatrixEnv) == "" {
+		t.Skipf("this Flink version of the test runs in make matrix (%s=1)", MatrixEnv)
+	}
+}
