@@ -270,7 +270,9 @@ func (c *checker) resourceRef(file, dir, field, ref string) {
 		}
 	}
 	if local {
-		if p, ok := c.safeJoin(file, dir, field, ref); ok && (c.t.isDir(p) || c.t.isFile(p)) {
+		// Only a lookup: whatever else is wrong with ref, it is refused once,
+		// below, as a remote.
+		if p := path.Join(dir, ref); c.t.isDir(p) || c.t.isFile(p) {
 			c.add(file, field, fmt.Sprintf("%q is in the repository, but kustomize reads a path of this form as a git repository to clone", ref),
 				"rename the directory (a path starting with github.com/ or holding @ is a remote to kustomize) and refer to it by the new name")
 			return
