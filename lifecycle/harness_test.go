@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render"
@@ -44,15 +42,6 @@ func newBed(t *testing.T) *bed {
 	cs := kc.Client()
 	b := &bed{t: t, ns: kc.Namespace(t), renderer: render.NewRenderer(), state: t.TempDir(), trace: &trace{}}
 	b.agent = nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
-	t.Cleanup(func() {
-		// The namespace's objects outlive it (no namespace controller), and
-		// the next test's node agent would start their JVMs again.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := cs.AppsV1().Deployments(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-			t.Logf("delete the test's Deployments: %v", err)
-		}
-	})
 	logw := io.Writer(io.Discard)
 	if testing.Verbose() {
 		logw = os.Stderr

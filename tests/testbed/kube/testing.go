@@ -153,8 +153,12 @@ func Shared(t testing.TB, opts ...Option) *Cluster {
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // Namespace creates a namespace named after the test (plus a random suffix)
-// and deletes it in t.Cleanup. Without WithControllerManager a deleted
-// namespace stays Terminating, which is harmless to other tests.
+// and deletes it in t.Cleanup. Without WithControllerManager no namespace
+// controller empties a deleted namespace: it stays Terminating with its
+// objects, and the next test's node agent (which watches every namespace)
+// would start the Deployments and Pods left there again. So the cleanup
+// first deletes the namespace's Deployments and Pods, the objects a node
+// agent runs, as the namespace controller would.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
 	base := strings.Trim(nonName.ReplaceAllString(strings.ToLower(filepath.Base(t.Name())), "-"), "-")
@@ -174,6 +178,13 @@ func (c *Cluster) Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if err := c.client.AppsV1().Deployments(name).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Logf("delete the Deployments of namespace %s: %v", name, err)
+		}
+		zero := int64(0)
+		if err := c.client.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+			t.Logf("delete the Pods of namespace %s: %v", name, err)
+		}
 		if err := c.client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Logf("delete namespace %s: %v", name, err)
 		}
