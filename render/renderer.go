@@ -145,6 +145,10 @@ func buildEntry(ctx context.Context, mem filesys.FileSystem, t *tree, entry stri
 	select {
 	case out = <-done:
 	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
+		// Also when the build and the deadline were both ready: a build that
+		// overran its limit is refused whichever select picked first.
 		fsys.abandon()
 		return &cacheEntry{failed: true, problems: []Problem{timeoutProblem(t, entry, opts, "")}}
 	}
