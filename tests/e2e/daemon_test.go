@@ -23,7 +23,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,7 +33,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -43,6 +41,7 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/tests/access"
 	"github.com/flink-gitops/flink-gitops/tests/stack"
 	"github.com/flink-gitops/flink-gitops/tests/testbed/kube"
 )
@@ -337,85 +336,12 @@ func installRBAC(t *testing.T, kc *kube.Cluster, namespaces ...string) *rest.Con
 	return cfg
 }
 
-type access struct {
-	verb, group, resource, namespace, name string
-}
-
-func (a access) String() string {
-	return fmt.Sprintf("%s %s.%s %s/%s", a.verb, a.resource, a.group, a.namespace, a.name)
-}
-
-func allowed(ctx context.Context, t *testing.T, cs kubernetes.Interface, a access) bool {
-	t.Helper()
-	r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
-		Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authzv1.ResourceAttributes{
-			Verb: a.verb, Group: a.group, Resource: a.resource, Namespace: a.namespace, Name: a.name,
-		}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("access review %s: %v", a, err)
-	}
-	return r.Status.Allowed
-}
-
 // checkRBAC asserts the ServiceAccount may do what the daemon does in ns
-// and its Lease, and nothing in other, its own namespace, or cluster-wide.
+// and its Lease, and nothing in other, its own namespace, or cluster-wide
+// (the tables are shared with the Helm chart's test, deploy/helm).
 func checkRBAC(t *testing.T, sa *rest.Config, ns, other string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cs, err := kubernetes.NewForConfig(sa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []access
-	for _, v := range []string{"get", "list", "create", "update", "patch", "delete"} {
-		want = append(want, access{v, "", "configmaps", ns, ""})
-	}
-	for _, v := range []string{"create", "patch", "delete"} {
-		want = append(want, access{v, "", "services", ns, ""}, access{v, "apps", "deployments", ns, ""}, access{v, "networking.k8s.io", "ingresses", ns, ""})
-	}
-	want = append(want, access{"get", "apps", "deployments", ns, ""}, access{"update", "apps", "deployments/finalizers", ns, ""},
-		// Ownership: an object of a cluster's name is read before it is applied.
-		access{"get", "", "services", ns, ""}, access{"get", "networking.k8s.io", "ingresses", ns, ""},
-		access{"create", "", "events", ns, ""}, access{"list", "", "pods", ns, ""}, access{"deletecollection", "", "pods", ns, ""},
-		access{"get", "", "namespaces", ns, ns}, access{"list", "", "resourcequotas", ns, ""}, access{"list", "", "limitranges", ns, ""},
-		access{"create", "coordination.k8s.io", "leases", installNS, ""}, access{"get", "coordination.k8s.io", "leases", installNS, installName},
-		access{"update", "coordination.k8s.io", "leases", installNS, installName})
-	for _, a := range want {
-		if !allowed(ctx, t, cs, a) {
-			t.Errorf("the daemon needs %s, which deploy/ does not grant", a)
-		}
-	}
-	deny := []access{
-		{"create", "apps", "deployments", other, ""}, {"get", "", "configmaps", other, ""}, {"create", "", "events", other, ""},
-		{"list", "", "configmaps", "", ""}, {"create", "apps", "deployments", "", ""}, // cluster-wide
-		{"create", "apps", "deployments", installNS, ""}, // its own namespace is not a target
-		{"get", "", "secrets", ns, ""}, {"list", "", "secrets", ns, ""}, {"get", "", "secrets", installNS, ""},
-		{"create", "", "pods", ns, ""}, {"delete", "", "pods", ns, ""}, // TaskManagers are not the daemon's
-		{"watch", "", "configmaps", ns, ""}, {"update", "apps", "deployments", ns, ""}, {"update", "apps", "deployments/status", ns, ""},
-		{"update", "coordination.k8s.io", "leases", installNS, "another-lease"}, {"update", "coordination.k8s.io", "leases", ns, installName},
-		{"create", "rbac.authorization.k8s.io", "rolebindings", ns, ""}, {"create", "", "namespaces", "", ""},
-		{"get", "", "namespaces", other, other}, {"list", "", "namespaces", "", ""},
-	}
-	for _, a := range deny {
-		if allowed(ctx, t, cs, a) {
-			t.Errorf("deploy/ grants %s, which the daemon does not need", a)
-		}
-	}
-	// And the real call, not only the review: a Deployment outside the bound
-	// namespaces is forbidden.
-	_, err = cs.AppsV1().Deployments(other).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "intruder"},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}},
-		},
-	}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-	if !apierrors.IsForbidden(err) {
-		t.Errorf("creating a Deployment in %s as the daemon's ServiceAccount: want Forbidden, got %v", other, err)
-	}
+	access.Check(t, sa, access.Install{Namespace: installNS, Lease: installName, Target: ns, Other: other}, "deploy/")
 }
 
 // daemonProc is a flink-gitops process the test starts beside the stack's.
