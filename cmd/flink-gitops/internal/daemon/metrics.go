@@ -17,6 +17,7 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
 
 // Metrics are the daemon's Prometheus metrics, on a registry of its own.
@@ -36,14 +37,16 @@ type Metrics struct {
 	statusDuration    prometheus.Histogram
 	webhooks          *prometheus.CounterVec
 	flinkREST         *prometheus.HistogramVec
+	stateSince        *prometheus.GaugeVec
 
 	mu     gosync.Mutex
 	states map[string]string // key → lifecycle state, for the resources gauge
+	now    func() time.Time
 }
 
 // NewMetrics registers every metric.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), states: map[string]string{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), states: map[string]string{}, now: time.Now}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -60,11 +63,22 @@ func NewMetrics() *Metrics {
 	m.statusDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flink_gitops_status_write_duration_seconds", Help: "Duration of one status branch write.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 8)})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_webhook_requests_total", Help: "Webhook deliveries by HTTP status code."}, []string{"code"})
 	m.flinkREST = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flink_gitops_flink_rest_request_duration_seconds", Help: "Flink REST calls by method and status code (0: no answer).", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)}, []string{"method", "code"})
+	m.stateSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_resource_state_since_timestamp_seconds",
+		Help: "When each resource entered its current lifecycle state, as this process saw it; time() minus this is how long an operation (UPGRADING, ROLLING_BACK, DELETING) has run."},
+		[]string{"kind", "namespace", "name", "lifecycle_state"})
 	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors, m.lastSavepoint,
-		m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST} {
+		m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST, m.stateSince} {
 		f(c)
 	}
 	return m
+}
+
+// newForgeRequests is the counter of the pull-request reporter's forge
+// API calls, registered when the reporter starts.
+func newForgeRequests() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_forge_requests_total",
+		Help: "Forge API requests of the pull-request comments by method, status code (0: no answer) and whether the ETag cache answered (a 304)."},
+		[]string{"method", "code", "cached"})
 }
 
 // Handler serves the registry.
@@ -123,12 +137,23 @@ func (m *Metrics) observeStatusWrite(d time.Duration, err error) {
 func (m *Metrics) observeRecord(prev, cur *lifecycle.Record) {
 	key := Key(cur.Kind, cur.Namespace, cur.Name)
 	m.mu.Lock()
-	if old, ok := m.states[key]; ok {
+	old, known := m.states[key]
+	if known {
 		m.resources.WithLabelValues(old).Dec()
 	}
 	st := string(cur.Common().LifecycleState)
 	m.states[key] = st
 	m.resources.WithLabelValues(st).Inc()
+	if !known || old != st {
+		// One series per resource: the old state's goes, the new one's
+		// starts now (a restarted daemon starts them all anew).
+		if known {
+			m.stateSince.DeleteLabelValues(cur.Kind, cur.Namespace, cur.Name, old)
+		}
+		if cur.Common().LifecycleState != v1beta1.LifecycleDeleted {
+			m.stateSince.WithLabelValues(cur.Kind, cur.Namespace, cur.Name, st).Set(float64(m.now().UnixMilli()) / 1000)
+		}
+	}
 	m.mu.Unlock()
 
 	si := cur.Common().JobStatus.SavepointInfo

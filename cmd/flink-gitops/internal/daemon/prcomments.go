@@ -7,8 +7,6 @@ import (
 	gosync "sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flink-gitops/flink-gitops/cmd/flink-gitops/internal/prcomment"
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/flinkclient"
@@ -57,9 +55,7 @@ func (d *Daemon) newPRReporter() *prcomment.Reporter {
 	var built config.PullRequests
 	renderer := render.NewRenderer()
 	log := d.log.With("component", "pr-comments")
-	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_forge_requests_total",
-		Help: "Forge API requests of the pull-request comments by method, status code (0: no answer) and whether the ETag cache answered (a 304)."},
-		[]string{"method", "code", "cached"})
+	calls := newForgeRequests()
 	d.metrics.reg.MustRegister(calls)
 	observe := func(method, _ string, status int, cached bool) {
 		calls.WithLabelValues(method, strconv.Itoa(status), strconv.FormatBool(cached)).Inc()
