@@ -107,11 +107,8 @@ func knownMetrics(t *testing.T) map[string]bool {
 	}
 	// The metric vectors (no series until used): from their descriptors.
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	collectors := []prometheus.Collector{newForgeRequests()}
-	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors, m.lastSavepoint,
-		m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST, m.stateSince} {
-		collectors = append(collectors, c)
-	}
+	collectors := []prometheus.Collector{newForgeRequests(), m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors,
+		m.lastSavepoint, m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST, m.stateSince}
 	for _, c := range collectors {
 		ch := make(chan *prometheus.Desc, 4)
 		c.Describe(ch)
