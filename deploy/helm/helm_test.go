@@ -28,12 +28,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
 
 	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/tests/manifests"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden templates in testdata/ and the config part of values.schema.json")
@@ -67,60 +64,6 @@ func render(t *testing.T, name, ns string, vals map[string]any) (string, error) 
 		t.Fatalf("release of type %T", rel)
 	}
 	return r.Manifest, nil
-}
-
-// objects splits a rendered manifest into objects.
-func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(manifest, "\n---") {
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
-			t.Fatalf("rendered YAML: %v\n%s", err, doc)
-		}
-		if len(m) > 0 {
-			out = append(out, &unstructured.Unstructured{Object: m})
-		}
-	}
-	return out
-}
-
-func find(objs []*unstructured.Unstructured, kind, namespace, name string) *unstructured.Unstructured {
-	for _, o := range objs {
-		if o.GetKind() == kind && (namespace == "" || o.GetNamespace() == namespace) && (name == "" || o.GetName() == name) {
-			return o
-		}
-	}
-	return nil
-}
-
-func convert[T any](t *testing.T, o *unstructured.Unstructured) *T {
-	t.Helper()
-	if o == nil {
-		t.Fatalf("missing object of type %T", *new(T))
-	}
-	var v T
-	if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &v); err != nil {
-		t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-	}
-	return &v
-}
-
-func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
-	t.Helper()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join("..", dir))
-	if err != nil {
-		t.Fatalf("kustomize build deploy/%s: %v", dir, err)
-	}
-	var out []*unstructured.Unstructured
-	for _, r := range m.Resources() {
-		obj, err := r.Map()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, &unstructured.Unstructured{Object: obj})
-	}
-	return out
 }
 
 // withSecrets are values that create the git and webhook Secrets.
@@ -278,10 +221,10 @@ func TestRefusals(t *testing.T) {
 // deploy/base (ClusterRole and leader-election Role) and of the namespaced
 // overlay, so the two installs cannot drift apart.
 func TestRBACMatchesKustomize(t *testing.T) {
-	base := kustomizeBuild(t, "base")
-	overlay := kustomizeBuild(t, "overlays/namespaced")
-	cluster := objects(t, must(render(t, "flink-gitops", "flink-gitops", withSecrets())))
-	namespaced := objects(t, must(render(t, "flink-gitops", "flink", namespacedValues())))
+	base := manifests.Build(t, filepath.Join("..", "base"))
+	overlay := manifests.Build(t, filepath.Join("..", "overlays/namespaced"))
+	cluster := manifests.Split(t, must(render(t, "flink-gitops", "flink-gitops", withSecrets())))
+	namespaced := manifests.Split(t, must(render(t, "flink-gitops", "flink", namespacedValues())))
 
 	rules := func(o *unstructured.Unstructured) string {
 		if o == nil {
@@ -292,9 +235,9 @@ func TestRBACMatchesKustomize(t *testing.T) {
 		return string(b)
 	}
 	pairs := []struct{ what, chart, kustomize string }{
-		{"ClusterRole", rules(find(cluster, "ClusterRole", "", "flink-gitops")), rules(find(base, "ClusterRole", "", "flink-gitops"))},
-		{"leader-election Role", rules(find(cluster, "Role", "flink-gitops", "flink-gitops-leader-election")), rules(find(base, "Role", "flink-gitops", "flink-gitops-leader-election"))},
-		{"namespaced Role", rules(find(namespaced, "Role", "flink", "flink-gitops")), rules(find(overlay, "Role", "flink", "flink-gitops"))},
+		{"ClusterRole", rules(manifests.Find(cluster, "ClusterRole", "", "flink-gitops")), rules(manifests.Find(base, "ClusterRole", "", "flink-gitops"))},
+		{"leader-election Role", rules(manifests.Find(cluster, "Role", "flink-gitops", "flink-gitops-leader-election")), rules(manifests.Find(base, "Role", "flink-gitops", "flink-gitops-leader-election"))},
+		{"namespaced Role", rules(manifests.Find(namespaced, "Role", "flink", "flink-gitops")), rules(manifests.Find(overlay, "Role", "flink", "flink-gitops"))},
 	}
 	for _, p := range pairs {
 		if p.chart != p.kustomize {
@@ -323,9 +266,9 @@ func TestRBACMatchesKustomize(t *testing.T) {
 			case "ClusterRole", "Role":
 				got = append(got, o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName())
 			case "RoleBinding":
-				rb := convert[rbacv1.RoleBinding](t, o)
+				rb := manifests.Convert[rbacv1.RoleBinding](t, o)
 				got = append(got, fmt.Sprintf("RoleBinding %s/%s %s/%s", rb.Namespace, rb.Name, rb.RoleRef.Kind, rb.RoleRef.Name))
-				if len(rb.Subjects) != 1 || rb.Subjects[0].Name != "flink-gitops" || rb.Subjects[0].Namespace != find(c.objs, "Deployment", "", "").GetNamespace() {
+				if len(rb.Subjects) != 1 || rb.Subjects[0].Name != "flink-gitops" || rb.Subjects[0].Namespace != manifests.Find(c.objs, "Deployment", "", "").GetNamespace() {
 					t.Errorf("%s: RoleBinding %s/%s subjects %+v", c.name, rb.Namespace, rb.Name, rb.Subjects)
 				}
 			}
@@ -345,8 +288,8 @@ func TestRBACMatchesKustomize(t *testing.T) {
 // (hardening, probes, args, config as a directory mount, Secrets as files),
 // apart from the replica count and the names the release chooses.
 func TestDeploymentMatchesKustomize(t *testing.T) {
-	base := kustomizeBuild(t, "base")
-	chart := objects(t, must(render(t, "flink-gitops", "flink-gitops", withSecrets())))
+	base := manifests.Build(t, filepath.Join("..", "base"))
+	chart := manifests.Split(t, must(render(t, "flink-gitops", "flink-gitops", withSecrets())))
 	pod := func(o *unstructured.Unstructured) map[string]any {
 		v, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "template", "spec")
 		spec := v.(map[string]any)
@@ -354,20 +297,20 @@ func TestDeploymentMatchesKustomize(t *testing.T) {
 		c["image"], c["imagePullPolicy"] = "", ""
 		return spec
 	}
-	b, c := pod(find(base, "Deployment", "", "flink-gitops")), pod(find(chart, "Deployment", "", "flink-gitops"))
+	b, c := pod(manifests.Find(base, "Deployment", "", "flink-gitops")), pod(manifests.Find(chart, "Deployment", "", "flink-gitops"))
 	bj, _ := json.MarshalIndent(b, "", " ")
 	cj, _ := json.MarshalIndent(c, "", " ")
 	if string(bj) != string(cj) {
 		t.Errorf("the chart's pod differs from deploy/base's:\n%s", diffLines(string(bj), string(cj)))
 	}
-	d := find(chart, "Deployment", "", "")
+	d := manifests.Find(chart, "Deployment", "", "")
 	if n, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(n) != "2" {
 		t.Errorf("replicas %v, want 2 (a warm standby)", n)
 	}
-	if find(chart, "PodDisruptionBudget", "flink-gitops", "flink-gitops") == nil {
+	if manifests.Find(chart, "PodDisruptionBudget", "flink-gitops", "flink-gitops") == nil {
 		t.Error("no PodDisruptionBudget")
 	}
-	if find(chart, "ServiceMonitor", "", "") != nil || find(chart, "Ingress", "", "") != nil {
+	if manifests.Find(chart, "ServiceMonitor", "", "") != nil || manifests.Find(chart, "Ingress", "", "") != nil {
 		t.Error("ServiceMonitor and Ingress are rendered only when enabled")
 	}
 }
@@ -393,8 +336,8 @@ func TestConfigLoads(t *testing.T) {
 		}(), []string{"a", "b"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			objs := objects(t, must(render(t, "rel", c.ns, c.vals)))
-			cm := convert[corev1.ConfigMap](t, find(objs, "ConfigMap", c.ns, ""))
+			objs := manifests.Split(t, must(render(t, "rel", c.ns, c.vals)))
+			cm := manifests.Convert[corev1.ConfigMap](t, manifests.Find(objs, "ConfigMap", c.ns, ""))
 			root := t.TempDir()
 			text := strings.ReplaceAll(cm.Data["config.yaml"], "/var/run/secrets/", root+"/var/run/secrets/")
 			for _, f := range []string{"git/token", "webhook/secret"} {
@@ -414,13 +357,13 @@ func TestConfigLoads(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the chart's config does not load:\n%s\n%v", cm.Data["config.yaml"], err)
 			}
-			role := find(objs, "Role", c.ns, "")
+			role := manifests.Find(objs, "Role", c.ns, "")
 			for _, o := range objs {
 				if o.GetKind() == "Role" && strings.HasSuffix(o.GetName(), "-leader-election") {
 					role = o
 				}
 			}
-			lease := fmt.Sprint(convert[rbacv1.Role](t, role).Rules[1].ResourceNames)
+			lease := fmt.Sprint(manifests.Convert[rbacv1.Role](t, role).Rules[1].ResourceNames)
 			if !cfg.LeaderElection.Enabled || "["+cfg.LeaderElection.LeaseName+"]" != lease || cfg.LeaderElection.Namespace != c.ns {
 				t.Errorf("leader election %+v, the Role grants the Lease %s", cfg.LeaderElection, lease)
 			}
@@ -428,7 +371,7 @@ func TestConfigLoads(t *testing.T) {
 				t.Errorf("allowedNamespaces %q, want %q", cfg.Kubernetes.AllowedNamespaces, c.target)
 			}
 			for _, ns := range c.target {
-				if find(objs, "RoleBinding", ns, "") == nil {
+				if manifests.Find(objs, "RoleBinding", ns, "") == nil {
 					t.Errorf("allowed namespace %s has no RoleBinding", ns)
 				}
 			}

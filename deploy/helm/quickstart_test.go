@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/tests/manifests"
 )
 
 // setFlag matches one `--set KEY=VALUE` of a shell command line, the value
@@ -57,8 +58,8 @@ func TestREADMEQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the quickstart's helm install fails: %v", err)
 	}
-	objs := objects(t, manifest)
-	cm := convert[corev1.ConfigMap](t, find(objs, "ConfigMap", "flink-gitops", ""))
+	objs := manifests.Split(t, manifest)
+	cm := manifests.Convert[corev1.ConfigMap](t, manifests.Find(objs, "ConfigMap", "flink-gitops", ""))
 	root := t.TempDir()
 	data := strings.ReplaceAll(cm.Data["config.yaml"], "/var/run/secrets/", root+"/var/run/secrets/")
 	token := filepath.Join(root, "var/run/secrets/flink-gitops/git/token")
@@ -81,7 +82,7 @@ func TestREADMEQuickstart(t *testing.T) {
 		t.Errorf("quickstart config: namespaces %q, entry points %q, token file %q, webhook %q; want [flink], [apps/*], a token file, no webhook",
 			cfg.Kubernetes.AllowedNamespaces, cfg.Git.EntryPoints, cfg.Git.Auth.TokenFile, cfg.Webhook.Listen)
 	}
-	if find(objs, "RoleBinding", "flink", "") == nil {
+	if manifests.Find(objs, "RoleBinding", "flink", "") == nil {
 		t.Error("no RoleBinding in namespace flink")
 	}
 }

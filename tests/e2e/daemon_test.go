@@ -28,20 +28,18 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/tests/access"
+	"github.com/flink-gitops/flink-gitops/tests/manifests"
 	"github.com/flink-gitops/flink-gitops/tests/stack"
 	"github.com/flink-gitops/flink-gitops/tests/testbed/kube"
 )
@@ -55,46 +53,6 @@ const (
 func deployDir(sub string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", sub)
-}
-
-// kustomizeBuild builds a kustomization from disk, as `kubectl apply -k` would.
-func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
-	t.Helper()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var out []*unstructured.Unstructured
-	for _, r := range m.Resources() {
-		obj, err := r.Map()
-		if err != nil {
-			t.Fatalf("kustomize build %s: %v", dir, err)
-		}
-		out = append(out, &unstructured.Unstructured{Object: obj})
-	}
-	return out
-}
-
-// find returns the built object of kind (and name, if not empty).
-func find(objs []*unstructured.Unstructured, kind, namespace, name string) *unstructured.Unstructured {
-	for _, o := range objs {
-		if o.GetKind() == kind && (namespace == "" || o.GetNamespace() == namespace) && (name == "" || o.GetName() == name) {
-			return o
-		}
-	}
-	return nil
-}
-
-func convert[T any](t *testing.T, o *unstructured.Unstructured) *T {
-	t.Helper()
-	if o == nil {
-		t.Fatalf("missing object of type %T", *new(T))
-	}
-	var v T
-	if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &v); err != nil {
-		t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-	}
-	return &v
 }
 
 // applier server-side applies built objects with a dynamic client.
@@ -146,7 +104,7 @@ func (a *applier) apply(ctx context.Context, obj *unstructured.Unstructured, dry
 // The build and the checks are pure and run under -short too; the apply
 // subtest needs the test bed.
 func TestDeployManifests(t *testing.T) {
-	base := kustomizeBuild(t, deployDir("base"))
+	base := manifests.Build(t, deployDir("base"))
 	var kinds []string
 	for _, o := range base {
 		kinds = append(kinds, o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName())
@@ -162,7 +120,7 @@ func TestDeployManifests(t *testing.T) {
 	}
 
 	// The Deployment: probes, limits, hardening, config and secrets as files.
-	d := convert[appsv1.Deployment](t, find(base, "Deployment", "", ""))
+	d := manifests.Convert[appsv1.Deployment](t, manifests.Find(base, "Deployment", "", ""))
 	ps := d.Spec.Template.Spec
 	c := ps.Containers[0]
 	if ps.ServiceAccountName != installName {
@@ -202,7 +160,7 @@ func TestDeployManifests(t *testing.T) {
 
 	// The shipped config is valid as the pod loads it: the Secrets' files
 	// (keys token and secret, see deploy/README.md) are where it reads them.
-	cm := convert[corev1.ConfigMap](t, find(base, "ConfigMap", "", ""))
+	cm := manifests.Convert[corev1.ConfigMap](t, manifests.Find(base, "ConfigMap", "", ""))
 	root := t.TempDir() // the pod's filesystem
 	for vol, key := range map[string]string{"git-token": "token", "webhook-secret": "secret"} {
 		p := filepath.Join(root, mounts[vol].MountPath, key)
@@ -243,24 +201,24 @@ func TestDeployManifests(t *testing.T) {
 	}
 	// Every allowed namespace has its RoleBinding; nothing binds cluster-wide.
 	for _, ns := range dc.Kubernetes.AllowedNamespaces {
-		rb := find(base, "RoleBinding", ns, installName)
+		rb := manifests.Find(base, "RoleBinding", ns, installName)
 		if rb == nil {
 			t.Errorf("allowed namespace %s has no RoleBinding", ns)
 		}
 	}
-	if find(base, "ClusterRoleBinding", "", "") != nil {
+	if manifests.Find(base, "ClusterRoleBinding", "", "") != nil {
 		t.Error("deploy/base must not bind cluster-wide")
 	}
 
 	// The namespaced overlay: nothing cluster-scoped, the same rules as a Role.
-	nsObjs := kustomizeBuild(t, deployDir("overlays/namespaced"))
+	nsObjs := manifests.Build(t, deployDir("overlays/namespaced"))
 	for _, o := range nsObjs {
 		if o.GetNamespace() != "flink" {
 			t.Errorf("namespaced overlay: %s %s is in namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 		}
 	}
-	role := convert[rbacv1.Role](t, find(nsObjs, "Role", "flink", installName))
-	cr := convert[rbacv1.ClusterRole](t, find(base, "ClusterRole", "", installName))
+	role := manifests.Convert[rbacv1.Role](t, manifests.Find(nsObjs, "Role", "flink", installName))
+	cr := manifests.Convert[rbacv1.ClusterRole](t, manifests.Find(base, "ClusterRole", "", installName))
 	if fmt.Sprint(role.Rules) != fmt.Sprint(cr.Rules) {
 		t.Errorf("namespaced Role rules differ from the ClusterRole's:\n%v\n%v", role.Rules, cr.Rules)
 	}
@@ -268,7 +226,7 @@ func TestDeployManifests(t *testing.T) {
 		if o.GetKind() != "RoleBinding" {
 			continue
 		}
-		rb := convert[rbacv1.RoleBinding](t, o)
+		rb := manifests.Convert[rbacv1.RoleBinding](t, o)
 		if rb.RoleRef.Kind != "Role" || len(rb.Subjects) != 1 || rb.Subjects[0].Namespace != "flink" {
 			t.Errorf("namespaced RoleBinding %s: roleRef %+v subjects %+v", rb.Name, rb.RoleRef, rb.Subjects)
 		}
@@ -282,7 +240,7 @@ func TestDeployManifests(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		ap := newApplier(t, kc.RESTConfig())
-		if err := ap.apply(ctx, find(base, "Namespace", "", installNS), false); err != nil {
+		if err := ap.apply(ctx, manifests.Find(base, "Namespace", "", installNS), false); err != nil {
 			t.Fatal(err)
 		}
 		if err := ap.apply(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "flink"}}}, false); err != nil {
@@ -309,7 +267,7 @@ func installRBAC(t *testing.T, kc *kube.Cluster, namespaces ...string) *rest.Con
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ap := newApplier(t, kc.RESTConfig())
-	for _, o := range kustomizeBuild(t, deployDir("base")) {
+	for _, o := range manifests.Build(t, deployDir("base")) {
 		switch o.GetKind() {
 		case "Namespace", "ServiceAccount", "ClusterRole", "Role":
 			if err := ap.apply(ctx, o, false); err != nil {
