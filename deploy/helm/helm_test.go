@@ -315,6 +315,33 @@ func TestDeploymentMatchesKustomize(t *testing.T) {
 	}
 }
 
+// loadConfig loads the config in the chart's ConfigMap cm with the daemon's
+// loader, as a pod of namespace ns would: the secret files (paths under
+// /var/run/secrets/flink-gitops) exist, moved under a temporary root.
+func loadConfig(t *testing.T, cm *corev1.ConfigMap, ns string, secrets ...string) *config.Config {
+	t.Helper()
+	root := t.TempDir()
+	text := strings.ReplaceAll(cm.Data["config.yaml"], "/var/run/secrets/", root+"/var/run/secrets/")
+	for _, f := range secrets {
+		p := filepath.Join(root, "var/run/secrets/flink-gitops", f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(root, "config.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: file, Environ: []string{"FLINK_GITOPS_LEADER_ELECTION_NAMESPACE=" + ns}})
+	if err != nil {
+		t.Fatalf("the chart's config does not load:\n%s\n%v", cm.Data["config.yaml"], err)
+	}
+	return cfg
+}
+
 // TestConfigLoads: the config the chart renders loads in the daemon with
 // the Secrets mounted where the pod has them, and says what the objects
 // say (namespaces bound, the Lease the Role grants, the ports).
@@ -338,25 +365,7 @@ func TestConfigLoads(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			objs := manifests.Split(t, must(render(t, "rel", c.ns, c.vals)))
 			cm := manifests.Convert[corev1.ConfigMap](t, manifests.Find(objs, "ConfigMap", c.ns, ""))
-			root := t.TempDir()
-			text := strings.ReplaceAll(cm.Data["config.yaml"], "/var/run/secrets/", root+"/var/run/secrets/")
-			for _, f := range []string{"git/token", "webhook/secret"} {
-				p := filepath.Join(root, "var/run/secrets/flink-gitops", f)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			file := filepath.Join(root, "config.yaml")
-			if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Load(config.Sources{File: file, Environ: []string{"FLINK_GITOPS_LEADER_ELECTION_NAMESPACE=" + c.ns}})
-			if err != nil {
-				t.Fatalf("the chart's config does not load:\n%s\n%v", cm.Data["config.yaml"], err)
-			}
+			cfg := loadConfig(t, cm, c.ns, "git/token", "webhook/secret")
 			role := manifests.Find(objs, "Role", c.ns, "")
 			for _, o := range objs {
 				if o.GetKind() == "Role" && strings.HasSuffix(o.GetName(), "-leader-election") {

@@ -11,7 +11,6 @@ import (
 	"helm.sh/helm/v4/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/tests/manifests"
 )
 
@@ -60,23 +59,7 @@ func TestREADMEQuickstart(t *testing.T) {
 	}
 	objs := manifests.Split(t, manifest)
 	cm := manifests.Convert[corev1.ConfigMap](t, manifests.Find(objs, "ConfigMap", "flink-gitops", ""))
-	root := t.TempDir()
-	data := strings.ReplaceAll(cm.Data["config.yaml"], "/var/run/secrets/", root+"/var/run/secrets/")
-	token := filepath.Join(root, "var/run/secrets/flink-gitops/git/token")
-	if err := os.MkdirAll(filepath.Dir(token), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(token, []byte("x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(root, "config.yaml")
-	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Sources{File: file, Environ: []string{"FLINK_GITOPS_LEADER_ELECTION_NAMESPACE=flink-gitops"}})
-	if err != nil {
-		t.Fatalf("the quickstart's config does not load:\n%s\n%v", cm.Data["config.yaml"], err)
-	}
+	cfg := loadConfig(t, cm, "flink-gitops", "git/token")
 	if !slices.Equal(cfg.Kubernetes.AllowedNamespaces, []string{"flink"}) || !slices.Equal(cfg.Git.EntryPoints, []string{"apps/*"}) ||
 		cfg.Git.Auth.TokenFile == "" || cfg.Webhook.Listen != "" {
 		t.Errorf("quickstart config: namespaces %q, entry points %q, token file %q, webhook %q; want [flink], [apps/*], a token file, no webhook",
