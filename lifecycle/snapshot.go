@@ -11,7 +11,8 @@ import (
 )
 
 // A FlinkStateSnapshot committed to Git asks for one savepoint of a job
-// (or records one that already exists). Its record is a write-ahead log
+// (or records one that already exists), or one checkpoint of it
+// (snapshotcheckpoint.go). Its record is a write-ahead log
 // like the others: the trigger id is chosen and persisted before the
 // savepoint is triggered, and the job's latest savepoint before it, so a
 // daemon killed at any point takes the savepoint once. The spec it acted
@@ -79,7 +80,7 @@ func (p *pass) reconcileSnapshot(ctx context.Context) (Result, error) {
 		return Result{}, nil
 	}
 	spec, err := decodeSpec[v1beta1.FlinkStateSnapshotSpec](s.Spec, "snapshot spec")
-	if err != nil || spec == nil || spec.Savepoint == nil {
+	if err != nil || spec == nil || spec.Savepoint == nil && spec.Checkpoint == nil {
 		return Result{}, err // nothing acted on yet, and nothing known to act on
 	}
 	defer p.mirrorSnapshotState()
@@ -88,13 +89,13 @@ func (p *pass) reconcileSnapshot(ctx context.Context) (Result, error) {
 		return Result{}, nil
 	}
 	if p.rec.Operation == nil {
-		if spec.Savepoint.Exists() {
+		if spec.Savepoint != nil && spec.Savepoint.Exists() {
 			p.snapshotDone(ctx, spec.Savepoint.Path, "existing savepoint recorded: "+spec.Savepoint.Path)
 			return Result{}, nil
 		}
 		s.Status.TriggerID = flinkclient.NewTriggerID()
 		s.Status.TriggerTimestamp = p.now().UTC().Format(time.RFC3339)
-		op := &Operation{Kind: OpSnapshot, Phase: PhaseTriggerSavepoint, TriggerID: s.Status.TriggerID, TriggerType: v1beta1.TriggerManual}
+		op := &Operation{Kind: OpSnapshot, Phase: snapshotTriggerPhase(spec), TriggerID: s.Status.TriggerID, TriggerType: v1beta1.TriggerManual}
 		if err := p.begin(ctx, op); err != nil {
 			return Result{}, err
 		}
@@ -108,6 +109,10 @@ func (p *pass) reconcileSnapshot(ctx context.Context) (Result, error) {
 		wait, err = p.triggerSnapshot(ctx, spec)
 	case PhaseAwaitSavepoint:
 		wait, err = p.awaitSnapshot(ctx)
+	case PhaseTriggerCheckpoint:
+		wait, err = p.triggerSnapshotCheckpoint(ctx, spec)
+	case PhaseAwaitCheckpoint:
+		wait, err = p.awaitSnapshotCheckpoint(ctx)
 	default:
 		err = fmt.Errorf("snapshot operation in unknown phase %q", p.rec.Operation.Phase)
 	}
@@ -293,7 +298,11 @@ func (p *pass) snapshotDone(ctx context.Context, path, msg string) {
 	if s.Common.Error != errSpecChanged {
 		s.Common.Error = ""
 	}
-	p.r.Events.Normal(ctx, p.rec, ReasonSavepoint, msg)
+	reason := ReasonSavepoint
+	if op := p.rec.Operation; op != nil && op.Phase == PhaseAwaitCheckpoint {
+		reason = ReasonCheckpoint
+	}
+	p.r.Events.Normal(ctx, p.rec, reason, msg)
 	p.finish(msg)
 }
 
@@ -334,12 +343,12 @@ func (p *pass) snapshotFailed(ctx context.Context, spec *v1beta1.FlinkStateSnaps
 		p.finish("failed: " + err.Error())
 		return Result{}
 	}
-	if op.Phase == PhaseAwaitSavepoint && errors.Is(err, flinkclient.ErrOperationFailed) {
-		// Flink failed this savepoint (not the REST call): a new try
-		// needs a new trigger id, as Flink remembers the failed one.
+	if (op.Phase == PhaseAwaitSavepoint || op.Phase == PhaseAwaitCheckpoint) && errors.Is(err, flinkclient.ErrOperationFailed) {
+		// Flink failed this savepoint or checkpoint (not the REST call): a
+		// new try needs a new trigger id, as Flink remembers the failed one.
 		op.TriggerID = flinkclient.NewTriggerID()
 		op.SavepointBefore = nil
-		op.Phase = PhaseTriggerSavepoint
+		op.Phase = snapshotTriggerPhase(spec)
 		s.Status.TriggerID = op.TriggerID
 		s.Status.TriggerTimestamp = p.now().UTC().Format(time.RFC3339)
 		s.Status.State = v1beta1.SnapshotTriggerPending
@@ -360,8 +369,12 @@ func (p *pass) removeSnapshot(ctx context.Context) (Result, error) {
 		return Result{}, nil
 	}
 	spec, _ := decodeSpec[v1beta1.FlinkStateSnapshotSpec](s.Spec, "snapshot spec")
-	if op := p.rec.Operation; op != nil && op.Phase == PhaseAwaitSavepoint {
-		wait, err := p.awaitSnapshot(ctx)
+	if op := p.rec.Operation; op != nil && (op.Phase == PhaseAwaitSavepoint || op.Phase == PhaseAwaitCheckpoint) {
+		await := p.awaitSnapshot
+		if op.Phase == PhaseAwaitCheckpoint {
+			await = p.awaitSnapshotCheckpoint
+		}
+		wait, err := await(ctx)
 		if err != nil || wait {
 			p.mirrorSnapshotState()
 			return p.fast(), nil
@@ -423,12 +436,18 @@ func planSnapshot(rec *Record, desired *Desired) Action {
 			s.Status.State == v1beta1.SnapshotCompleted {
 			a.Warnings = append(a.Warnings, "disposes of savepoint "+s.Status.Path+" (spec.savepoint.disposeOnDelete; set it to false to keep the files)")
 		}
+		if spec != nil && spec.Checkpoint != nil && s.Status.Path != "" {
+			a.Warnings = append(a.Warnings, "keeps checkpoint "+s.Status.Path+" (a checkpoint belongs to Flink, which subsumes it; it is never disposed of)")
+		}
 		return a
 	}
 	sp := desired.Snapshot.Spec.Savepoint
 	if rec == nil || rec.Snapshot == nil || rec.Snapshot.SpecHash == "" {
 		if sp != nil && sp.Exists() {
 			return Action{Kind: ActionUpdate, Warnings: []string{"records the existing savepoint " + sp.Path + " without triggering one"}}
+		}
+		if desired.Snapshot.Spec.Checkpoint != nil {
+			return Action{Kind: ActionCheckpoint}
 		}
 		return Action{Kind: ActionSavepoint}
 	}
