@@ -26,10 +26,23 @@ spec:
     disposeOnDelete: true
 `
 
+const checkpointSnapshotSpec = `apiVersion: flink.apache.org/v1beta1
+kind: FlinkStateSnapshot
+metadata:
+  name: checkpoint-1
+  namespace: NAMESPACE
+spec:
+  jobReference:
+    kind: FlinkDeployment
+    name: counter
+  checkpoint: {}
+`
+
 // TestSnapshotThroughGit: a FlinkStateSnapshot committed next to its
 // application takes a savepoint on real Flink (2.2 and 1.20); its path is
 // on the status branch, the files exist; removing it from Git disposes of
-// them.
+// them. In the same push a checkpoint FlinkStateSnapshot takes a
+// checkpoint through the REST trigger, its path on the status branch.
 func TestSnapshotThroughGit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -71,10 +84,25 @@ func snapshotThroughGit(t *testing.T, flink1 bool) {
 		t.Fatalf("job changed from %s to %s", rs.JobID, app.JobID)
 	}
 
-	e.push("drop the snapshot", map[string]string{
-		"apps/counter/kustomization.yaml": "resources: [spec.yaml]\n",
+	start = time.Now()
+	commit = e.push("drop the savepoint snapshot, take a checkpoint snapshot", map[string]string{
+		"apps/counter/kustomization.yaml": "resources: [spec.yaml, checkpoint.yaml]\n",
 		"apps/counter/snapshot.yaml":      "",
+		"apps/counter/checkpoint.yaml":    checkpointSnapshotSpec,
 	})
+	st = e.wait("FlinkStateSnapshot", "checkpoint-1", "the snapshot's checkpoint", 3*time.Minute, func(rs lifecycle.ResourceStatus) bool {
+		return rs.Snapshot != nil && rs.Snapshot.State != v1beta1.SnapshotTriggerPending && rs.Snapshot.State != v1beta1.SnapshotInProgress
+	})
+	t.Logf("push to checkpoint COMPLETED on the status branch: %s", time.Since(start).Round(time.Millisecond))
+	// Flink subsumes checkpoints, so the files may be gone by now: the
+	// path is checked, not the disk.
+	if cp := st.Snapshot; cp.State != v1beta1.SnapshotCompleted || !strings.Contains(cp.Path, "/checkpoints/"+rs.JobID+"/chk-") ||
+		cp.TriggerID == "" || cp.Failures != 0 || st.LastReconciledCommit != commit {
+		t.Fatalf("checkpoint snapshot status %+v (commit %s, want %s)", cp, st.LastReconciledCommit, commit)
+	}
+	if app := e.wait("FlinkDeployment", "counter", "still running", time.Minute, stableAt("")); app.JobID != rs.JobID {
+		t.Fatalf("job changed from %s to %s", rs.JobID, app.JobID)
+	}
 	e.wait("FlinkStateSnapshot", "manual-1", "the snapshot deleted", 2*time.Minute, func(rs lifecycle.ResourceStatus) bool {
 		return rs.LifecycleState == "DELETED"
 	})
