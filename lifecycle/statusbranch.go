@@ -56,6 +56,10 @@ type ResourceStatus struct {
 	UpgradeSavepointPath string `json:"upgradeSavepointPath,omitempty"`
 	// Savepoints, newest first.
 	Savepoints []SavepointEntry `json:"savepoints,omitempty"`
+	// Snapshots are the savepoints and checkpoints the daemon took of the
+	// job by itself, newest first, as the operator lists them as
+	// FlinkStateSnapshot resources (snapshotlist.go).
+	Snapshots []SnapshotEntry `json:"snapshots,omitempty"`
 	// LastCheckpoint is the newest checkpoint taken on request (nonce or
 	// periodic.checkpoint.interval); CheckpointInProgress its trigger while
 	// one is taken.
@@ -233,6 +237,17 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 		for i := len(si.SavepointHistory) - 1; i >= 0; i-- {
 			rs.Savepoints = append(rs.Savepoints, savepointEntry(si.SavepointHistory[i]))
 		}
+	}
+	if snapshotResourcesEnabled(r) {
+		var hist []v1beta1.Savepoint
+		if si := c.JobStatus.SavepointInfo; si != nil {
+			hist = si.SavepointHistory
+		}
+		var last *v1beta1.Checkpoint
+		if ci := c.JobStatus.CheckpointInfo; ci != nil {
+			last = ci.LastCheckpoint
+		}
+		rs.Snapshots = snapshotEntries(r.Name, hist, last)
 	}
 	return rs
 }

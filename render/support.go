@@ -91,6 +91,8 @@ var KeyRules = []Rule{
 	{Name: "kubernetes.operator.savepoint.format.type", Support: Honoured, typ: typeSavepointFormat},
 	{Name: "kubernetes.operator.savepoint.history.max.age", Support: Honoured, typ: typeDuration},
 	{Name: "kubernetes.operator.savepoint.history.max.count", Support: Honoured, typ: typeInt},
+	{Name: "kubernetes.operator.snapshot.resource.enabled", Support: Honoured, typ: typeBool,
+		Note: "true (default): the job's upgrade, periodic and nonce savepoints (and last requested checkpoint) are listed as the operator's snapshot resources under snapshots: in its status-branch file; false: not listed"},
 	{Name: "kubernetes.operator.jm-deployment-recovery.enabled", Support: Honoured, Fixed: "true", typ: typeBool,
 		Note: "a JobManager Deployment deleted by hand is always redeployed"},
 	{Name: "kubernetes.operator.session.deletion.block-on-session-jobs", Support: Honoured, Fixed: "true", typ: typeBool,
@@ -118,7 +120,6 @@ var KeyRules = []Rule{
 	{Name: "kubernetes.operator.plugins.listeners.<name>.class", Support: Warned, typ: typeString, Note: "operator plugins do not exist in flink-gitops"},
 	{Name: "kubernetes.operator.savepoint.dispose-on-delete", Support: Warned, typ: typeBool, Note: noteLater},
 	{Name: "kubernetes.operator.savepoint.trigger.grace-period", Support: Warned, typ: typeDuration, Note: noteLater},
-	{Name: "kubernetes.operator.snapshot.resource.enabled", Support: Warned, typ: typeBool, Note: "FlinkStateSnapshot resources are " + noteLater},
 
 	// Operator-wide options: they have no effect in a resource, in the
 	// operator either.
