@@ -217,6 +217,12 @@ func TestDeployUpgradeBadSpecFixDelete(t *testing.T) {
 	if rs.JobID == job1 || len(rs.Savepoints) == 0 || rs.Savepoints[0].Trigger != "UPGRADE" || rs.UpgradeSavepointPath != rs.Savepoints[0].Path {
 		t.Fatalf("upgrade not visible on the status branch: %+v", rs)
 	}
+	// Listed as the operator lists the snapshot resource it creates for an
+	// upgrade savepoint (kubernetes.operator.snapshot.resource.enabled).
+	if len(rs.Snapshots) == 0 || rs.Snapshots[0].Trigger != "UPGRADE" || rs.Snapshots[0].Path != rs.Savepoints[0].Path ||
+		!strings.HasPrefix(rs.Snapshots[0].Name, "counter-savepoint-upgrade-") {
+		t.Fatalf("upgrade savepoint not listed as a snapshot: %+v", rs.Snapshots)
+	}
 	after := e.progress("counter", rs.JobID, before+1)
 	t.Logf("upgraded %s -> %s via %s; counter %d -> %d", job1, rs.JobID, rs.Savepoints[0].Path, before, after)
 
