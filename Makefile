@@ -29,7 +29,7 @@ image-check: ## build the image twice from source: same digest, and its binary r
 	FLINK_GITOPS_IMAGE_BUILD=1 $(GO) test -count=1 -timeout 30m -run TestBuildFromSource -v ./deploy/image/
 
 matrix: ## the heaviest test-bed tests on every Flink version (make test runs their second version only here)
-	FLINK_GITOPS_MATRIX=1 $(GO) test -count=1 -timeout 90m -p 1 -run 'TestRescaleInPlaceTestbed|TestCheckpointsOnRequest|TestRestartFailedJobOnTestbed' -v ./lifecycle/
+	FLINK_GITOPS_MATRIX=1 $(GO) test -count=1 -timeout 90m -p 1 -run 'TestRescaleInPlaceTestbed|TestCheckpointsOnRequest|TestRestartFailedJobOnTestbed|TestHealthCheckRestartOnTestbed|TestLastStateMaxCheckpointAgeOnTestbed' -v ./lifecycle/
 
 testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd)
 	bash tests/scripts/testbed.sh

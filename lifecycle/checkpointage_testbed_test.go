@@ -10,10 +10,11 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
+	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
-// TestLastStateMaxCheckpointAgeOnTestbed (Flink 2.2): a last-state upgrade
-// of a running job whose newest checkpoint is older than
+// TestLastStateMaxCheckpointAgeOnTestbed (Flink 2.2; 1.20 in make matrix):
+// a last-state upgrade of a running job whose newest checkpoint is older than
 // kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age
 // (here: the job checkpoints once an hour, so it has none, and it started
 // longer ago than the limit) stops the job with a savepoint instead of
@@ -24,10 +25,21 @@ func TestLastStateMaxCheckpointAgeOnTestbed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("test bed")
 	}
+	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
+		t.Run(v.version, func(t *testing.T) {
+			if v.version == "v1_20" {
+				flinktb.MatrixOnly(t)
+			}
+			maxCheckpointAgeOnTestbed(t, v.image, v.version)
+		})
+	}
+}
+
+func maxCheckpointAgeOnTestbed(t *testing.T, image, version string) {
 	const name, maxAge = "aged", 10 * time.Second
 	b := newBed(t)
 	spec := func(parallelism int) string {
-		doc := b.appSpec(name, "flink:2.2", "v2_2", "last-state",
+		doc := b.appSpec(name, image, version, "last-state",
 			"    kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age: "+maxAge.String(), parallelism)
 		out := strings.Replace(doc, `"--checkpoint-interval-ms", "1000"`, `"--checkpoint-interval-ms", "3600000"`, 1)
 		if out == doc {
@@ -61,7 +73,7 @@ func TestLastStateMaxCheckpointAgeOnTestbed(t *testing.T) {
 	start := time.Now()
 	r = b.until(lifecycle.KindDeployment, name, b.render(spec(2)), "the last-state upgrade", 4*time.Minute, newJob(old))
 	t.Logf("last-state upgrade with a savepoint instead: %s", time.Since(start).Round(time.Millisecond))
-	b.logOverhead("last-state upgrade, checkpoint too old (2.2)", name, name, r.Common().JobStatus.JobID)
+	b.logOverhead("last-state upgrade, checkpoint too old ("+version+")", name, name, r.Common().JobStatus.JobID)
 	si := r.Common().JobStatus.SavepointInfo
 	if si == nil || si.LastSavepoint == nil || si.LastSavepoint.TriggerType != v1beta1.TriggerUpgrade ||
 		!strings.Contains(si.LastSavepoint.Location, b.state+"/savepoints/") {

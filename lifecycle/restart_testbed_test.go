@@ -116,15 +116,29 @@ func TestRestartFailedJobOnTestbed(t *testing.T) {
 	}
 }
 
-// TestHealthCheckRestartOnTestbed (Flink 2.2): a job that keeps restarting
+// TestHealthCheckRestartOnTestbed (Flink 2.2; 1.20 in make matrix): a job that keeps restarting
 // within Flink (fixed-delay restart strategy, the --fail-file switch on)
 // goes over kubernetes.operator.cluster.health-check.restarts.threshold;
 // the reconciler restarts it from its newest checkpoint and says why.
 func TestHealthCheckRestartOnTestbed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("test bed")
+	}
+	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
+		t.Run(v.version, func(t *testing.T) {
+			if v.version == "v1_20" {
+				flinktb.MatrixOnly(t)
+			}
+			healthCheckOnTestbed(t, v.image, v.version)
+		})
+	}
+}
+
+func healthCheckOnTestbed(t *testing.T, image, version string) {
 	b := newBed(t)
 	const name = "flapping"
 	sw := filepath.Join(b.state, "fail-now")
-	d := b.render(withJobArgs(b.appSpec(name, "flink:2.2", "v2_2", "last-state", `    kubernetes.operator.cluster.health-check.enabled: "true"
+	d := b.render(withJobArgs(b.appSpec(name, image, version, "last-state", `    kubernetes.operator.cluster.health-check.enabled: "true"
     kubernetes.operator.cluster.health-check.restarts.threshold: "2"
     kubernetes.operator.cluster.health-check.restarts.window: 2m
     restart-strategy.type: fixed-delay
@@ -168,5 +182,5 @@ func TestHealthCheckRestartOnTestbed(t *testing.T) {
 	first := b.continues(name, jobID, before)
 	t.Logf("job %s restarted by Flink %s times; health check restarted it as %s from %s; counter %d -> %d; reason: %s",
 		old, m["numRestarts"], jobID, restore, before, first, r.Restarts.Reason)
-	b.logOverhead("health check restart (2.2)", name, name, jobID)
+	b.logOverhead("health check restart ("+version+")", name, name, jobID)
 }
