@@ -340,7 +340,9 @@ func (p *pass) decide(ctx context.Context, obs *observation) (*Operation, error)
 	if op := p.autoRestart(ctx, obs.job, tgt.FlinkConfiguration, tgt.Job == nil || nowSuspended, newOp); op != nil {
 		return op, nil
 	}
-	if tgt.Job != nil && obs.job != nil && obs.job.State == flinkclient.JobRunning {
+	// Snapshots wait until every task runs: Flink refuses them while some are
+	// still being deployed, which a job that just reached RUNNING often is.
+	if tgt.Job != nil && obs.job != nil && obs.job.State == flinkclient.JobRunning && tasksRunning(obs.job) {
 		if nonceChanged(p.rec.LastSavepointNonce, tgt.Job.SavepointTriggerNonce) {
 			op := &Operation{Kind: OpSavepoint, Phase: PhaseTriggerSavepoint, TriggerID: flinkclient.NewTriggerID(),
 				TriggerType: v1beta1.TriggerManual, TriggerNonce: tgt.Job.SavepointTriggerNonce, StoppedJobID: obs.job.ID}
@@ -952,6 +954,16 @@ func (p *pass) takenSavepoint(ctx context.Context, f Flink) string {
 // retried a few times, then the upgrade stops and says why.
 func (p *pass) savepointFailed(ctx context.Context, cause error) error {
 	op := p.rec.Operation
+	if op.Kind == OpSavepoint && tasksStarting(cause) && op.SavepointFailures < checkpointRetries {
+		// Refused because tasks were still being deployed (they can restart
+		// after the decision): ask again shortly under a new trigger id,
+		// persisted before it is sent, as for checkpoints.
+		op.SavepointFailures++
+		p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseTriggerSavepoint, "attempt", op.SavepointFailures)
+		op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerSavepoint, p.now()
+		op.NextAttempt, op.Message, op.SavepointBefore = p.now().Add(2*time.Second), cause.Error(), nil
+		return p.persist(ctx)
+	}
 	msg := "savepoint failed: " + cause.Error()
 	p.r.Events.Warn(ctx, p.rec, ReasonSavepointError, msg)
 	if op.Kind == OpSavepoint {
@@ -964,11 +976,16 @@ func (p *pass) savepointFailed(ctx context.Context, cause error) error {
 		p.finish(msg)
 		return nil
 	}
-	if op.Attempts >= 2 {
-		p.fail(ctx, ReasonSavepointError, msg+"; the job keeps running the old spec. Fix the cause, or use upgradeMode: last-state, and push again")
+	if op.SavepointFailures >= 2 {
+		// Given up for this spec until a backoff passes or a new commit
+		// comes: without the hold-off the next pass would start the same
+		// upgrade, and its savepoint, again at once.
+		msg += "; the job keeps running the old spec. Fix the cause, or use upgradeMode: last-state, and push again"
+		p.holdOff(op.TargetHash, op.Source, msg)
+		p.fail(ctx, ReasonSavepointError, msg)
 		return nil
 	}
-	op.Attempts++
+	op.SavepointFailures++
 	op.Message = msg
 	op.Phase = PhaseStopJob
 	return p.persist(ctx)

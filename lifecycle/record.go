@@ -235,6 +235,10 @@ type Operation struct {
 	// when the phase is tried again after a failure (zero: at once).
 	Attempts    int       `json:"attempts,omitempty"`
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// SavepointFailures counts the savepoints of this operation Flink
+	// failed; unlike Attempts it survives phase changes, so a savepoint
+	// that keeps failing is given up on.
+	SavepointFailures int `json:"savepointFailures,omitempty"`
 	// Requirements are the resource requirements a rescale sends,
 	// persisted before they are sent.
 	Requirements flinkclient.ResourceRequirements `json:"requirements,omitempty"`
