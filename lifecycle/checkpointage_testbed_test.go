@@ -10,7 +10,6 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
-	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
 // TestLastStateMaxCheckpointAgeOnTestbed (Flink 2.2; 1.20 in make matrix):
@@ -25,14 +24,7 @@ func TestLastStateMaxCheckpointAgeOnTestbed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("test bed")
 	}
-	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
-		t.Run(v.version, func(t *testing.T) {
-			if v.version == "v1_20" {
-				flinktb.MatrixOnly(t)
-			}
-			maxCheckpointAgeOnTestbed(t, v.image, v.version)
-		})
-	}
+	onFlinkVersions(t, maxCheckpointAgeOnTestbed)
 }
 
 func maxCheckpointAgeOnTestbed(t *testing.T, image, version string) {

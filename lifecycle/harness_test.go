@@ -416,3 +416,16 @@ func (b *bed) logOverhead(label, name, clusterName, newJobID string) {
 		by["daemon"].Round(time.Millisecond), detect.Round(time.Millisecond), own.Round(time.Millisecond), nsteps,
 		(own / time.Duration(max(nsteps, 1))).Round(time.Millisecond), busy.Round(time.Millisecond), n, longest.Round(time.Millisecond))
 }
+
+// onFlinkVersions runs fn as a subtest on Flink 2.2 (make test) and 1.20
+// (make matrix only: flinktb.MatrixOnly).
+func onFlinkVersions(t *testing.T, fn func(t *testing.T, image, version string)) {
+	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
+		t.Run(v.version, func(t *testing.T) {
+			if v.version == "v1_20" {
+				flinktb.MatrixOnly(t)
+			}
+			fn(t, v.image, v.version)
+		})
+	}
+}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
-	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
 
 // adaptiveConf puts a cluster on the adaptive scheduler, with the waits
@@ -38,14 +37,7 @@ func adaptiveConf(version string) string {
 // Deployment grows first; then the same change with in-place scaling off is
 // a full upgrade (new job id). Both are timed for docs/benchmarks.md.
 func TestRescaleInPlaceTestbed(t *testing.T) {
-	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
-		t.Run(v.version, func(t *testing.T) {
-			if v.version == "v1_20" {
-				flinktb.MatrixOnly(t)
-			}
-			rescaleOnTestbed(t, v.image, v.version)
-		})
-	}
+	onFlinkVersions(t, rescaleOnTestbed)
 }
 
 func rescaleOnTestbed(t *testing.T, image, version string) {

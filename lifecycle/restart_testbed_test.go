@@ -124,14 +124,7 @@ func TestHealthCheckRestartOnTestbed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("test bed")
 	}
-	for _, v := range []struct{ image, version string }{{"flink:2.2", "v2_2"}, {"flink:1.20", "v1_20"}} {
-		t.Run(v.version, func(t *testing.T) {
-			if v.version == "v1_20" {
-				flinktb.MatrixOnly(t)
-			}
-			healthCheckOnTestbed(t, v.image, v.version)
-		})
-	}
+	onFlinkVersions(t, healthCheckOnTestbed)
 }
 
 func healthCheckOnTestbed(t *testing.T, image, version string) {

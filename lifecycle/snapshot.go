@@ -206,23 +206,32 @@ func (p *pass) resolveTarget(ctx context.Context, ref *v1beta1.JobReference) (sn
 	return t, "", nil
 }
 
+// pinSnapshotJob resolves the snapshot's job once and persists it with its
+// cluster before anything is sent to Flink; it reports whether the snapshot
+// was abandoned instead (no such job running).
+func (p *pass) pinSnapshotJob(ctx context.Context, spec *v1beta1.FlinkStateSnapshotSpec) (bool, error) {
+	s, op := p.rec.Snapshot, p.rec.Operation
+	if op.StoppedJobID != "" {
+		return false, nil
+	}
+	t, abandon, err := p.resolveTarget(ctx, spec.JobReference)
+	if err != nil {
+		return false, err
+	}
+	if abandon != "" {
+		p.abandonSnapshot(ctx, abandon)
+		return true, nil
+	}
+	op.StoppedJobID, s.Cluster = t.jobID, t.cluster
+	return false, p.persist(ctx)
+}
+
 // triggerSnapshot triggers the savepoint with the persisted trigger id,
 // after persisting the job and its latest savepoint before the trigger.
 func (p *pass) triggerSnapshot(ctx context.Context, spec *v1beta1.FlinkStateSnapshotSpec) (bool, error) {
 	s, op := p.rec.Snapshot, p.rec.Operation
-	if op.StoppedJobID == "" {
-		t, abandon, err := p.resolveTarget(ctx, spec.JobReference)
-		if err != nil {
-			return false, err
-		}
-		if abandon != "" {
-			p.abandonSnapshot(ctx, abandon)
-			return false, nil
-		}
-		op.StoppedJobID, s.Cluster = t.jobID, t.cluster
-		if err := p.persist(ctx); err != nil {
-			return false, err
-		}
+	if abandoned, err := p.pinSnapshotJob(ctx, spec); abandoned || err != nil {
+		return false, err
 	}
 	f, err := p.r.Flink(p.rec.Namespace, s.Cluster)
 	if err != nil {

@@ -29,19 +29,8 @@ const snapshotCheckpointType = flinkclient.CheckpointFull
 // triggers the checkpoint with the persisted trigger id.
 func (p *pass) triggerSnapshotCheckpoint(ctx context.Context, spec *v1beta1.FlinkStateSnapshotSpec) (bool, error) {
 	s, op := p.rec.Snapshot, p.rec.Operation
-	if op.StoppedJobID == "" {
-		t, abandon, err := p.resolveTarget(ctx, spec.JobReference)
-		if err != nil {
-			return false, err
-		}
-		if abandon != "" {
-			p.abandonSnapshot(ctx, abandon)
-			return false, nil
-		}
-		op.StoppedJobID, s.Cluster = t.jobID, t.cluster
-		if err := p.persist(ctx); err != nil {
-			return false, err
-		}
+	if abandoned, err := p.pinSnapshotJob(ctx, spec); abandoned || err != nil {
+		return false, err
 	}
 	c, err := p.snapshotCheckpointer()
 	if err != nil {
