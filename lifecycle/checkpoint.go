@@ -64,6 +64,18 @@ func tasksStarting(err error) bool {
 	return strings.Contains(err.Error(), "Not all required tasks are currently running")
 }
 
+// retrigger sends the operation back to its trigger phase under a new
+// trigger id, to be tried shortly: Flink refused the last trigger because
+// the job's tasks were still being deployed (that id stays failed in
+// Flink). attempt is the caller's retry count; the caller persists, so the
+// new id is recorded before it is sent.
+func (p *pass) retrigger(to Phase, attempt int, cause error) {
+	op := p.rec.Operation
+	p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", to, "attempt", attempt)
+	op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), to, p.now()
+	op.NextAttempt, op.Message = p.now().Add(2*time.Second), cause.Error()
+}
+
 // checkpointPathWait bounds how long a completed checkpoint's path is
 // looked for in the job's checkpoint statistics (Flink caches them for
 // rest.cache.checkpoint-statistics.timeout, 3 s by default).
@@ -223,9 +235,7 @@ func (p *pass) awaitCheckpoint(ctx context.Context) (bool, error) {
 			// under a new trigger id (the old one stays failed in Flink),
 			// persisted before it is sent.
 			op.Attempts++
-			p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseTriggerCheckpoint, "attempt", op.Attempts)
-			op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerCheckpoint, p.now()
-			op.NextAttempt, op.Message = p.now().Add(2*time.Second), res.FailureCause.Error()
+			p.retrigger(PhaseTriggerCheckpoint, op.Attempts, res.FailureCause)
 			return true, p.persist(ctx)
 		}
 		return false, p.checkpointFailed(ctx, res.FailureCause)

@@ -959,9 +959,8 @@ func (p *pass) savepointFailed(ctx context.Context, cause error) error {
 		// after the decision): ask again shortly under a new trigger id,
 		// persisted before it is sent, as for checkpoints.
 		op.SavepointFailures++
-		p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseTriggerSavepoint, "attempt", op.SavepointFailures)
-		op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerSavepoint, p.now()
-		op.NextAttempt, op.Message, op.SavepointBefore = p.now().Add(2*time.Second), cause.Error(), nil
+		p.retrigger(PhaseTriggerSavepoint, op.SavepointFailures, cause)
+		op.SavepointBefore = nil
 		return p.persist(ctx)
 	}
 	msg := "savepoint failed: " + cause.Error()

@@ -53,6 +53,21 @@ func deployedApp(w *simWorld) *Record {
 	return r
 }
 
+// runningSessionJob deploys session cluster "session" and its savepoint-mode
+// session job "job" in w, and returns the job's record once it runs.
+func runningSessionJob(t *testing.T, w *simWorld) *Record {
+	t.Helper()
+	jar := filepath.Join(t.TempDir(), "counter.jar")
+	if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+		return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+	})
+	return w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")), "job",
+		func(r *Record) bool { return r.Operation == nil && r.Common().JobStatus.State == v1beta1.JobRunning })
+}
+
 // TestSnapshotSavepoint: a committed FlinkStateSnapshot takes one savepoint
 // of the referenced job into the given directory, records its path, takes
 // no other on later passes, and disposes of it when it leaves Git.
@@ -231,15 +246,7 @@ func TestSnapshotKinds(t *testing.T) {
 	})
 	t.Run("session job", func(t *testing.T) {
 		w := newSimWorld(t)
-		jar := filepath.Join(t.TempDir(), "counter.jar")
-		if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
-			return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
-		})
-		job := w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")), "job",
-			func(r *Record) bool { return r.Operation == nil && r.Common().JobStatus.State == v1beta1.JobRunning })
+		job := runningSessionJob(t, w)
 		r := w.until(KindSnapshot, "sj", w.desiredSnapshot("sj", savepointOf(KindSessionJob, "job")), "completed", snapState(v1beta1.SnapshotCompleted))
 		if len(w.flink.Savepoints) != 1 || w.flink.Savepoints[0].JobID != job.Common().JobStatus.JobID || r.Snapshot.Cluster != "session" {
 			t.Fatalf("savepoints %+v, record %s", w.flink.Savepoints, dumpRecord(r))

@@ -87,9 +87,7 @@ func (p *pass) awaitSnapshotCheckpoint(ctx context.Context) (bool, error) {
 			// the snapshot. Ask again shortly under a new trigger id (Flink
 			// keeps the old one failed), persisted before it is sent.
 			op.Attempts++
-			p.log.Info("step", "op", op.Kind, "from", op.Phase, "to", PhaseTriggerCheckpoint, "attempt", op.Attempts)
-			op.TriggerID, op.Phase, op.PhaseStarted = flinkclient.NewTriggerID(), PhaseTriggerCheckpoint, p.now()
-			op.NextAttempt, op.Message = p.now().Add(2*time.Second), cause.Error()
+			p.retrigger(PhaseTriggerCheckpoint, op.Attempts, cause)
 			s.Status.TriggerID, s.Status.State = op.TriggerID, v1beta1.SnapshotTriggerPending
 			return true, p.persist(ctx)
 		}

@@ -2,8 +2,6 @@ package lifecycle
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,15 +73,7 @@ func TestSnapshotCheckpoint(t *testing.T) {
 func TestSnapshotCheckpointKinds(t *testing.T) {
 	t.Run("session job", func(t *testing.T) {
 		w := newSimWorld(t)
-		jar := filepath.Join(t.TempDir(), "counter.jar")
-		if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
-			return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
-		})
-		job := w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeSavepoint, "10")), "job",
-			func(r *Record) bool { return r.Operation == nil && r.Common().JobStatus.State == v1beta1.JobRunning })
+		job := runningSessionJob(t, w)
 		r := w.until(KindSnapshot, "sj", w.desiredSnapshot("sj", checkpointOf(KindSessionJob, "job")), "completed", snapState(v1beta1.SnapshotCompleted))
 		cps := w.flink.triggeredCheckpoints(job.Common().JobStatus.JobID)
 		if len(cps) != 1 || r.Snapshot.Status.Path != cps[0].Path || r.Snapshot.Cluster != "session" {
