@@ -170,6 +170,22 @@ type Flink struct {
 	DefaultConfiguration map[string]string `koanf:"defaultConfiguration"`
 	// DefaultMode for specs that set none: standalone or native. Live.
 	DefaultMode string `koanf:"defaultMode"`
+	// TLS is the daemon's own TLS material for JobManagers whose REST API
+	// speaks HTTPS (security.ssl.rest.enabled) and whose spec names no
+	// Secret (flink-gitops.rest.tls.secret). Live.
+	TLS FlinkTLS `koanf:"tls"`
+}
+
+// FlinkTLS names PEM files (mounted Secrets) the daemon reads when it
+// connects; a rotated file is picked up at the next connection.
+type FlinkTLS struct {
+	// CAFile holds the CA certificates JobManagers' REST certificates are
+	// verified with.
+	CAFile string `koanf:"caFile"`
+	// CertFile and KeyFile are the client certificate and key presented to
+	// JobManagers with security.ssl.rest.authentication-enabled.
+	CertFile string `koanf:"certFile"`
+	KeyFile  string `koanf:"keyFile"`
 }
 
 // Reconcile tunes the reconcile loop. All live.

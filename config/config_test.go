@@ -198,6 +198,8 @@ func TestValidation(t *testing.T) {
 		{"qps", minimal + "  qps: 0", "kubernetes.qps", "must be positive"},
 		{"rest template", minimal + "flink: {restURLTemplate: 'http://{{.Nme}}'}", "flink.restURLTemplate", "does not render"},
 		{"rest template not url", minimal + "flink: {restURLTemplate: '{{.Name}}:8081'}", "flink.restURLTemplate", "which is not an http(s) URL"},
+		{"tls cert without key", minimal + "flink: {tls: {certFile: " + token + "}}", "flink.tls.certFile", "needs its key"},
+		{"tls CA missing", minimal + "flink: {tls: {caFile: /nonexistent/ca.crt}}", "flink.tls.caFile", "cannot read /nonexistent/ca.crt"},
 		{"mode", minimal + "flink: {defaultMode: kubernetes}", "flink.defaultMode", `"kubernetes" is not a mode`},
 		{"concurrency", minimal + "reconcile: {concurrency: 0}", "reconcile.concurrency", "0 is out of range"},
 		{"fast poll", minimal + "reconcile: {fastPollInterval: 2m, resyncInterval: 1m}", "reconcile.fastPollInterval", "is longer than reconcile.resyncInterval"},

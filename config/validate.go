@@ -190,6 +190,12 @@ func Validate(c *Config) []Problem {
 	if c.Flink.DefaultMode != "standalone" && c.Flink.DefaultMode != "native" {
 		v.add("flink.defaultMode", fmt.Sprintf("%q is not a mode", c.Flink.DefaultMode), "use standalone or native")
 	}
+	v.fileExists("flink.tls.caFile", c.Flink.TLS.CAFile)
+	v.fileExists("flink.tls.certFile", c.Flink.TLS.CertFile)
+	v.fileExists("flink.tls.keyFile", c.Flink.TLS.KeyFile)
+	if (c.Flink.TLS.CertFile == "") != (c.Flink.TLS.KeyFile == "") {
+		v.add("flink.tls.certFile", "a client certificate needs its key and a key its certificate", "set both flink.tls.certFile and flink.tls.keyFile, or neither")
+	}
 	for k := range c.Flink.DefaultConfiguration {
 		if strings.TrimSpace(k) == "" || strings.Contains(k, " ") {
 			v.add("flink.defaultConfiguration."+k, "is not a Flink configuration key", "use dotted keys such as taskmanager.numberOfTaskSlots")

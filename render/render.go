@@ -95,6 +95,9 @@ type Options struct {
 	// MinPeriodicInterval is the shortest interval between two periodic
 	// savepoints or checkpoints a spec may ask for (0: no floor).
 	MinPeriodicInterval time.Duration
+	// RESTTLS says which TLS material the daemon has of its own for
+	// clusters that enable REST SSL without naming a Secret.
+	RESTTLS RESTTLSDefaults
 }
 
 // FieldProblem is a problem with one field of a resource, as Options.Check

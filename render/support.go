@@ -173,6 +173,17 @@ var KeyRules = []Rule{
 	{Name: "flink-gitops.upgrade.restore-on-apply-failure", Support: Honoured, typ: typeBool,
 		Note: "default true: an upgrade whose new spec is refused once the old cluster is gone redeploys the last stable spec from the state it just took"},
 
+	{Name: KeyRESTTLSSecret, Support: Honoured, typ: typeString,
+		Note: "with security.ssl.rest.enabled: a Secret in the resource's namespace with ca.crt (PEM CAs the daemon verifies the JobManager's REST certificate with) and, for mutual TLS, tls.crt/tls.key (the client certificate the daemon presents); without it the daemon's flink.tls files are used"},
+	{Name: KeyRESTTLSServerName, Support: Honoured, typ: typeString,
+		Note: "the name the JobManager's REST certificate is verified against (default: the host of the daemon's flink.restURLTemplate, e.g. <name>-rest.<namespace>)"},
+
+	// Flink's own keys that also tell the daemon how to reach the REST API.
+	{Name: KeyRESTSSLEnabled, Support: Honoured, typ: typeBool,
+		Note: "true: the daemon talks HTTPS to the JobManager and verifies it (CA from flink-gitops.rest.tls.secret or flink.tls.caFile; refused without either); Flink's keystore keys go to Flink unchanged"},
+	{Name: KeyRESTSSLMutual, Support: Honoured, typ: typeBool,
+		Note: "true (with security.ssl.rest.enabled): the daemon presents a client certificate (tls.crt/tls.key of flink-gitops.rest.tls.secret, or flink.tls.certFile/keyFile; refused without either)"},
+
 	// Keys the operator (and flink-gitops) set themselves.
 	{Name: "kubernetes.cluster-id", Support: Refused, Note: "set from metadata.name"},
 	{Name: "kubernetes.namespace", Support: Refused, Note: "set from metadata.namespace"},

@@ -315,6 +315,7 @@ func (v *validator) deployment(d *v1beta1.FlinkDeployment) []fieldError {
 	}
 	errs = append(errs, v.config(s.FlinkConfiguration)...)
 	errs = append(errs, v.policies(d, conf)...)
+	errs = append(errs, v.restTLS(conf)...)
 	if s.Job != nil {
 		errs = append(errs, v.job(s.Job, s.TaskManager, conf, false)...)
 	}

@@ -34,6 +34,7 @@ func RenderOptions(c *config.Config) render.Options {
 		PodPolicy: render.PodPolicy{Level: render.PodSecurityLevel(c.PodPolicy.Level),
 			AllowedServiceAccounts: c.PodPolicy.AllowedServiceAccounts, ForbiddenSecrets: c.PodPolicy.ForbiddenSecrets},
 		MinPeriodicInterval: c.Reconcile.MinPeriodicInterval,
+		RESTTLS:             render.RESTTLSDefaults{CA: c.Flink.TLS.CAFile != "", ClientCert: c.Flink.TLS.CertFile != ""},
 	}
 }
 
