@@ -133,25 +133,25 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		d.webhook.On(gitsync.EventPullRequest, d.prs.OnWebhook)
 	}
 	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(flinkclient.NewTransport())}
-	var clients gosync.Map
-	d.rec = &lifecycle.Reconciler{
-		Kube:  kube,
-		Store: &lifecycle.Store{Client: kube, Log: d.log},
-		Flink: func(namespace, name string) (lifecycle.Flink, error) {
+	store := &lifecycle.Store{Client: kube, Log: d.log}
+	clients := &lifecycle.RESTClients{
+		Access: &lifecycle.RESTAccess{Kube: kube, Store: store, Defaults: func() (lifecycle.TLSFiles, map[string]string) {
+			f := d.cfg.Current().Flink
+			return lifecycle.TLSFiles{CAFile: f.TLS.CAFile, CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile}, f.DefaultConfiguration
+		}},
+		Endpoint: func(namespace, name string) (string, time.Duration, error) {
 			cur := d.cfg.Current().Flink
 			u, err := cur.RESTURL(name, namespace)
-			if err != nil {
-				return nil, err
-			}
-			key := u + "|" + cur.RequestTimeout.String()
-			if c, ok := clients.Load(key); ok {
-				return c.(*flinkclient.Client), nil
-			}
-			c := flinkclient.New(u, flinkclient.WithHTTPClient(d.flinkHTTP), flinkclient.WithTimeout(cur.RequestTimeout),
-				flinkclient.WithLogger(log.With("component", "flink-rest")))
-			clients.Store(key, c)
-			return c, nil
+			return u, cur.RequestTimeout, err
 		},
+		Plain:   d.flinkHTTP,
+		Wrap:    d.metrics.instrumentFlink,
+		Options: []flinkclient.Option{flinkclient.WithLogger(log.With("component", "flink-rest"))},
+	}
+	d.rec = &lifecycle.Reconciler{
+		Kube:   kube,
+		Store:  store,
+		Flink:  clients.Flink,
 		Events: &lifecycle.Events{Client: d.metrics.countEvents(kube), Log: log},
 		Log:    log.With("component", "lifecycle"),
 		Settings: func() lifecycle.Settings {
