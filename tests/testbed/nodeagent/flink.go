@@ -2,7 +2,9 @@ package nodeagent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -159,8 +161,7 @@ func (FlinkRuntime) Prepare(ctx context.Context, c Container) (*Process, error) 
 			// /opt/flink/artifacts, which is the image's).
 			conf["user.artifacts.base-dir"] = filepath.Join(c.Dir, "artifacts")
 		}
-		restURL := "http://127.0.0.1:" + conf["rest.port"] + "/config"
-		ready = func(ctx context.Context) bool { return httpOK(ctx, restURL) }
+		ready = restProbe(conf)
 	case "taskmanager", "kubernetes-taskmanager.sh":
 		host := conf["jobmanager.rpc.address"]
 		port := int32(6123)
@@ -274,6 +275,38 @@ func writeFiles(dir string, files map[string]string) error {
 	return nil
 }
 
+// restProbe is the JobManager's readiness check, as a kubelet would run
+// it: GET /config over HTTP, or over HTTPS without verifying the
+// certificate (kubelet's HTTPS probes do not) when REST SSL is on, or a TCP
+// connect when REST SSL requires a client certificate (which a probe has
+// not).
+func restProbe(conf map[string]string) func(context.Context) bool {
+	on := func(k string) bool { return strings.EqualFold(strings.TrimSpace(conf[k]), "true") }
+	addr := "127.0.0.1:" + conf["rest.port"]
+	switch {
+	case on("security.ssl.rest.enabled") && on("security.ssl.rest.authentication-enabled"):
+		return func(ctx context.Context) bool {
+			d := net.Dialer{Timeout: 2 * time.Second}
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
+		}
+	case on("security.ssl.rest.enabled"):
+		return func(ctx context.Context) bool { return httpOK(ctx, "https://"+addr+"/config") }
+	default:
+		return func(ctx context.Context) bool { return httpOK(ctx, "http://"+addr+"/config") }
+	}
+}
+
+// probeClient is the HTTP(S) client of readiness probes.
+var probeClient = &http.Client{Transport: &http.Transport{
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // as kubelet's HTTPS probes
+	DisableKeepAlives: true,
+}}
+
 func httpOK(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -281,7 +314,7 @@ func httpOK(ctx context.Context, url string) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := probeClient.Do(req)
 	if err != nil {
 		return false
 	}

@@ -3,10 +3,12 @@ package nodeagent
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,8 +86,17 @@ func containerPort(cs []corev1.Container, sp *corev1.ServicePort) int32 {
 // daemon can reach JobManager REST APIs with a URL template such as
 // http://127.0.0.1:PORT/{{.Namespace}}/{{.Name}}-rest. The port defaults
 // to 8081 (Flink REST).
+//
+// It also answers CONNECT <service>.<namespace>:<port>, as an HTTP proxy
+// in front of cluster DNS and kube-proxy: the bytes pass through untouched,
+// so a client talking TLS to a JobManager verifies the JobManager's own
+// certificate under the Service's DNS name.
 func (a *Agent) ServiceProxy() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			a.tunnel(w, r)
+			return
+		}
 		parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
 		if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
 			http.Error(w, "want /<namespace>/<service>[:port]/<path>", http.StatusNotFound)
@@ -124,6 +135,54 @@ func (a *Agent) ServiceProxy() http.Handler {
 		}
 		p.ServeHTTP(w, r)
 	})
+}
+
+// tunnel serves CONNECT host:port by a TCP connection to the Service's
+// ready backend.
+func (a *Agent) tunnel(w http.ResponseWriter, r *http.Request) {
+	host, p, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		http.Error(w, "want CONNECT <service>.<namespace>:<port>", http.StatusBadRequest)
+		return
+	}
+	port, err := strconv.ParseInt(p, 10, 32)
+	if err != nil || !strings.Contains(host, ".") {
+		http.Error(w, "want CONNECT <service>.<namespace>:<port>", http.StatusBadRequest)
+		return
+	}
+	h, local, err := a.Resolve("", host, int32(port))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	backend, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(r.Context(), "tcp", net.JoinHostPort(h, fmt.Sprint(local)))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		backend.Close()
+		http.Error(w, "CONNECT needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	client, buf, err := hj.Hijack()
+	if err != nil {
+		backend.Close()
+		return
+	}
+	if _, err := client.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+		client.Close()
+		backend.Close()
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(backend, buf); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(client, backend); done <- struct{}{} }()
+	<-done // either side closed: close both, which ends the other copy
+	client.Close()
+	backend.Close()
+	<-done
 }
 
 // probe reports readiness: the runtime's check, or every port accepting TCP.

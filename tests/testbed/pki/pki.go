@@ -1,18 +1,22 @@
 // Package pki makes the test bed's TLS material: a CA, a server
 // certificate for given DNS names and IPs, and a client certificate, all
-// PEM (ECDSA P-256), and the PKCS#12 stores a Flink JobManager reads.
+// PEM (RSA 2048: Flink's default security.ssl.algorithms offer only
+// ECDHE-RSA suites).
 package pki
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"time"
 )
 
@@ -32,7 +36,7 @@ type Set struct {
 // names or IP addresses) and a client certificate (CN flink-gitops). They
 // are valid from an hour ago for a day.
 func New(hosts ...string) (*Set, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +86,8 @@ func New(hosts ...string) (*Set, error) {
 	return s, nil
 }
 
-func leaf(tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (Pair, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func leaf(tmpl, ca *x509.Certificate, caKey *rsa.PrivateKey) (Pair, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return Pair{}, err
 	}
@@ -98,7 +102,7 @@ func leaf(tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (Pair, error) {
 	return Pair{Cert: pemBlock("CERTIFICATE", der), Key: kp}, nil
 }
 
-func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
+func keyPEM(k *rsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		return nil, err
@@ -113,4 +117,29 @@ func pemBlock(typ string, der []byte) []byte {
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	return n
+}
+
+// WriteFlinkStores writes the server certificate (with the CA) as a PKCS#12
+// keystore and the CA as a PKCS#12 truststore into dir, both with
+// password, as Flink's security.ssl.rest.keystore and truststore read them
+// (openssl makes the keystore, the JDK's keytool the truststore).
+func (s *Set) WriteFlinkStores(ctx context.Context, dir, password string) (keystore, truststore string, err error) {
+	files := map[string][]byte{"ca.crt": s.CA.Cert, "server.crt": s.Server.Cert, "server.key": s.Server.Key}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", "", err
+		}
+	}
+	keystore, truststore = filepath.Join(dir, "keystore.p12"), filepath.Join(dir, "truststore.p12")
+	for _, args := range [][]string{
+		{"openssl", "pkcs12", "-export", "-in", filepath.Join(dir, "server.crt"), "-inkey", filepath.Join(dir, "server.key"),
+			"-certfile", filepath.Join(dir, "ca.crt"), "-name", "flink", "-out", keystore, "-passout", "pass:" + password},
+		{"keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", filepath.Join(dir, "ca.crt"),
+			"-keystore", truststore, "-storetype", "PKCS12", "-storepass", password},
+	} {
+		if out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("%s: %w: %s", args[0], err, out)
+		}
+	}
+	return keystore, truststore, nil
 }
