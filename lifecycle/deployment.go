@@ -65,6 +65,9 @@ type observation struct {
 	jm    *appsv1.Deployment
 	flink Flink // nil unless the JobManager answers
 	job   *flinkclient.JobDetails
+	// restErr is why a running JobManager did not answer (unreachable,
+	// TLS refused, its REST TLS Secret unusable).
+	restErr error
 }
 
 // reconcileDeployment is one pass over a FlinkDeployment: observe, drive
@@ -125,6 +128,7 @@ func (p *pass) observe(ctx context.Context) (*observation, error) {
 		}
 		if err != nil {
 			st.JobManagerDeploymentStatus = v1beta1.JMDeployedNotReady
+			obs.restErr = err
 		} else {
 			st.JobManagerDeploymentStatus = v1beta1.JMReady
 			obs.flink = f
@@ -1254,6 +1258,9 @@ func (p *pass) awaitRunning(ctx context.Context) (bool, error) {
 	}
 	if failure == "" {
 		failure = fmt.Sprintf("not running %s after deploy (JobManager %s, job %s)", timeout, st.JobManagerDeploymentStatus, st.JobStatus.State)
+		if obs.restErr != nil {
+			failure += "; its REST API: " + obs.restErr.Error()
+		}
 		if tgt.Job != nil && tgt.Mode == v1beta1.ModeNative && obs.jm != nil {
 			failure += p.noTaskManagersHint(ctx, tgt)
 		}
