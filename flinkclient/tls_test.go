@@ -15,7 +15,7 @@ import (
 
 // tlsServer serves /overview over TLS with the server certificate of set;
 // clientAuth asks for (and verifies) a client certificate.
-func tlsServer(t *testing.T, set *pki.Set, clientAuth bool) *httptest.Server {
+func tlsServer(t testing.TB, set *pki.Set, clientAuth bool) *httptest.Server {
 	t.Helper()
 	pair, err := tls.X509KeyPair(set.Server.Cert, set.Server.Key)
 	if err != nil {
@@ -132,4 +132,45 @@ func TestTLSFingerprint(t *testing.T) {
 	if a.Fingerprint() != c.Fingerprint() {
 		t.Fatal("fingerprints of equal inputs differ")
 	}
+}
+
+// BenchmarkOverviewTLS compares one REST call over plain HTTP and over TLS
+// (kept-alive connections, as the daemon's clients are reused) and the
+// cost of a new TLS client (first call: handshake), for docs/benchmarks.md.
+func BenchmarkOverviewTLS(b *testing.B) {
+	set, err := pki.New("127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := tlsServer(b, set, false)
+	plain := httptest.NewServer(srv.Config.Handler)
+	defer plain.Close()
+	ctx := context.Background()
+	b.Run("plain", func(b *testing.B) {
+		c := flinkclient.New(plain.URL)
+		for b.Loop() {
+			if _, err := c.Overview(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tls", func(b *testing.B) {
+		tr, _ := flinkclient.NewTLSTransport(&flinkclient.TLS{CA: set.CA.Cert})
+		c := flinkclient.New(srv.URL, flinkclient.WithHTTPClient(&http.Client{Transport: tr}))
+		for b.Loop() {
+			if _, err := c.Overview(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tls-new-client", func(b *testing.B) {
+		for b.Loop() {
+			tr, _ := flinkclient.NewTLSTransport(&flinkclient.TLS{CA: set.CA.Cert})
+			c := flinkclient.New(srv.URL, flinkclient.WithHTTPClient(&http.Client{Transport: tr}))
+			if _, err := c.Overview(ctx); err != nil {
+				b.Fatal(err)
+			}
+			tr.CloseIdleConnections()
+		}
+	})
 }
