@@ -104,3 +104,17 @@ func (v *validator) restTLS(conf v1beta1.FlinkConfiguration) []fieldError {
 	}
 	return errs
 }
+
+// sessionJobRESTTLS refuses REST TLS keys in a session job: the job is
+// reached through its session cluster, whose FlinkDeployment says how.
+func sessionJobRESTTLS(conf v1beta1.FlinkConfiguration) []fieldError {
+	var errs []fieldError
+	for _, k := range []string{KeyRESTSSLEnabled, KeyRESTSSLMutual, KeyRESTTLSSecret, KeyRESTTLSServerName} {
+		if _, ok := conf[k]; ok {
+			errs = append(errs, fieldError{Field: mapKey("spec.flinkConfiguration", k),
+				Message: fmt.Sprintf("%s has no effect on a session job: the daemon reaches it through its session cluster's REST API", k),
+				Fix:     "set it in the session cluster's FlinkDeployment and remove it here"})
+		}
+	}
+	return errs
+}

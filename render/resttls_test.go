@@ -92,3 +92,20 @@ func TestRESTTLSOf(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionJobRESTTLSRefused(t *testing.T) {
+	t.Parallel()
+	cluster := validSessionCluster("session")
+	set(cluster, "spec/flinkConfiguration/"+KeyRESTSSLEnabled, "true")
+	set(cluster, "spec/flinkConfiguration/"+KeyRESTTLSSecret, "session-tls")
+	job := validSessionJob("job", "session")
+	set(job, "spec/flinkConfiguration/"+KeyRESTTLSSecret, "other")
+	res := renderFiles(t, map[string]string{
+		"app/kustomization.yaml": "resources:\n- r.yaml\n",
+		"app/r.yaml":             string(yamlDocs(t, cluster, job)),
+	}, Options{DefaultNamespace: "flink"})
+	got := problemLines(res.Problems)
+	if len(got) != 1 || !strings.Contains(got[0], "FlinkSessionJob flink/job: spec.flinkConfiguration[\"flink-gitops.rest.tls.secret\"]: flink-gitops.rest.tls.secret has no effect on a session job") {
+		t.Fatalf("problems %q", got)
+	}
+}

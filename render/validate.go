@@ -361,6 +361,7 @@ func (v *validator) sessionJob(j *v1beta1.FlinkSessionJob) []fieldError {
 		errs = append(errs, fieldError{Field: "spec.deploymentName", Message: "deploymentName is missing", Fix: "set spec.deploymentName to the session cluster's FlinkDeployment name"})
 	}
 	errs = append(errs, v.config(j.Spec.FlinkConfiguration)...)
+	errs = append(errs, sessionJobRESTTLS(j.Spec.FlinkConfiguration)...)
 	errs = append(errs, v.schedules(v.effective(j.Spec.FlinkConfiguration))...)
 	if j.Spec.Job == nil {
 		errs = append(errs, fieldError{Field: "spec.job", Message: "a session job needs a job", Fix: "set spec.job with at least jarURI and parallelism"})
