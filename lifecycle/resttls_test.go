@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,5 +264,22 @@ func TestHTTPSURL(t *testing.T) {
 		if got := HTTPSURL(in); got != want {
 			t.Errorf("HTTPSURL(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestRESTTLSFailureReported: a JobManager the daemon cannot reach because
+// of its REST TLS material (here: the Secret lacks ca.crt) is reported
+// with that reason when the deploy does not become ready in time, not
+// only as DEPLOYED_NOT_READY.
+func TestRESTTLSFailureReported(t *testing.T) {
+	w := newSimWorld(t)
+	const why = "REST TLS of FlinkDeployment apps/app: Secret apps/app-tls has no ca.crt: it needs ca.crt (PEM)"
+	w.rec.Flink = func(namespace, name string) (Flink, error) { return nil, errors.New(why) }
+	d := w.desired("app", appSpecOf(v1beta1.UpgradeModeSavepoint, 2, withConf(keyReadinessTimeout, "30s")))
+	r := w.until(KindDeployment, "app", d, "not-running failure reported", func(r *Record) bool {
+		return strings.Contains(r.Common().Error, "its REST API: "+why)
+	})
+	if got := r.Deployment.JobManagerDeploymentStatus; got != v1beta1.JMDeployedNotReady {
+		t.Fatalf("JobManager status %s, want %s", got, v1beta1.JMDeployedNotReady)
 	}
 }
