@@ -258,6 +258,33 @@ type Artifacts struct {
 	MaxBytes int64 `koanf:"maxBytes"`
 	// Timeout bounds one jar download.
 	Timeout time.Duration `koanf:"timeout"`
+	// Headers are HTTP headers the daemon sends to one host only, each
+	// written host:Header-Name:/path/to/value-file (a mounted Secret; the
+	// file is read at every fetch, so a rotated Secret applies).
+	Headers []string `koanf:"headers"`
+	// CAFile is a PEM file of extra CA certificates for https artifact
+	// servers (e.g. an internal repository's), trusted besides the system's.
+	CAFile string `koanf:"caFile"`
+	// Maven resolves maven:groupId:artifactId:version[:classifier] jarURIs.
+	Maven MavenArtifacts `koanf:"maven"`
+	// Cache keeps fetched jars on disk by digest. Restart.
+	Cache ArtifactCache `koanf:"cache"`
+}
+
+// MavenArtifacts configures maven: jarURIs.
+type MavenArtifacts struct {
+	// Repositories are repository base URLs, tried in order (trusted:
+	// exempt from the address check). Empty refuses maven: jarURIs.
+	Repositories []string `koanf:"repositories"`
+}
+
+// ArtifactCache bounds the on-disk jar cache.
+type ArtifactCache struct {
+	// Directory holds the cache (default: the user cache directory's
+	// flink-gitops/jars, or the temp directory).
+	Directory string `koanf:"directory"`
+	// MaxBytes bounds the cache; least recently used jars go first.
+	MaxBytes int64 `koanf:"maxBytes"`
 }
 
 // LeaderElection configures the Lease based leader election. Restart.
@@ -340,6 +367,7 @@ func Default() *Config {
 			AllowedSchemes: []string{"https"},
 			MaxBytes:       512 << 20,
 			Timeout:        2 * time.Minute,
+			Cache:          ArtifactCache{MaxBytes: 2 << 30},
 		},
 		LeaderElection: LeaderElection{
 			LeaseName:     "flink-gitops",
@@ -360,6 +388,7 @@ var RestartOnly = []string{
 	"webhook.listen",
 	"kubernetes.kubeconfig", "kubernetes.context", "kubernetes.qps", "kubernetes.burst",
 	"leaderElection",
+	"artifacts.cache",
 	"server.listen",
 	"log.format",
 }

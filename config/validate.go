@@ -9,10 +9,14 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 )
+
+// fetchableSchemes are the jarURI schemes the daemon can fetch.
+var fetchableSchemes = []string{"https", "http", "file", "maven"}
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
@@ -252,8 +256,11 @@ func Validate(c *Config) []Problem {
 		v.add("artifacts.allowedSchemes", "is empty", "list at least https")
 	}
 	for _, s := range c.Artifacts.AllowedSchemes {
-		if s != "https" && s != "http" && s != "file" {
-			v.add("artifacts.allowedSchemes", fmt.Sprintf("%q is not a scheme the daemon can fetch", s), "use https, http or file")
+		if !slices.Contains(fetchableSchemes, s) {
+			v.add("artifacts.allowedSchemes", fmt.Sprintf("%q is not a scheme the daemon can fetch", s), "use "+strings.Join(fetchableSchemes, ", "))
+		}
+		if s == "maven" && len(c.Artifacts.Maven.Repositories) == 0 {
+			v.add("artifacts.maven.repositories", "is required when maven is an allowed scheme", "name at least one repository URL, e.g. https://repo1.maven.org/maven2")
 		}
 		if s == "file" && c.Artifacts.FileDirectory == "" {
 			v.add("artifacts.fileDirectory", "is required when file is an allowed scheme", "name the absolute directory file:// jars must be in")
@@ -269,6 +276,23 @@ func Validate(c *Config) []Problem {
 			}
 		}
 	}
+	for _, h := range c.Artifacts.Headers {
+		if _, err := ParseHeaderRule(h); err != nil {
+			v.add("artifacts.headers", err.Error(), "write host:Header-Name:/path/to/file, e.g. artifacts.example.com:Authorization:/etc/flink-gitops/artifacts/token")
+		}
+	}
+	for _, r := range c.Artifacts.Maven.Repositories {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			v.add("artifacts.maven.repositories", fmt.Sprintf("%q is not an http(s) URL without credentials", r), "give the repository's base URL, e.g. https://repo1.maven.org/maven2; send credentials with artifacts.headers")
+		}
+	}
+	if d := c.Artifacts.Cache.Directory; d != "" && !filepath.IsAbs(d) {
+		v.add("artifacts.cache.directory", fmt.Sprintf("%q is not an absolute path", d), "give an absolute directory")
+	}
+	if f := c.Artifacts.CAFile; f != "" {
+		v.fileExists("artifacts.caFile", f)
+	}
+	positive("artifacts.cache.maxBytes", c.Artifacts.Cache.MaxBytes)
 	positive("artifacts.maxBytes", c.Artifacts.MaxBytes)
 	v.minDuration("artifacts.timeout", c.Artifacts.Timeout, time.Second)
 
@@ -377,4 +401,18 @@ func hasDotDot(p string) bool {
 		}
 	}
 	return false
+}
+
+// HeaderRule is one parsed artifacts.headers entry.
+type HeaderRule struct {
+	Host, Name, ValueFile string
+}
+
+// ParseHeaderRule reads host:Header-Name:/path/to/value-file.
+func ParseHeaderRule(s string) (HeaderRule, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || !filepath.IsAbs(parts[2]) {
+		return HeaderRule{}, fmt.Errorf("%q is not host:Header-Name:/absolute/path/to/value-file", s)
+	}
+	return HeaderRule{Host: strings.ToLower(parts[0]), Name: parts[1], ValueFile: parts[2]}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -106,8 +107,17 @@ type Reconciler struct {
 	Events   *Events
 	Log      *slog.Logger
 	Settings func() Settings
+	// Jars fetches session job jars (nil: no cache, temporary files).
+	Jars *artifact.Fetcher
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+}
+
+func (r *Reconciler) fetcher() *artifact.Fetcher {
+	if r.Jars == nil {
+		return &artifact.Fetcher{}
+	}
+	return r.Jars
 }
 
 // Reconcile makes one pass over the FlinkDeployment or FlinkSessionJob kind

@@ -2,18 +2,13 @@ package lifecycle
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
+	"maps"
 	"strings"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
@@ -22,6 +17,8 @@ const (
 	// keyJarSHA256 optionally pins the jar's SHA-256 (hex) in the session
 	// job's flinkConfiguration; a jar that does not match is not submitted.
 	keyJarSHA256 = "flink-gitops.jar.sha256"
+	// keyArtifactHeaders are HTTP headers for fetching the jar.
+	keyArtifactHeaders = "kubernetes.operator.user.artifacts.http.header"
 )
 
 // sessionJobSpec decodes a session job spec JSON kept in the record.
@@ -283,16 +280,16 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
-	jar, cleanup, err := fetchJar(ctx, p.set.Artifacts, tgt.Job.JarURI, tgt.FlinkConfiguration[keyJarSHA256])
+	jar, release, err := p.r.fetcher().Fetch(ctx, p.set.Artifacts, p.jarRequest(tgt))
 	if err != nil {
-		if errors.Is(err, errJarInvalid) {
+		if errors.Is(err, artifact.ErrInvalid) {
 			p.fail(ctx, ReasonValidationError, err.Error())
 			return false, nil
 		}
 		return false, err
 	}
-	defer cleanup()
-	jarID, err := f.UploadJar(ctx, jar)
+	defer release()
+	jarID, err := f.UploadJar(ctx, jar.Path)
 	if err != nil {
 		return false, err
 	}
@@ -364,86 +361,20 @@ func (p *pass) awaitSessionJobRunning(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// errJarInvalid marks jar problems a retry cannot fix.
-var errJarInvalid = errors.New("invalid jar")
-
-// fetchJar makes the job jar available as a local file under the artifact
-// policy (checked again here: the spec may predate a stricter policy, and
-// DNS may answer differently than at validation): file:// paths are used in
-// place when they resolve inside the policy's directory; http(s) URLs are
-// downloaded with the policy's client (every connected address checked),
-// size and time limits, optionally checked against a SHA-256. The cleanup
-// function removes a download.
-func fetchJar(ctx context.Context, policy render.ArtifactPolicy, jarURI, wantSHA string) (string, func(), error) {
-	none := func() {}
-	policy = policy.WithDefaults()
-	u, err := url.Parse(jarURI)
-	if err != nil {
-		return "", none, fmt.Errorf("%w: spec.job.jarURI %q: %v", errJarInvalid, jarURI, err)
+// jarRequest is what to fetch for a session job: its jarURI, the SHA-256
+// pin, and the HTTP headers of kubernetes.operator.user.artifacts.http.header
+// (the session cluster's, overridden by the job's, as in the operator).
+func (p *pass) jarRequest(tgt *v1beta1.FlinkSessionJobSpec) artifact.Request {
+	req := artifact.Request{URI: tgt.Job.JarURI, SHA256: tgt.FlinkConfiguration[keyJarSHA256], Headers: map[string]string{}}
+	var confs []v1beta1.FlinkConfiguration
+	if p.desired != nil {
+		confs = append(confs, p.desired.ClusterConfiguration)
 	}
-	if msg, fix := policy.CheckURI(jarURI); msg != "" {
-		return "", none, fmt.Errorf("%w: spec.job.jarURI %s: %s (%s)", errJarInvalid, u.Redacted(), msg, fix)
-	}
-	var path string
-	cleanup := none
-	switch u.Scheme {
-	case "file":
-		if err := policy.CheckFile(u.Path); err != nil {
-			return "", none, fmt.Errorf("%w: spec.job.jarURI: %v", errJarInvalid, err)
-		}
-		path = u.Path
-	case "http", "https":
-		ctx, cancel := context.WithTimeout(ctx, policy.Timeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, jarURI, nil)
-		if err != nil {
-			return "", none, err
-		}
-		resp, err := policy.Client().Do(req)
-		if errors.Is(err, render.ErrArtifactRefused) {
-			return "", none, fmt.Errorf("%w: fetch %s: %v", errJarInvalid, u.Redacted(), err)
-		}
-		if err != nil {
-			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return "", none, fmt.Errorf("fetch %s: HTTP %d", u.Redacted(), resp.StatusCode)
-		}
-		f, err := os.CreateTemp("", "flink-gitops-*-"+filepath.Base(u.Path))
-		if err != nil {
-			return "", none, err
-		}
-		cleanup = func() { os.Remove(f.Name()) }
-		n, err := io.Copy(f, io.LimitReader(resp.Body, policy.MaxBytes+1))
-		f.Close()
-		if err != nil {
-			cleanup()
-			return "", none, fmt.Errorf("fetch %s: %w", u.Redacted(), err)
-		}
-		if n > policy.MaxBytes {
-			cleanup()
-			return "", none, fmt.Errorf("%w: %s is larger than the artifact limit of %d bytes (artifacts.maxBytes)", errJarInvalid, u.Redacted(), policy.MaxBytes)
-		}
-		path = f.Name()
-	default:
-		return "", none, fmt.Errorf("%w: spec.job.jarURI %q: a session job jar must be file://, http:// or https:// (local:// names a jar inside an image, which a session cluster cannot see)", errJarInvalid, jarURI)
-	}
-	if wantSHA != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			cleanup()
-			return "", none, fmt.Errorf("read jar: %w", err)
-		}
-		sum := sha256.Sum256(b)
-		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, wantSHA) {
-			cleanup()
-			return "", none, fmt.Errorf("%w: %s has SHA-256 %s, but %s says %s", errJarInvalid, jarURI, got, keyJarSHA256, wantSHA)
+	for _, c := range append(confs, tgt.FlinkConfiguration) {
+		if v, ok := c[keyArtifactHeaders]; ok {
+			h, _ := render.ParseHeaders(v) // validated at render
+			maps.Copy(req.Headers, h)
 		}
 	}
-	if _, err := os.Stat(path); err != nil {
-		cleanup()
-		return "", none, fmt.Errorf("%w: spec.job.jarURI: %v", errJarInvalid, err)
-	}
-	return path, cleanup, nil
+	return req
 }

@@ -44,6 +44,23 @@ type ArtifactPolicy struct {
 	MaxBytes int64
 	// Timeout bounds one download (default DefaultArtifactTimeout).
 	Timeout time.Duration
+	// Headers are HTTP headers the daemon adds when it fetches from the
+	// named hosts (credentials kept in files, e.g. a mounted Secret).
+	Headers []HostHeader
+	// CAFile is a PEM file of extra CA certificates trusted for https
+	// artifact servers (an internal repository's CA), besides the system's.
+	CAFile string
+	// MavenRepositories are the repository base URLs maven: jarURIs are
+	// resolved against, in order (trusted: exempt from the address check).
+	MavenRepositories []string
+}
+
+// HostHeader is one HTTP header the daemon sends to some hosts only; its
+// value is read from a file at each fetch, so a rotated Secret applies.
+type HostHeader struct {
+	Hosts     []string
+	Name      string
+	ValueFile string
 }
 
 // WithDefaults fills the unset fields.
@@ -59,6 +76,10 @@ func (p ArtifactPolicy) WithDefaults() ArtifactPolicy {
 	}
 	return p
 }
+
+// FetchableSchemes are the jarURI schemes the daemon can fetch session job
+// jars from, when its policy allows them.
+var FetchableSchemes = []string{"https", "http", "file", "maven"}
 
 // internalNames are host names that name the machine itself or a cloud
 // metadata service whatever DNS says.
@@ -76,12 +97,22 @@ func (p ArtifactPolicy) CheckURI(jarURI string) (msg, fix string) {
 		return fmt.Sprintf("jarURI %q is not a valid URI: %v", jarURI, err), "use an https:// URI of the job jar"
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if !slices.Contains(p.AllowedSchemes, scheme) {
-		return fmt.Sprintf("the daemon does not fetch session job jars over %s:// (allowed: %s)", scheme, strings.Join(p.AllowedSchemes, ", ")),
-			"publish the jar on an https:// server, or allow the scheme in the daemon config (artifacts.allowedSchemes)"
+	switch {
+	case scheme == "":
+		return fmt.Sprintf("jarURI %q has no scheme", jarURI), "use one of " + strings.Join(p.AllowedSchemes, ", ") + " (the daemon's artifact policy)"
+	case scheme == "local":
+		return "local:// names a jar inside an image, which the daemon cannot read to submit a session job",
+			"publish the jar where the daemon may fetch it: " + strings.Join(p.AllowedSchemes, ", ") + " (the daemon's artifact policy)"
 	}
-	if scheme == "file" {
+	if !slices.Contains(p.AllowedSchemes, scheme) {
+		return fmt.Sprintf("the daemon does not fetch session job jars over %s:// (allowed: %s; it can fetch %s)", scheme, strings.Join(p.AllowedSchemes, ", "), strings.Join(FetchableSchemes, ", ")),
+			"publish the jar where the policy allows, or allow the scheme in the daemon config (artifacts.allowedSchemes)"
+	}
+	switch scheme {
+	case "file":
 		return p.checkFile(u)
+	case "maven":
+		return p.checkMaven(u)
 	}
 	host := u.Hostname()
 	if host == "" {
@@ -91,6 +122,96 @@ func (p ArtifactPolicy) CheckURI(jarURI string) (msg, fix string) {
 		return err.Error(), "fetch the jar from a public server, or allow the host in the daemon config (artifacts.allowedHosts)"
 	}
 	return "", ""
+}
+
+func (p ArtifactPolicy) checkMaven(u *url.URL) (msg, fix string) {
+	if len(p.MavenRepositories) == 0 {
+		return "maven: jars are not allowed: the daemon config names no Maven repository",
+			"use an https:// URI, or set artifacts.maven.repositories in the daemon config"
+	}
+	if _, err := ParseCoordinates(u.Opaque); err != nil {
+		return err.Error(), "write maven:groupId:artifactId:version or maven:groupId:artifactId:version:classifier with a release version"
+	}
+	return "", ""
+}
+
+// Coordinates name a jar in a Maven repository.
+type Coordinates struct {
+	Group, Artifact, Version, Classifier string
+}
+
+// ParseCoordinates reads groupId:artifactId:version[:classifier] (the text
+// after maven:). Only release versions are accepted: a SNAPSHOT changes
+// under the same name, so the jar Git names would not be the one that runs.
+func ParseCoordinates(s string) (Coordinates, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 3 || len(parts) > 4 {
+		return Coordinates{}, fmt.Errorf("maven coordinates %q are not groupId:artifactId:version[:classifier]", s)
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 200 || strings.Contains(p, "..") || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			return Coordinates{}, fmt.Errorf("maven coordinates %q: part %q must be letters, digits, '.', '_' or '-'", s, p)
+		}
+	}
+	c := Coordinates{Group: parts[0], Artifact: parts[1], Version: parts[2]}
+	if len(parts) == 4 {
+		c.Classifier = parts[3]
+	}
+	if strings.HasSuffix(strings.ToUpper(c.Version), "SNAPSHOT") {
+		return Coordinates{}, fmt.Errorf("maven coordinates %q name a SNAPSHOT version, which changes under the same name", s)
+	}
+	return c, nil
+}
+
+// FileName is the jar's file name in the repository.
+func (c Coordinates) FileName() string {
+	if c.Classifier != "" {
+		return c.Artifact + "-" + c.Version + "-" + c.Classifier + ".jar"
+	}
+	return c.Artifact + "-" + c.Version + ".jar"
+}
+
+// Path is the jar's path under a repository's base URL.
+func (c Coordinates) Path() string {
+	return strings.ReplaceAll(c.Group, ".", "/") + "/" + c.Artifact + "/" + c.Version + "/" + c.FileName()
+}
+
+// ParseHeaders reads kubernetes.operator.user.artifacts.http.header's
+// headerKey1:headerValue1,headerKey2:headerValue2, checking names and values
+// are valid HTTP.
+func ParseHeaders(s string) (map[string]string, error) {
+	h := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not headerName:value", kv)
+		}
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("%q is not a valid HTTP header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("the value of header %s has a control character", k)
+		}
+		if len(h) >= 32 {
+			return nil, errors.New("more than 32 headers")
+		}
+		h[http.CanonicalHeaderKey(k)] = v
+	}
+	return h, nil
+}
+
+func validHeaderName(k string) bool {
+	for _, c := range k {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
+			return false
+		}
+	}
+	return len(k) <= 128
 }
 
 func (p ArtifactPolicy) checkFile(u *url.URL) (msg, fix string) {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,7 @@ func TestArtifactPolicyCheckURI(t *testing.T) {
 	t.Parallel()
 	def := ArtifactPolicy{}
 	open := ArtifactPolicy{AllowedSchemes: []string{"https", "http", "file"}, FileDirectory: "/opt/jars"}
+	maven := ArtifactPolicy{AllowedSchemes: []string{"maven"}, MavenRepositories: []string{"https://repo1.maven.org/maven2"}}
 	tests := []struct {
 		name   string
 		policy ArtifactPolicy
@@ -44,6 +46,16 @@ func TestArtifactPolicyCheckURI(t *testing.T) {
 		{"private allowed by CIDR", ArtifactPolicy{AllowedHosts: []string{"10.0.0.0/8"}}, "https://10.1.2.3/job.jar", ""},
 		{"internal name allowed by name", ArtifactPolicy{AllowedHosts: []string{"localhost"}}, "https://localhost/job.jar", ""},
 		{"public IPv4", def, "https://93.184.215.14/job.jar", ""},
+		{"no scheme", def, "job.jar", "has no scheme"},
+		{"local is inside an image", def, "local:///opt/flink/usrlib/job.jar", "inside an image"},
+		{"maven by default", def, "maven:org.example:job:1.0", "over maven://"},
+		{"maven without repositories", ArtifactPolicy{AllowedSchemes: []string{"maven"}}, "maven:org.example:job:1.0", "names no Maven repository"},
+		{"maven release", maven, "maven:org.example:job:1.0", ""},
+		{"maven with classifier", maven, "maven:org.example:job:1.0:all", ""},
+		{"maven SNAPSHOT", maven, "maven:org.example:job:1.0-SNAPSHOT", "SNAPSHOT"},
+		{"maven two parts", maven, "maven:org.example:job", "not groupId:artifactId:version"},
+		{"maven path escape", maven, "maven:org.example:..:1.0", "must be letters"},
+		{"maven slash", maven, "maven:org/example:job:1.0", "must be letters"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,5 +74,30 @@ func TestArtifactPolicyCheckURI(t *testing.T) {
 				t.Errorf("no fix for %q", msg)
 			}
 		})
+	}
+}
+
+func TestParseHeaders(t *testing.T) {
+	for _, tc := range []struct{ in, want, wantErr string }{
+		{"Authorization: Bearer x", "map[Authorization:Bearer x]", ""},
+		{"X-Api-Key:k1, x-team:data", "map[X-Api-Key:k1 X-Team:data]", ""},
+		{"", "map[]", ""},
+		{"no-colon", "", "not headerName:value"},
+		{"Bad Name:v", "", "not a valid HTTP header name"},
+		{":v", "", "not headerName:value"},
+	} {
+		h, err := ParseHeaders(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(h) != tc.want {
+			t.Errorf("%q = %v, %v; want %s", tc.in, h, err, tc.want)
+		}
+	}
+	if _, err := ParseHeaders("X-A:a\r\nInjected: b"); err == nil || !strings.Contains(err.Error(), "control character") {
+		t.Errorf("a header value with CR LF: err = %v, want a control character refusal", err)
 	}
 }

@@ -109,7 +109,7 @@ var KeyRules = []Rule{
 	{Name: "kubernetes.operator.cluster.health-check.checkpoint-progress.window", Support: Honoured, typ: typeDuration},
 	{Name: "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age", Support: Honoured, typ: typeDuration,
 		Note: "a running job whose newest checkpoint is older is stopped with a savepoint instead (refused without a savepoint directory)"},
-	{Name: "kubernetes.operator.user.artifacts.http.header", Support: Warned, typ: typeMap, Note: "session-job jars are fetched without extra headers"},
+	{Name: "kubernetes.operator.user.artifacts.http.header", Support: Honoured, typ: typeHTTPHeaders, Note: "sent with the daemon's http(s) fetch of a session job's jar, to the jarURI's host only (a session cluster's value applies to its session jobs; the job's wins), as in the operator"},
 
 	// Per-resource operator options not acted on yet.
 	{Name: "kubernetes.operator.checkpoint.trigger.grace-period", Support: Warned, typ: typeDuration, Note: noteLater},

@@ -168,12 +168,14 @@ func (v *validator) job(j *v1beta1.JobSpec, tm *v1beta1.TaskManagerSpec, conf v1
 	default:
 		errs = append(errs, fieldError{Field: "spec.job.upgradeMode", Message: fmt.Sprintf("unknown upgradeMode %q", j.UpgradeMode), Fix: "use stateless, savepoint or last-state"})
 	}
-	if j.JarURI != "" {
-		jarErrs := v.jarURI("spec.job.jarURI", j.JarURI)
-		errs = append(errs, jarErrs...)
-		if msg, fix := v.opts.Artifacts.CheckURI(j.JarURI); sessionJob && len(jarErrs) == 0 && msg != "" {
+	if j.JarURI != "" && sessionJob {
+		// The daemon fetches a session job's jar itself: its policy says
+		// which schemes and sources are allowed.
+		if msg, fix := v.opts.Artifacts.CheckURI(j.JarURI); msg != "" {
 			errs = append(errs, fieldError{Field: "spec.job.jarURI", Message: msg, Fix: fix})
 		}
+	} else if j.JarURI != "" {
+		errs = append(errs, v.jarURI("spec.job.jarURI", j.JarURI)...)
 	} else if sessionJob {
 		errs = append(errs, fieldError{Field: "spec.job.jarURI", Message: "a session job needs a jarURI", Fix: "set spec.job.jarURI to the job jar"})
 	}
@@ -483,6 +485,7 @@ const (
 	typeList
 	typeMap
 	typeCheckpointType
+	typeHTTPHeaders
 )
 
 func fixFor(t valueType) string {
@@ -501,6 +504,8 @@ func fixFor(t valueType) string {
 		return "use CANONICAL or NATIVE"
 	case typeCheckpointType:
 		return "use FULL or INCREMENTAL"
+	case typeHTTPHeaders:
+		return "write Name1:value1,Name2:value2 with valid HTTP header names"
 	}
 	return "check the value against the operator's documentation"
 }
@@ -540,6 +545,10 @@ func checkValue(t valueType, value string) string {
 	case typeCheckpointType:
 		if !strings.EqualFold(s, "FULL") && !strings.EqualFold(s, "INCREMENTAL") {
 			return "not a checkpoint type"
+		}
+	case typeHTTPHeaders:
+		if _, err := ParseHeaders(value); err != nil {
+			return err.Error()
 		}
 	}
 	return ""

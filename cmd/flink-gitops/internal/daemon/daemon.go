@@ -9,7 +9,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +30,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 	gitsync "github.com/flink-gitops/flink-gitops/sync"
@@ -148,7 +151,12 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		Wrap:    d.metrics.instrumentFlink,
 		Options: []flinkclient.Option{flinkclient.WithLogger(log.With("component", "flink-rest"))},
 	}
+	jars, err := jarCache(c.Artifacts.Cache)
+	if err != nil {
+		return nil, err
+	}
 	d.rec = &lifecycle.Reconciler{
+		Jars:   &artifact.Fetcher{Cache: jars},
 		Kube:   kube,
 		Store:  store,
 		Flink:  clients.Flink,
@@ -714,4 +722,23 @@ func sessionClusterConfig(res *render.Result, r render.Resource) v1beta1.FlinkCo
 		return nil
 	}
 	return c.Deployment.Spec.FlinkConfiguration
+}
+
+// jarCache opens the session job jar cache: the configured directory, or
+// flink-gitops/jars under the user cache directory (the temp directory
+// where there is none, as in a container without HOME).
+func jarCache(c config.ArtifactCache) (*artifact.Cache, error) {
+	if c.Directory != "" {
+		cache, err := artifact.NewCache(c.Directory, c.MaxBytes)
+		if err != nil {
+			return nil, fmt.Errorf("artifacts.cache.directory: %w", err)
+		}
+		return cache, nil
+	}
+	if base, err := os.UserCacheDir(); err == nil {
+		if cache, err := artifact.NewCache(filepath.Join(base, "flink-gitops", "jars"), c.MaxBytes); err == nil {
+			return cache, nil
+		}
+	}
+	return artifact.NewCache(filepath.Join(os.TempDir(), "flink-gitops-jars"), c.MaxBytes) // read-only root, no HOME
 }

@@ -42,8 +42,14 @@ func RenderOptions(c *config.Config) render.Options {
 // the same for validation and for the reconciler's downloads.
 func ArtifactPolicy(c *config.Config) render.ArtifactPolicy {
 	a := c.Artifacts
-	return render.ArtifactPolicy{AllowedSchemes: a.AllowedSchemes, FileDirectory: a.FileDirectory, AllowPrivateHosts: a.AllowPrivateHosts,
-		AllowedHosts: a.AllowedHosts, MaxBytes: a.MaxBytes, Timeout: a.Timeout}
+	p := render.ArtifactPolicy{AllowedSchemes: a.AllowedSchemes, FileDirectory: a.FileDirectory, AllowPrivateHosts: a.AllowPrivateHosts,
+		AllowedHosts: a.AllowedHosts, MaxBytes: a.MaxBytes, Timeout: a.Timeout, MavenRepositories: a.Maven.Repositories, CAFile: a.CAFile}
+	for _, h := range a.Headers {
+		if r, err := config.ParseHeaderRule(h); err == nil { // validated at load
+			p.Headers = append(p.Headers, render.HostHeader{Hosts: []string{r.Host}, Name: r.Name, ValueFile: r.ValueFile})
+		}
+	}
+	return p
 }
 
 // newPRReporter builds the pull-request reporter. It reads the daemon only

@@ -1,4 +1,4 @@
-package lifecycle
+package artifact
 
 import (
 	"context"
@@ -15,15 +15,11 @@ import (
 	"github.com/flink-gitops/flink-gitops/render"
 )
 
-// testArtifacts lets the fake-cluster tests use jars in temporary
-// directories: file:// anywhere, an explicit opt-in.
-var testArtifacts = render.ArtifactPolicy{AllowedSchemes: []string{"https", "file"}, FileDirectory: "/"}
-
-// TestFetchJarPolicy checks the artifact policy at fetch time against a
+// TestFetchPolicy checks the artifact policy at fetch time against a
 // real HTTP server on 127.0.0.1 and real files: loopback is refused by
 // default (the server must receive nothing); opt-ins allow it; file:// jars must resolve inside the
 // configured directory (symlinks included); the size limit holds.
-func TestFetchJarPolicy(t *testing.T) {
+func TestFetchPolicy(t *testing.T) {
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -68,13 +64,14 @@ func TestFetchJarPolicy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			hits.Store(0)
-			path, cleanup, err := fetchJar(context.Background(), tc.policy, tc.uri, "")
-			defer cleanup()
+			jar, release, err := (&Fetcher{}).Fetch(context.Background(), tc.policy, Request{URI: tc.uri})
+			defer release()
+			path := jar.Path
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("fetch: %v", err)
 			}
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, errJarInvalid) {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrInvalid) {
 					t.Fatalf("err = %v, want an invalid-jar error containing %q", err, tc.wantErr)
 				}
 			} else if _, statErr := os.Stat(path); statErr != nil {
@@ -87,10 +84,10 @@ func TestFetchJarPolicy(t *testing.T) {
 	}
 }
 
-// TestFetchJarRebinding resolves a public-looking name to loopback at
+// TestFetchRebinding resolves a public-looking name to loopback at
 // fetch time (the dialer sees only the address), as DNS rebinding would:
 // the connection is refused and the server receives nothing.
-func TestFetchJarRebinding(t *testing.T) {
+func TestFetchRebinding(t *testing.T) {
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
