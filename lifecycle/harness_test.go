@@ -32,6 +32,9 @@ type bed struct {
 	renderer *render.Renderer
 	state    string // checkpoint and savepoint root
 	commit   int
+	// artifacts is the artifact policy of the reconciler and of the render
+	// (bedArtifacts unless a test widens it).
+	artifacts render.ArtifactPolicy
 	// trace records the reconciler's operation log lines and the wall time
 	// of every Reconcile call, for the overhead measurements.
 	trace *trace
@@ -40,7 +43,7 @@ type bed struct {
 func newBed(t *testing.T) *bed {
 	kc := kube.Shared(t)
 	cs := kc.Client()
-	b := &bed{t: t, ns: kc.Namespace(t), renderer: render.NewRenderer(), state: t.TempDir(), trace: &trace{}}
+	b := &bed{t: t, ns: kc.Namespace(t), renderer: render.NewRenderer(), state: t.TempDir(), trace: &trace{}, artifacts: bedArtifacts}
 	b.agent = nodeagent.Start(t, cs, nodeagent.FlinkRuntime{})
 	logw := io.Writer(io.Discard)
 	if testing.Verbose() {
@@ -57,7 +60,7 @@ func newBed(t *testing.T) *bed {
 		Log:    log,
 		Settings: func() lifecycle.Settings {
 			return lifecycle.Settings{FastPoll: 200 * time.Millisecond, Resync: 2 * time.Second, OperationTimeout: 2 * time.Minute,
-				Artifacts: bedArtifacts}
+				Artifacts: b.artifacts}
 		},
 	}
 	return b
@@ -92,7 +95,7 @@ func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
 		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
 	}}
 	res, err := b.renderer.Render(context.Background(), src, render.Options{
-		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns}, Artifacts: bedArtifacts,
+		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns}, Artifacts: b.artifacts,
 	})
 	if err != nil {
 		b.t.Fatal(err)

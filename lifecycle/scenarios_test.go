@@ -19,7 +19,9 @@ import (
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
+	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 	flinktb "github.com/flink-gitops/flink-gitops/tests/testbed/flink"
 )
@@ -495,6 +497,12 @@ func (b *bed) sessionClusterSpec(name string) string {
 // It names its state directories itself: validation looks at one resource
 // at a time and does not see the session cluster's configuration.
 func (b *bed) sessionJobSpec(name, clusterName, jar string, rate int) string {
+	return b.sessionJobSpecFrom(name, clusterName, "file://"+jar, rate, "")
+}
+
+// sessionJobSpecFrom is sessionJobSpec with any jarURI and extra
+// flinkConfiguration lines (indented by four spaces).
+func (b *bed) sessionJobSpecFrom(name, clusterName, jarURI string, rate int, conf string) string {
 	return fmt.Sprintf(`apiVersion: flink.apache.org/v1beta1
 kind: FlinkSessionJob
 metadata:
@@ -504,17 +512,22 @@ spec:
   flinkConfiguration:
     execution.checkpointing.dir: file://%s/checkpoints
     execution.checkpointing.savepoint-dir: file://%s/savepoints
-  job:
-    jarURI: file://%s
+%s  job:
+    jarURI: %s
     entryClass: %s
     args: ["--rate", "%d", "--checkpoint-interval-ms", "1000"]
     parallelism: 1
     upgradeMode: savepoint
-`, name, clusterName, b.state, b.state, jar, flinktb.TestJobClass, rate)
+`, name, clusterName, b.state, b.state, conf, jarURI, flinktb.TestJobClass, rate)
 }
 
 // TestSessionJobs (Flink 2.2): a session cluster with two session jobs,
-// a savepoint upgrade of one, and deletion in the right order.
+// a savepoint upgrade of one, and deletion in the right order. The jars
+// come from where users keep them: job-a from an https server with a
+// self-signed CA that requires the spec's header
+// (kubernetes.operator.user.artifacts.http.header), job-b by Maven
+// coordinates from a repository on that server that requires the daemon's
+// header (artifacts.headers, a value file), checked against its .sha1.
 func TestSessionJobs(t *testing.T) {
 	b := newBed(t)
 	ctx := context.Background()
@@ -524,9 +537,24 @@ func TestSessionJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	art := serveJars(t, jar)
+	b.artifacts.AllowedSchemes = []string{"https", "file", "maven"}
+	b.artifacts.AllowedHosts = []string{"127.0.0.1"}
+	b.artifacts.CAFile = art.caFile
+	b.artifacts.MavenRepositories = []string{art.url + "/maven"}
+	b.artifacts.Headers = []render.HostHeader{{Hosts: []string{"127.0.0.1"}, Name: "X-Repo-Token", ValueFile: art.tokenFile}}
+	cache, err := artifact.NewCache(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rec.Jars = &artifact.Fetcher{Cache: cache}
+	jobA := func(rate int) string {
+		return b.sessionJobSpecFrom("job-a", cl, art.url+"/jobs/counter.jar", rate,
+			"    kubernetes.operator.user.artifacts.http.header: \"X-Api-Key:"+art.apiKey+"\"\n")
+	}
 	// The repository holds the session cluster and both session jobs.
 	clusterDoc := b.sessionClusterSpec(cl)
-	docs := map[string]string{"job-a": b.sessionJobSpec("job-a", cl, jar, 40), "job-b": b.sessionJobSpec("job-b", cl, jar, 40)}
+	docs := map[string]string{"job-a": jobA(40), "job-b": b.sessionJobSpecFrom("job-b", cl, "maven:io.example:counter-job:1.0.0", 40, "")}
 	commit := func() map[string]*lifecycle.Desired { return b.renderAll(clusterDoc, docs["job-a"], docs["job-b"]) }
 	specs := commit()
 	b.until(lifecycle.KindDeployment, cl, specs[cl], "session cluster", 3*time.Minute, func(r *lifecycle.Record) bool {
@@ -544,7 +572,7 @@ func TestSessionJobs(t *testing.T) {
 
 	ok := b.scenario(top, "session job savepoint upgrade", func(t *testing.T) {
 		before := b.progress(cl, jobs["job-a"], warm)
-		docs["job-a"] = b.sessionJobSpec("job-a", cl, jar, 60)
+		docs["job-a"] = jobA(60)
 		specs = commit()
 		r := b.until(lifecycle.KindSessionJob, "job-a", specs["job-a"], "job-a upgrade", 2*time.Minute, newJob(jobs["job-a"]))
 		old := jobs["job-a"]
@@ -563,6 +591,9 @@ func TestSessionJobs(t *testing.T) {
 			t.Fatalf("job-b disturbed by job-a's upgrade: %v %v", job.State, err)
 		}
 		t.Logf("job-a %s -> %s from %s, counter %d -> %d; job-b kept running", old, jobs["job-a"], r.Deployed.RestorePath, before, first)
+		if n := art.served.Load(); n < 3 {
+			t.Errorf("the artifact server served %d jars, want job-a's twice and job-b's once", n)
+		}
 	})
 	if !ok {
 		return
