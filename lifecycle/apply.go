@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -170,5 +171,16 @@ func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace s
 			return false, err
 		}
 	}
-	return true, nil
+	// A JobManager pod that is still terminating may still write its HA
+	// metadata (which is deleted next), so wait for it too.
+	typ := cluster.TypeStandalone
+	if native {
+		typ = cluster.TypeNative
+	}
+	sel := labels.SelectorFromSet(cluster.Selector(typ, name, cluster.ComponentJobManager)).String()
+	pods, err := kc.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("list JobManager pods of %s/%s: %w", namespace, name, err)
+	}
+	return len(pods.Items) == 0, nil
 }

@@ -471,31 +471,42 @@ func (p *pass) stopForHARestore(ctx context.Context) error {
 // is kept for a restore through it (applyTarget removes its job graphs),
 // kept on deletion when flink-gitops.ha.keep-on-deletion is true, and
 // deleted otherwise, so a new cluster never recovers the old job.
-func (p *pass) afterClusterGone(ctx context.Context) error {
+func (p *pass) afterClusterGone(ctx context.Context) (bool, error) {
 	op := p.rec.Operation
 	spec := p.clusterSpec()
 	if spec == nil || !p.kubernetesHA(spec) {
-		return nil
+		return true, nil
 	}
 	switch {
 	case op.RestoreFromHA:
-		return nil
+		return true, nil
 	case op.Kind == OpDelete && p.confBool(spec.FlinkConfiguration, keyKeepHAOnDeletion, false):
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata kept ("+keyKeepHAOnDeletion+")")
-		return nil
+		return true, nil
 	}
 	names, kept, err := deleteHAData(ctx, p.r.Kube, p.rec.Namespace, p.rec.Name)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if len(kept) > 0 {
+	if len(kept) > 0 && op.HACleared.IsZero() {
 		p.r.Events.Warn(ctx, p.rec, ReasonNotOwned, "ConfigMaps named like Flink's HA metadata but not made by Flink were left alone: "+strings.Join(kept, ", "))
 	}
 	if len(names) > 0 {
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "HA metadata deleted: "+strings.Join(names, ", "))
 	}
-	return nil
+	// The Deployments are gone, but a JobManager process may still be
+	// shutting down and write its leader ConfigMap again: move on only
+	// when a look haSettle after the last deletion finds nothing.
+	if len(names) > 0 || op.HACleared.IsZero() {
+		op.HACleared = p.now()
+		return false, p.persist(ctx)
+	}
+	return p.now().Sub(op.HACleared) >= haSettle, nil
 }
+
+// haSettle is how long after deleting a gone cluster's HA metadata the
+// daemon looks again before it trusts the deletion.
+const haSettle = 3 * time.Second
 
 // periodicDue reports whether a periodic savepoint is due, and when the
 // next one is.
@@ -692,8 +703,8 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		if err != nil || !gone {
 			return true, err
 		}
-		if err := p.afterClusterGone(ctx); err != nil {
-			return false, err
+		if settled, err := p.afterClusterGone(ctx); err != nil || !settled {
+			return true, err
 		}
 		return false, p.afterDeleted(ctx)
 	case PhaseApply:

@@ -224,6 +224,11 @@ type Operation struct {
 	// running job's id (JobID), so the new JobManager recovers its newest
 	// checkpoint. RestorePath stays empty.
 	RestoreFromHA bool `json:"restoreFromHA,omitempty"`
+	// HACleared is when the cluster's HA metadata was last found and
+	// deleted after the cluster was gone; the operation moves on once a
+	// later look, haSettle after it, finds none (a JobManager that is still
+	// shutting down may write its leader ConfigMap again).
+	HACleared time.Time `json:"haCleared,omitzero"`
 	// StoppedJobID is the job being stopped.
 	StoppedJobID string `json:"stoppedJobId,omitempty"`
 	// JobID is chosen by us and persisted before the job is submitted.
