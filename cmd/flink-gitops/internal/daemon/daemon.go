@@ -512,6 +512,12 @@ func (d *Daemon) worker(ctx context.Context) {
 		if quit {
 			return
 		}
+		if ctx.Err() != nil {
+			// Shutting down: the queue hands out what is left; leave it
+			// for the next leader instead of failing a pass per key.
+			d.queue.Done(key)
+			continue
+		}
 		d.limit.Acquire()
 		next := d.reconcile(ctx, key)
 		d.limit.Release()
@@ -546,6 +552,12 @@ func (d *Daemon) reconcile(ctx context.Context, key string) time.Duration {
 	defer cancel()
 	start := time.Now()
 	res, err := d.rec.Reconcile(rctx, kind, ns, name, desired)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted by shutdown, not failed: the record was saved before
+		// every step, so the next run (or leader) goes on from there.
+		d.log.Debug("pass interrupted by shutdown", "resource", key, "err", err)
+		return 0
+	}
 	d.metrics.observeReconcile(kind, time.Since(start), err)
 	if err != nil {
 		d.log.Warn("reconcile failed; will retry", "resource", key, "err", err)
