@@ -258,6 +258,12 @@ type Artifacts struct {
 	MaxBytes int64 `koanf:"maxBytes"`
 	// Timeout bounds one jar download.
 	Timeout time.Duration `koanf:"timeout"`
+	// S3 is where s3://, s3a:// and s3p:// jars come from (AWS S3 or an
+	// S3-compatible store).
+	S3 ObjectStore `koanf:"s3"`
+	// GCS is where gs:// jars come from, through GCS's S3-compatible XML
+	// API with HMAC keys.
+	GCS ObjectStore `koanf:"gcs"`
 	// Headers are HTTP headers the daemon sends to one host only, each
 	// written host:Header-Name:/path/to/value-file (a mounted Secret; the
 	// file is read at every fetch, so a rotated Secret applies).
@@ -285,6 +291,30 @@ type ArtifactCache struct {
 	Directory string `koanf:"directory"`
 	// MaxBytes bounds the cache; least recently used jars go first.
 	MaxBytes int64 `koanf:"maxBytes"`
+}
+
+// ObjectStore configures one object store session job jars may come from.
+// The endpoint comes only from here, never from a spec; only the buckets
+// (and prefixes) in AllowedBuckets are read.
+type ObjectStore struct {
+	// Endpoint overrides the store's URL (MinIO, Ceph, versitygw; GCS
+	// defaults to https://storage.googleapis.com); empty is AWS S3.
+	Endpoint string `koanf:"endpoint"`
+	// Region signs requests (GCS defaults to auto); empty for S3 takes the
+	// SDK's environment (AWS_REGION, shared config).
+	Region string `koanf:"region"`
+	// PathStyle addresses buckets as endpoint/bucket/key rather than
+	// bucket.endpoint/key (most S3-compatible stores need it).
+	PathStyle bool `koanf:"pathStyle"`
+	// AccessKeyIDFile and SecretAccessKeyFile name files (a mounted Secret)
+	// holding the key pair, read at each request; both empty uses the SDK's
+	// default chain (environment, shared files, IRSA, instance role).
+	AccessKeyIDFile     string `koanf:"accessKeyIDFile"`
+	SecretAccessKeyFile string `koanf:"secretAccessKeyFile"`
+	// AllowedBuckets are the buckets jars may be read from, "bucket" or
+	// "bucket/prefix/"; required, since the daemon's credentials may read
+	// more than jars.
+	AllowedBuckets []string `koanf:"allowedBuckets"`
 }
 
 // LeaderElection configures the Lease based leader election. Restart.

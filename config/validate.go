@@ -16,7 +16,7 @@ import (
 )
 
 // fetchableSchemes are the jarURI schemes the daemon can fetch.
-var fetchableSchemes = []string{"https", "http", "file", "maven"}
+var fetchableSchemes = []string{"https", "http", "file", "maven", "s3", "s3a", "s3p", "gs"}
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
@@ -293,6 +293,7 @@ func Validate(c *Config) []Problem {
 		v.fileExists("artifacts.caFile", f)
 	}
 	positive("artifacts.cache.maxBytes", c.Artifacts.Cache.MaxBytes)
+	v.objectStores(c.Artifacts)
 	positive("artifacts.maxBytes", c.Artifacts.MaxBytes)
 	v.minDuration("artifacts.timeout", c.Artifacts.Timeout, time.Second)
 
