@@ -31,7 +31,7 @@ image-check: ## build the image twice from source: same digest, and its binary r
 matrix: ## the heaviest test-bed tests on every Flink version (make test runs their second version only here)
 	FLINK_GITOPS_MATRIX=1 $(GO) test -count=1 -timeout 90m -p 1 -run 'TestRescaleInPlaceTestbed|TestCheckpointsOnRequest|TestRestartFailedJobOnTestbed|TestHealthCheckRestartOnTestbed|TestLastStateMaxCheckpointAgeOnTestbed' -v ./lifecycle/
 
-testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd)
+testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd, Gitea, versitygw S3)
 	bash tests/scripts/testbed.sh
 
 test: testbed build ## run every test: unit and integration against the real test bed, then the demo story

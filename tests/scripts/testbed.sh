@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds and caches everything the test bed runs: kube-apiserver and etcd
-# (Go module proxy), Flink jars and the test job (Maven Central), sshd
-# (Debian). Each step is idempotent and keyed by version under
+# Builds and caches everything the test bed runs: kube-apiserver, etcd,
+# Gitea and the versitygw S3 server (Go module proxy), Flink jars and the
+# test job (Maven Central), sshd (Debian). Each step is idempotent and keyed by version under
 # ${FLINK_GITOPS_CACHE:-~/.cache/flink-gitops}, so a warm run takes seconds.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,6 +14,7 @@ steps=(
   "flink:$here/build-flink.sh"
   "tools:$root/tests/testbed/gitserver/install-tools.sh"
   "gitea:$here/build-gitea.sh"
+  "versitygw:$here/build-versitygw.sh"
 )
 
 # The Go build (CPU) and the Maven resolution (network) overlap well.
