@@ -386,9 +386,17 @@ func objectError(uri string, r objectRef, err error) error {
 		return e
 	}
 	switch e.Status {
-	case http.StatusNotFound, http.StatusForbidden, http.StatusUnauthorized, http.StatusBadRequest, http.StatusMovedPermanently:
+	case http.StatusNotFound:
 		e.Permanent = true
+		e.Message += "; fix: check the jarURI and the key files (" + r.configKey() + ")"
+	case http.StatusForbidden, http.StatusUnauthorized:
+		e.Permanent = true
+		e.Message += "; fix: check the key files or the daemon's role, and that it may read the object (" + r.configKey() + ")"
+	case http.StatusBadRequest, http.StatusMovedPermanently:
+		e.Permanent = true
+		e.Message += "; fix: check the endpoint and region (" + r.configKey() + ")"
 	}
+	e.Message = strings.TrimPrefix(e.Message, "; ")
 	if e.Message == "" {
 		// Not an answer of the store: transport, context or credential
 		// lookup. The SDK's text names the operation and cause, no secrets.

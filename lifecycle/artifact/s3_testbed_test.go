@@ -1,0 +1,145 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flink-gitops/flink-gitops/config"
+	s3tb "github.com/flink-gitops/flink-gitops/tests/testbed/s3"
+)
+
+// TestS3OnTestbed reads jars from a real S3-compatible store (versitygw)
+// through every scheme, and checks the refusals and error classes against
+// it. One server for all checks; a counting proxy in front of it shows
+// which checks reached the store.
+func TestS3OnTestbed(t *testing.T) {
+	srv := s3tb.Start(t) // skips under -short
+	jar := bytes.Repeat([]byte("PK\x03\x04flink-job"), 1<<14)
+	srv.Put(t, "jars", "flink/job.jar", jar)
+	srv.Put(t, "secrets", "creds.json", []byte(`{"token":"do-not-copy"}`))
+	srv.CreateBucket(t, "empty")
+
+	var requests atomic.Int64
+	target := mustURL(t, srv.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	id, secret := write("id", srv.AccessKey), write("secret", srv.SecretKey)
+	store := func(endpoint, idFile, secretFile string, buckets ...string) config.ObjectStore {
+		return config.ObjectStore{Endpoint: endpoint, Region: srv.Region, PathStyle: true,
+			AccessKeyIDFile: idFile, SecretAccessKeyFile: secretFile, AllowedBuckets: buckets}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// The same server plays S3 and (as an endpoint override) GCS.
+	s, err := NewS3(ctx, S3Config{
+		S3:  store(proxy.URL, id, secret, "jars/flink/", "empty", "nobucket"),
+		GCS: store(proxy.URL, id, secret, "jars"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(s *S3, uri string) ([]byte, error) {
+		rc, err := s.Open(ctx, mustURL(t, uri))
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+
+	for _, uri := range []string{"s3://jars/flink/job.jar", "s3a://jars/flink/job.jar", "s3p://jars/flink/job.jar", "gs://jars/flink/job.jar"} {
+		got, err := read(s, uri)
+		if err != nil || !bytes.Equal(got, jar) {
+			t.Errorf("%s: read %d bytes, %v; want the %d-byte jar", uri, len(got), err, len(jar))
+		}
+	}
+	if requests.Load() == 0 {
+		t.Fatal("the reads did not go through the counting proxy")
+	}
+
+	// Refused before any request: outside the allow-list, bad keys.
+	before := requests.Load()
+	for _, uri := range []string{"s3://secrets/creds.json", "s3://jars/other/job.jar", "gs://secrets/creds.json", "s3://jars/flink/../../secrets/creds.json"} {
+		_, err := read(s, uri)
+		var oe *ObjectError
+		if !errors.As(err, &oe) || oe.Code != "NotAllowed" || !IsPermanent(err) {
+			t.Errorf("%s: err %v, want a permanent NotAllowed refusal", uri, err)
+		}
+	}
+	if n := requests.Load() - before; n != 0 {
+		t.Errorf("refused URIs made %d requests to the store, want none", n)
+	}
+
+	// The store's own answers: missing key, missing bucket → permanent.
+	for uri, code := range map[string]string{
+		"s3://jars/flink/missing.jar": "NoSuchKey",
+		"s3://empty/job.jar":          "NoSuchKey",
+		"s3://nobucket/job.jar":       "NoSuchBucket",
+	} {
+		_, err := read(s, uri)
+		var oe *ObjectError
+		if !errors.As(err, &oe) || oe.Code != code || !IsPermanent(err) {
+			t.Errorf("%s: err %v, want permanent %s", uri, err, code)
+		}
+	}
+
+	// Wrong credentials → permanent, and the error does not repeat them.
+	for name, files := range map[string][2]string{
+		"wrong secret":   {id, write("wrong-secret", "not-the-secret-0123456789")},
+		"unknown key id": {write("wrong-id", "AKIDUNKNOWN0000"), secret},
+	} {
+		bad, err := NewS3(ctx, S3Config{S3: store(srv.Endpoint, files[0], files[1], "jars")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = read(bad, "s3://jars/flink/job.jar")
+		if !IsPermanent(err) {
+			t.Errorf("%s: err %v, want a permanent error", name, err)
+		}
+		if err != nil && (bytes.Contains([]byte(err.Error()), []byte(srv.SecretKey)) || bytes.Contains([]byte(err.Error()), []byte("not-the-secret"))) {
+			t.Errorf("%s: error repeats a secret: %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+
+	// The store gone (connection refused; a gateway answering 502): transient, worth a retry.
+	direct, err := NewS3(ctx, S3Config{S3: store(srv.Endpoint, id, secret, "jars")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*S3{"direct": direct, "through a proxy": s} {
+		_, err = read(s, "s3://jars/flink/job.jar")
+		if err == nil || IsPermanent(err) {
+			t.Errorf("store down, %s: err %v, want a transient error", name, err)
+		}
+		t.Logf("store down, %s: %v", name, err)
+	}
+}
