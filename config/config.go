@@ -307,8 +307,9 @@ type ObjectStore struct {
 	// bucket.endpoint/key (most S3-compatible stores need it).
 	PathStyle bool `koanf:"pathStyle"`
 	// AccessKeyIDFile and SecretAccessKeyFile name files (a mounted Secret)
-	// holding the key pair, read at each request; both empty uses the SDK's
-	// default chain (environment, shared files, IRSA, instance role).
+	// holding the key pair, read again every 5 minutes (rotation needs no
+	// restart); both empty uses the SDK's default chain (environment,
+	// shared files, IRSA, instance role).
 	AccessKeyIDFile     string `koanf:"accessKeyIDFile"`
 	SecretAccessKeyFile string `koanf:"secretAccessKeyFile"`
 	// AllowedBuckets are the buckets jars may be read from, "bucket" or

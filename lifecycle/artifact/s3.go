@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -197,6 +198,9 @@ func newS3Client(ctx context.Context, o config.ObjectStore) (*s3.Client, error) 
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = o.PathStyle
+		if o.AccessKeyIDFile != "" {
+			so.HTTPSignerV4 = uncachedSigner{}
+		}
 		// Checksums only where the API requires them: S3-compatible stores
 		// and GCS do not all know the newer ones, and a jar is verified by
 		// its flink-gitops.jar.sha256 anyway.
@@ -222,6 +226,7 @@ func newGCSClient(o config.ObjectStore) (*s3.Client, error) {
 		BaseEndpoint:               aws.String(endpoint),
 		Region:                     region,
 		UsePathStyle:               o.PathStyle,
+		HTTPSignerV4:               uncachedSigner{},
 		Credentials:                aws.NewCredentialsCache(fileCredentials{key: "artifacts.gcs", idFile: o.AccessKeyIDFile, secretFile: o.SecretAccessKeyFile}),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
@@ -240,8 +245,21 @@ type fileCredentials struct {
 const maxKeyFileBytes = 4096
 
 // keyFileTTL is how long a key pair read from files is used before the
-// files are read again.
-const keyFileTTL = 5 * time.Minute
+// files are read again (a variable for the rotation test).
+var keyFileTTL = 5 * time.Minute
+
+// uncachedSigner signs each request with a fresh SigV4 signer. The SDK's
+// signer caches the derived signing key by access key id for a day, so a
+// Secret rotated under the same key id would go on being signed with the
+// old secret; four HMACs per jar download are nothing.
+type uncachedSigner struct{}
+
+// SignHTTP signs r as the S3 client's own signer does (no URI path
+// escaping), without its key cache.
+func (uncachedSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, t time.Time, optFns ...func(*v4.SignerOptions)) error {
+	signer := v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true })
+	return signer.SignHTTP(ctx, creds, r, payloadHash, service, region, t, optFns...)
+}
 
 // Retrieve reads both files; errors name the files, never their content.
 func (f fileCredentials) Retrieve(context.Context) (aws.Credentials, error) {

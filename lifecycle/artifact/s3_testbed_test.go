@@ -127,6 +127,24 @@ func TestS3OnTestbed(t *testing.T) {
 		t.Logf("%s: %v", name, err)
 	}
 
+	// A rotated Secret is read again once the cached pair expires (TTL 0
+	// here: every request reads the files).
+	ttl := keyFileTTL
+	keyFileTTL = 0
+	t.Cleanup(func() { keyFileTTL = ttl })
+	rotating := write("rotating-secret", "stale-secret-0123456789")
+	rot, err := NewS3(ctx, S3Config{S3: store(srv.Endpoint, id, rotating, "jars")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(rot, "s3://jars/flink/job.jar"); !IsPermanent(err) {
+		t.Errorf("stale secret: err %v, want a permanent error", err)
+	}
+	write("rotating-secret", srv.SecretKey)
+	if got, err := read(rot, "s3://jars/flink/job.jar"); err != nil || !bytes.Equal(got, jar) {
+		t.Errorf("after rotation: read %d bytes, %v; want the jar", len(got), err)
+	}
+
 	// The store gone (connection refused; a gateway answering 502): transient, worth a retry.
 	direct, err := NewS3(ctx, S3Config{S3: store(srv.Endpoint, id, secret, "jars")})
 	if err != nil {
