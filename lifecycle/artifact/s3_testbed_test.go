@@ -161,3 +161,38 @@ func TestS3OnTestbed(t *testing.T) {
 		t.Logf("store down, %s: %v", name, err)
 	}
 }
+
+// BenchmarkS3OpenTestbed: one 8 MiB jar read from the real store (request,
+// signing, key files, body), the cost a session job pays per fetch.
+func BenchmarkS3OpenTestbed(b *testing.B) {
+	srv := s3tb.Start(b)
+	jar := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16)
+	srv.Put(b, "jars", "job.jar", jar)
+	dir := b.TempDir()
+	id, secret := filepath.Join(dir, "id"), filepath.Join(dir, "secret")
+	if err := os.WriteFile(id, []byte(srv.AccessKey), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(secret, []byte(srv.SecretKey), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := NewS3(ctx, S3Config{S3: config.ObjectStore{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
+		AccessKeyIDFile: id, SecretAccessKeyFile: secret, AllowedBuckets: []string{"jars"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := mustURL(b, "s3://jars/job.jar")
+	b.SetBytes(int64(len(jar)))
+	for b.Loop() {
+		rc, err := s.Open(ctx, u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil || n != int64(len(jar)) {
+			b.Fatalf("read %d bytes, %v", n, err)
+		}
+	}
+}
