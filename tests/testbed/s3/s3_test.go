@@ -3,6 +3,9 @@ package s3
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,5 +40,19 @@ func TestServerRoundTrip(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
 		t.Errorf("versitygw (pid %d) still exists after Close: %v", pid, err)
+	}
+}
+
+// TestVersionMatchesBuildScript: the Go side looks for the binary the
+// build script makes.
+func TestVersionMatchesBuildScript(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "scripts", "build-versitygw.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `VERSITYGW_VERSION="${VERSITYGW_VERSION:-` + Version + `}"`
+	if !strings.Contains(string(b), want) {
+		t.Errorf("build-versitygw.sh does not build %s (want the line %s)", Version, want)
 	}
 }
