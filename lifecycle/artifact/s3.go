@@ -23,6 +23,8 @@ import (
 	"github.com/flink-gitops/flink-gitops/config"
 )
 
+var _ Source = (*S3)(nil)
+
 // DefaultGCSEndpoint is GCS's S3-compatible XML API.
 const DefaultGCSEndpoint = "https://storage.googleapis.com"
 
@@ -150,7 +152,6 @@ func bucketAllowed(entries []string, bucket, key string) bool {
 }
 
 // S3 opens jars in S3, S3-compatible stores and GCS (through its XML API).
-// It satisfies Source.
 type S3 struct {
 	cfg S3Config
 	s3  *s3.Client // nil while artifacts.s3.allowedBuckets is empty
@@ -361,9 +362,14 @@ func (e *ObjectError) Error() string {
 // Unwrap gives the SDK's error (for context.DeadlineExceeded and the like).
 func (e *ObjectError) Unwrap() error { return e.err }
 
+// Is makes a permanent ObjectError an ErrInvalid, as the Fetcher's callers
+// expect of every jar problem a retry cannot fix.
+func (e *ObjectError) Is(target error) bool { return e.Permanent && target == ErrInvalid }
+
 // IsPermanent says whether err is an object-store error that retrying
 // cannot fix (missing key or bucket, access denied, refused by the
 // allow-list): the jar is invalid until the spec or the config changes.
+// Such errors also match errors.Is(err, ErrInvalid).
 func IsPermanent(err error) bool {
 	var oe *ObjectError
 	return errors.As(err, &oe) && oe.Permanent

@@ -154,7 +154,7 @@ func TestS3ErrorClassification(t *testing.T) {
 		_, err := s.Open(ctx, mustURL(t, "s3://jars/job.jar"))
 		cancel()
 		var oe *ObjectError
-		if !errors.As(err, &oe) || oe.Code != tc.code || IsPermanent(err) != tc.permanent {
+		if !errors.As(err, &oe) || oe.Code != tc.code || IsPermanent(err) != tc.permanent || errors.Is(err, ErrInvalid) != tc.permanent {
 			t.Errorf("%d %s: err %v (permanent %v), want code %s permanent %v", tc.status, tc.code, err, IsPermanent(err), tc.code, tc.permanent)
 			continue
 		}

@@ -3,6 +3,8 @@ package artifact
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
@@ -11,11 +13,13 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flink-gitops/flink-gitops/config"
+	"github.com/flink-gitops/flink-gitops/render"
 	s3tb "github.com/flink-gitops/flink-gitops/tests/testbed/s3"
 )
 
@@ -125,6 +129,28 @@ func TestS3OnTestbed(t *testing.T) {
 			t.Errorf("%s: error repeats a secret: %v", name, err)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+
+	// Through the Fetcher, as the reconciler fetches: the pin is checked,
+	// and refusals and store answers are ErrInvalid.
+	f := &Fetcher{Sources: func(render.ArtifactPolicy, string) (Source, error) { return s, nil }}
+	policy := render.ArtifactPolicy{AllowedSchemes: []string{"s3", "gs"}}
+	sum := sha256.Sum256(jar)
+	j, release, err := f.Fetch(ctx, policy, Request{URI: "gs://jars/flink/job.jar", SHA256: hex.EncodeToString(sum[:])})
+	if err != nil || j.Size != int64(len(jar)) || j.Name != "job.jar" {
+		t.Errorf("Fetch: %+v, %v; want the %d-byte job.jar", j, err, len(jar))
+	}
+	release()
+	for uri, pin := range map[string]string{
+		"s3://jars/flink/job.jar":     strings.Repeat("0", 64), // wrong pin
+		"s3://secrets/creds.json":     "",                      // not allowed
+		"s3://jars/flink/missing.jar": "",                      // NoSuchKey
+	} {
+		_, release, err := f.Fetch(ctx, policy, Request{URI: uri, SHA256: pin})
+		release()
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("Fetch %s (pin %q): err %v, want ErrInvalid", uri, pin, err)
+		}
 	}
 
 	// A rotated Secret is read again once the cached pair expires (TTL 0
