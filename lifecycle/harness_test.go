@@ -118,6 +118,25 @@ func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
 	return out
 }
 
+// planOf renders documents as a commit would and returns the plan text
+// (problems included) without reconciling anything.
+func (b *bed) planOf(docs ...string) string {
+	b.t.Helper()
+	src := render.MapSource{Files: map[string][]byte{
+		"app/kustomization.yaml": []byte("resources: [resource.yaml]\n"),
+		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
+	}}
+	res, err := b.renderer.Render(context.Background(), src, render.Options{
+		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns}, Artifacts: b.artifacts,
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var sb strings.Builder
+	_ = res.WriteText(&sb)
+	return sb.String()
+}
+
 // until reconciles until cond holds for the record.
 func (b *bed) until(kind, name string, d *lifecycle.Desired, what string, timeout time.Duration, cond func(*lifecycle.Record) bool) *lifecycle.Record {
 	b.t.Helper()

@@ -50,6 +50,10 @@ type ArtifactPolicy struct {
 	// CAFile is a PEM file of extra CA certificates trusted for https
 	// artifact servers (an internal repository's CA), besides the system's.
 	CAFile string
+	// CheckObject checks an object-store jarURI (s3, s3a, s3p, gs) offline:
+	// the bucket allow-list and the key (the daemon's artifacts.s3/gcs);
+	// nil refuses them all.
+	CheckObject func(u *url.URL) (msg, fix string)
 	// MavenRepositories are the repository base URLs maven: jarURIs are
 	// resolved against, in order (trusted: exempt from the address check).
 	MavenRepositories []string
@@ -79,7 +83,7 @@ func (p ArtifactPolicy) WithDefaults() ArtifactPolicy {
 
 // FetchableSchemes are the jarURI schemes the daemon can fetch session job
 // jars from, when its policy allows them.
-var FetchableSchemes = []string{"https", "http", "file", "maven"}
+var FetchableSchemes = []string{"https", "http", "file", "maven", "s3", "s3a", "s3p", "gs"}
 
 // internalNames are host names that name the machine itself or a cloud
 // metadata service whatever DNS says.
@@ -113,6 +117,12 @@ func (p ArtifactPolicy) CheckURI(jarURI string) (msg, fix string) {
 		return p.checkFile(u)
 	case "maven":
 		return p.checkMaven(u)
+	case "s3", "s3a", "s3p", "gs":
+		if p.CheckObject == nil {
+			return fmt.Sprintf("the daemon config names no object store for %s:// jars", scheme),
+				"configure artifacts.s3 (or artifacts.gcs for gs://) with its allowedBuckets in the daemon config"
+		}
+		return p.CheckObject(u)
 	}
 	host := u.Hostname()
 	if host == "" {

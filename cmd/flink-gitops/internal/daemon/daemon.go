@@ -156,7 +156,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.rec = &lifecycle.Reconciler{
-		Jars:   &artifact.Fetcher{Cache: jars},
+		Jars:   &artifact.Fetcher{Cache: jars, Sources: (&objectStores{current: d.cfg.Current}).source},
 		Kube:   kube,
 		Store:  store,
 		Flink:  clients.Flink,

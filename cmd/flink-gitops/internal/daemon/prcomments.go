@@ -11,6 +11,7 @@ import (
 	"github.com/flink-gitops/flink-gitops/config"
 	"github.com/flink-gitops/flink-gitops/flinkclient"
 	"github.com/flink-gitops/flink-gitops/lifecycle"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 	gitsync "github.com/flink-gitops/flink-gitops/sync"
@@ -43,7 +44,8 @@ func RenderOptions(c *config.Config) render.Options {
 func ArtifactPolicy(c *config.Config) render.ArtifactPolicy {
 	a := c.Artifacts
 	p := render.ArtifactPolicy{AllowedSchemes: a.AllowedSchemes, FileDirectory: a.FileDirectory, AllowPrivateHosts: a.AllowPrivateHosts,
-		AllowedHosts: a.AllowedHosts, MaxBytes: a.MaxBytes, Timeout: a.Timeout, MavenRepositories: a.Maven.Repositories, CAFile: a.CAFile}
+		AllowedHosts: a.AllowedHosts, MaxBytes: a.MaxBytes, Timeout: a.Timeout, MavenRepositories: a.Maven.Repositories, CAFile: a.CAFile,
+		CheckObject: artifact.S3ConfigFrom(a).CheckURI}
 	for _, h := range a.Headers {
 		if r, err := config.ParseHeaderRule(h); err == nil { // validated at load
 			p.Headers = append(p.Headers, render.HostHeader{Hosts: []string{r.Host}, Name: r.Name, ValueFile: r.ValueFile})
