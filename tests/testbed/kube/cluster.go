@@ -26,8 +26,8 @@ import (
 )
 
 const (
-	serviceCIDR = "10.0.0.0/24"
-	serviceIP   = "10.0.0.1" // first address of serviceCIDR: the kubernetes Service
+	serviceCIDR = "10.0.0.0/16" // room for a fleet: one ClusterIP per FlinkDeployment
+	serviceIP   = "10.0.0.1"    // first address of serviceCIDR: the kubernetes Service
 	// Issuer is the service-account token issuer of every test control plane.
 	Issuer = "https://kubernetes.default.svc.cluster.local"
 	// gcControllers are the kube-controller-manager controllers WithControllerManager runs.
