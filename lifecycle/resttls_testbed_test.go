@@ -32,54 +32,10 @@ import (
 func TestRESTTLSLifecycle(t *testing.T) {
 	b := newBed(t)
 	ctx := context.Background()
-	const name, secret, password = "tls", "tls-rest", "changeit1"
+	const name = "tls"
 	start := time.Now()
-
-	set, err := pki.New(name+"-rest."+b.ns, name+"-rest."+b.ns+".svc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, proxy, tlsConf := restTLS(t, b, name)
 	dir := t.TempDir()
-	keystore, truststore, err := set.WriteFlinkStores(ctx, dir, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The cert-manager layout: ca.crt and the daemon's client pair.
-	if _, err := b.rec.Kube.CoreV1().Secrets(b.ns).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: secret},
-		Data:       map[string][]byte{"ca.crt": set.CA.Cert, "tls.crt": set.Client.Cert, "tls.key": set.Client.Key},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := url.Parse(b.agent.ProxyURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := &lifecycle.RESTClients{
-		Access: &lifecycle.RESTAccess{Kube: b.rec.Kube, Store: b.rec.Store,
-			Defaults: func() (lifecycle.TLSFiles, map[string]string) { return lifecycle.TLSFiles{}, nil }},
-		// The daemon's default template: the Service's DNS name.
-		Endpoint: func(ns, n string) (string, time.Duration, error) {
-			return fmt.Sprintf("http://%s-rest.%s:8081", n, ns), 5 * time.Second, nil
-		},
-		Proxy: http.ProxyURL(proxy),
-	}
-	b.rec.Flink = clients.Flink
-
-	tlsConf := func(mutual bool) string {
-		s := fmt.Sprintf(`    security.ssl.rest.enabled: "true"
-    security.ssl.rest.keystore: %s
-    security.ssl.rest.keystore-password: %s
-    security.ssl.rest.key-password: %s
-    flink-gitops.rest.tls.secret: %s`, keystore, password, password, secret)
-		if mutual {
-			s += fmt.Sprintf(`
-    security.ssl.rest.authentication-enabled: "true"
-    security.ssl.rest.truststore: %s
-    security.ssl.rest.truststore-password: %s`, truststore, password)
-		}
-		return s
-	}
 	spec := func(mutual bool, progress string, parallelism int) string {
 		s := b.appSpec(name, "flink:2.2", "v2_2", "savepoint", tlsConf(mutual), parallelism)
 		return strings.Replace(s, `"--checkpoint-interval-ms", "1000"]`, `"--checkpoint-interval-ms", "1000", "--progress-file", "`+progress+`"]`, 1)
@@ -164,4 +120,100 @@ func overviewWith(ctx context.Context, t *flinkclient.TLS, proxy *url.URL, name,
 	c := flinkclient.New(fmt.Sprintf("https://%s-rest.%s:8081", name, ns), flinkclient.WithHTTPClient(&http.Client{Transport: tr}), flinkclient.WithTimeout(10*time.Second))
 	_, err = c.Overview(ctx)
 	return err
+}
+
+// restTLS makes REST TLS material for cluster name (certificates for its
+// Service's DNS names, Flink's PKCS#12 stores, the cert-manager-layout
+// Secret with the daemon's client pair), points the bed's reconciler at
+// the daemon's RESTClients through the node agent's CONNECT tunnel, and
+// returns the flinkConfiguration lines that switch REST TLS on (mutual:
+// client certificates required too).
+func restTLS(t *testing.T, b *bed, name string) (*pki.Set, *url.URL, func(mutual bool) string) {
+	t.Helper()
+	ctx := context.Background()
+	const password = "changeit1"
+	secret := name + "-rest-tls"
+	set, err := pki.New(name+"-rest."+b.ns, name+"-rest."+b.ns+".svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keystore, truststore, err := set.WriteFlinkStores(ctx, t.TempDir(), password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cert-manager layout: ca.crt and the daemon's client pair.
+	if _, err := b.rec.Kube.CoreV1().Secrets(b.ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: secret},
+		Data:       map[string][]byte{"ca.crt": set.CA.Cert, "tls.crt": set.Client.Cert, "tls.key": set.Client.Key},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := url.Parse(b.agent.ProxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := &lifecycle.RESTClients{
+		Access: &lifecycle.RESTAccess{Kube: b.rec.Kube, Store: b.rec.Store,
+			Defaults: func() (lifecycle.TLSFiles, map[string]string) { return lifecycle.TLSFiles{}, nil }},
+		// The daemon's default template: the Service's DNS name.
+		Endpoint: func(ns, n string) (string, time.Duration, error) {
+			return fmt.Sprintf("http://%s-rest.%s:8081", n, ns), 5 * time.Second, nil
+		},
+		Proxy: http.ProxyURL(proxy),
+	}
+	b.rec.Flink = clients.Flink
+	return set, proxy, func(mutual bool) string {
+		s := fmt.Sprintf(`    security.ssl.rest.enabled: "true"
+    security.ssl.rest.keystore: %s
+    security.ssl.rest.keystore-password: %s
+    security.ssl.rest.key-password: %s
+    flink-gitops.rest.tls.secret: %s`, keystore, password, password, secret)
+		if mutual {
+			s += fmt.Sprintf(`
+    security.ssl.rest.authentication-enabled: "true"
+    security.ssl.rest.truststore: %s
+    security.ssl.rest.truststore-password: %s`, truststore, password)
+		}
+		return s
+	}
+}
+
+// TestRESTTLSSessionJob runs a session cluster whose REST API requires
+// mutual TLS on real Flink 2.2, and a session job on it: the jar is
+// uploaded and run, savepointed, upgraded and cancelled over mutual TLS,
+// then the job and the cluster are deleted.
+func TestRESTTLSSessionJob(t *testing.T) {
+	b := newBed(t)
+	ctx := context.Background()
+	const cl = "tlss"
+	start := time.Now()
+	set, proxy, tlsConf := restTLS(t, b, cl)
+	jar, err := flinktb.TestJobJar(ctx, flinktb.Version2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := b.appSpec(cl, "flink:2.2", "v2_2", "stateless", tlsConf(true), 1)
+	clusterDoc := app[:strings.Index(app, "  job:\n")]
+	specs := b.renderAll(clusterDoc, b.sessionJobSpec("job", cl, jar, 40))
+	b.until(lifecycle.KindDeployment, cl, specs[cl], "mutual-TLS session cluster", 3*time.Minute, func(r *lifecycle.Record) bool {
+		return settled(v1beta1.LifecycleStable)(r) && r.Deployment.JobManagerDeploymentStatus == v1beta1.JMReady
+	})
+	r := b.until(lifecycle.KindSessionJob, "job", specs["job"], "session job running over mutual TLS", 2*time.Minute, stable)
+	first := r.Common().JobStatus.JobID
+	if err := overviewWith(ctx, &flinkclient.TLS{CA: set.CA.Cert}, proxy, cl, b.ns); err == nil {
+		t.Fatal("the session cluster answered a client without a certificate")
+	}
+	t.Logf("session job %s submitted over mutual TLS after %s", first, time.Since(start).Round(time.Second))
+
+	specs = b.renderAll(clusterDoc, b.sessionJobSpec("job", cl, jar, 60))
+	r = b.until(lifecycle.KindSessionJob, "job", specs["job"], "savepoint upgrade over mutual TLS", 2*time.Minute, newJob(first))
+	si := r.Common().JobStatus.SavepointInfo
+	if si == nil || si.LastSavepoint == nil || si.LastSavepoint.TriggerType != v1beta1.TriggerUpgrade || r.Deployed.RestorePath != si.LastSavepoint.Location {
+		t.Fatalf("not restored from the upgrade savepoint: deployed %+v, savepoints %+v", r.Deployed, si)
+	}
+	t.Logf("upgraded to job %s from %s", r.Common().JobStatus.JobID, si.LastSavepoint.Location)
+
+	b.until(lifecycle.KindSessionJob, "job", nil, "session job deleted", time.Minute, settled(v1beta1.LifecycleDeleted))
+	b.until(lifecycle.KindDeployment, cl, nil, "session cluster deleted", 2*time.Minute, settled(v1beta1.LifecycleDeleted))
+	t.Logf("TestRESTTLSSessionJob wall time %s", time.Since(start).Round(time.Second))
 }
