@@ -77,7 +77,7 @@ func (a *RESTAccess) TLS(ctx context.Context, namespace, name string) (*flinkcli
 func (a *RESTAccess) fromSecret(ctx context.Context, namespace string, t render.RESTTLS, out *flinkclient.TLS) error {
 	s, err := a.Kube.CoreV1().Secrets(namespace).Get(ctx, t.Secret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("Secret %s/%s (%s) does not exist: create it with %s", namespace, t.Secret, render.KeyRESTTLSSecret, secretLayout(t.Mutual))
+		return fmt.Errorf("the Secret %s/%s (%s) does not exist: create it with %s", namespace, t.Secret, render.KeyRESTTLSSecret, secretLayout(t.Mutual))
 	}
 	if err != nil {
 		return fmt.Errorf("read Secret %s/%s: %w", namespace, t.Secret, err)
@@ -85,10 +85,10 @@ func (a *RESTAccess) fromSecret(ctx context.Context, namespace string, t render.
 	get := func(k string) ([]byte, error) {
 		v := s.Data[k]
 		if len(v) == 0 {
-			return nil, fmt.Errorf("Secret %s/%s has no %s: it needs %s", namespace, t.Secret, k, secretLayout(t.Mutual))
+			return nil, fmt.Errorf("the Secret %s/%s has no %s: it needs %s", namespace, t.Secret, k, secretLayout(t.Mutual))
 		}
 		if len(v) > flinkclient.MaxPEMBytes {
-			return nil, fmt.Errorf("Secret %s/%s: %s is %d bytes, more than %d", namespace, t.Secret, k, len(v), flinkclient.MaxPEMBytes)
+			return nil, fmt.Errorf("the Secret %s/%s: %s is %d bytes, more than %d", namespace, t.Secret, k, len(v), flinkclient.MaxPEMBytes)
 		}
 		return v, nil
 	}
