@@ -90,16 +90,7 @@ func (b *bed) render(file string) *lifecycle.Desired {
 func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
 	b.t.Helper()
 	b.commit++
-	src := render.MapSource{Files: map[string][]byte{
-		"app/kustomization.yaml": []byte("resources: [resource.yaml]\n"),
-		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
-	}}
-	res, err := b.renderer.Render(context.Background(), src, render.Options{
-		EntryPoints: []string{"app"}, DefaultNamespace: b.ns, AllowedNamespaces: []string{b.ns}, Artifacts: b.artifacts,
-	})
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	res := b.renderDocs(docs...)
 	if !res.OK() || len(res.Resources) != len(docs) {
 		var sb strings.Builder
 		_ = res.WriteText(&sb)
@@ -122,6 +113,14 @@ func (b *bed) renderAll(docs ...string) map[string]*lifecycle.Desired {
 // (problems included) without reconciling anything.
 func (b *bed) planOf(docs ...string) string {
 	b.t.Helper()
+	var sb strings.Builder
+	_ = b.renderDocs(docs...).WriteText(&sb)
+	return sb.String()
+}
+
+// renderDocs renders documents as one entry point, as the daemon would.
+func (b *bed) renderDocs(docs ...string) *render.Result {
+	b.t.Helper()
 	src := render.MapSource{Files: map[string][]byte{
 		"app/kustomization.yaml": []byte("resources: [resource.yaml]\n"),
 		"app/resource.yaml":      []byte(strings.Join(docs, "\n---\n")),
@@ -132,9 +131,7 @@ func (b *bed) planOf(docs ...string) string {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	var sb strings.Builder
-	_ = res.WriteText(&sb)
-	return sb.String()
+	return res
 }
 
 // until reconciles until cond holds for the record.
