@@ -72,7 +72,7 @@ func withSecrets() map[string]any {
 }
 
 func TestLint(t *testing.T) {
-	for name, vals := range map[string]map[string]any{"default": withSecrets(), "namespaced": namespacedValues()} {
+	for name, vals := range map[string]map[string]any{"default": withSecrets(), "namespaced": namespacedValues(), "files": filesValues()} {
 		t.Run(name, func(t *testing.T) {
 			l := action.NewLint()
 			l.Strict = true
@@ -113,6 +113,7 @@ func TestTemplateGolden(t *testing.T) {
 		{"default", withSecrets()},
 		{"namespaced", namespacedValues()},
 		{"everything", all},
+		{"files", filesValues()},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -405,9 +406,8 @@ var chartOwned = map[string]bool{
 	"leaderElection.enabled": true, "leaderElection.leaseName": true, "leaderElection.namespace": true,
 	"server.listen": true, "webhook.listen": true, "webhook.secrets": true,
 	"git.auth.tokenFile": true, "pullRequests.tokenFile": true,
-	// Files the chart does not mount (yet): set through a custom chart.
 	"git.auth.sshKeyFile": true, "git.auth.sshKeyPassphraseFile": true, "git.auth.knownHostsFile": true,
-	"git.verify": true, "artifacts.fileDirectory": true,
+	"git.verify": true, "flink.tls": true,
 }
 
 // configSchema is the JSON schema of the daemon's config types minus the

@@ -157,5 +157,20 @@ func TestInstallAndUpgrade(t *testing.T) {
 			t.Errorf("namespaced mode created ClusterRoles: %v %v", crs, err)
 		}
 	})
-	t.Logf("install, upgrade and namespaced install checked in %s", time.Since(start).Round(time.Millisecond))
+	// Every credential mount and an extra volume: the apiserver accepts the
+	// pod (unique volume names, each mount of a volume, modes in range).
+	t.Run("files", func(t *testing.T) {
+		ns := kc.Namespace(t)
+		vals := filesValues()
+		vals["rbac"] = map[string]any{"namespaced": true, "namespaces": []any{}}
+		install(t, helmConfig(t, kc, ns), "flink-gitops", ns, vals)
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "flink-gitops", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(d.Spec.Template.Spec.Volumes); n != 8 {
+			t.Errorf("the stored pod has %d volumes, want 8 (config, tmp, webhook, ssh, verify, flink-tls, artifacts, jars)", n)
+		}
+	})
+	t.Logf("install, upgrade, namespaced and files installs checked in %s", time.Since(start).Round(time.Millisecond))
 }

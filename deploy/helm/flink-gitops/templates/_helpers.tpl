@@ -115,6 +115,7 @@ they agree with the RBAC, the Lease Role, the ports and the mounts.
 {{- $_ := set $git "auth" $auth -}}
 {{- end -}}
 {{- $_ := set $cfg "git" $git -}}
+{{- include "flink-gitops.fileConfig" (dict "root" . "cfg" $cfg) -}}
 {{- if .Values.webhook.enabled -}}
 {{- if not (include "flink-gitops.secretName" (dict "root" . "which" "webhook")) -}}
 {{- fail "webhook.enabled needs secrets.webhook (existingSecret or secret): every delivery is authenticated; or set webhook.enabled to false to only poll" -}}
@@ -137,6 +138,89 @@ they agree with the RBAC, the Lease Role, the ports and the mounts.
 {{- fail "secrets.forge is set but config.pullRequests.enabled is not true: the token would not be used; remove it or enable pull-request comments" -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+Sets the config keys of the credential Secrets without a created variant
+(secrets.ssh, secrets.verify, secrets.flinkTLS) to the files mounted from
+them, in .cfg (the config being built), and refuses values that would
+mount a file nothing reads or point the config at a file not mounted.
+*/}}
+{{- define "flink-gitops.fileConfig" -}}
+{{- $v := .root.Values.secrets -}}
+{{- $cfg := .cfg -}}
+{{- $git := $cfg.git -}}
+{{- $ssh := $v.ssh | default dict -}}
+{{- if $ssh.existingSecret -}}
+{{- if include "flink-gitops.secretName" (dict "root" .root "which" "git") -}}
+{{- fail "secrets.git and secrets.ssh are both set: the daemon uses a token for https:// URLs and an SSH key for ssh:// URLs; keep the one that matches config.git.url" -}}
+{{- end -}}
+{{- $dir := include "flink-gitops.secretDir" "ssh" -}}
+{{- $auth := default dict $git.auth -}}
+{{- $_ := set $auth "sshKeyFile" (printf "%s/privateKey" $dir) -}}
+{{- $_ := set $auth "knownHostsFile" (printf "%s/knownHosts" $dir) -}}
+{{- if $ssh.withPassphrase -}}
+{{- $_ := set $auth "sshKeyPassphraseFile" (printf "%s/passphrase" $dir) -}}
+{{- end -}}
+{{- $_ := set $git "auth" $auth -}}
+{{- else if $ssh.withPassphrase -}}
+{{- fail "secrets.ssh.withPassphrase is true but secrets.ssh.existingSecret is empty: name the Secret with privateKey, passphrase and knownHosts" -}}
+{{- end -}}
+{{- $verify := $v.verify | default dict -}}
+{{- if $verify.existingSecret -}}
+{{- if not (or $verify.openpgpKeys $verify.sshAllowedSigners) -}}
+{{- fail (printf "secrets.verify.existingSecret %q: list its keys in secrets.verify.openpgpKeys (armored public keys) and/or name its allowed_signers key in secrets.verify.sshAllowedSigners" $verify.existingSecret) -}}
+{{- end -}}
+{{- $dir := include "flink-gitops.secretDir" "verify" -}}
+{{- $gv := dict -}}
+{{- if $verify.openpgpKeys -}}
+{{- $files := list -}}
+{{- range $verify.openpgpKeys }}{{ $files = append $files (printf "%s/%s" $dir .) }}{{ end -}}
+{{- $_ := set $gv "openpgpKeyFiles" $files -}}
+{{- end -}}
+{{- if $verify.sshAllowedSigners -}}
+{{- $_ := set $gv "sshAllowedSignersFile" (printf "%s/%s" $dir $verify.sshAllowedSigners) -}}
+{{- end -}}
+{{- $_ := set $git "verify" $gv -}}
+{{- else if or $verify.openpgpKeys $verify.sshAllowedSigners -}}
+{{- fail "secrets.verify names keys but secrets.verify.existingSecret is empty: name the Secret that holds them" -}}
+{{- end -}}
+{{- $tls := $v.flinkTLS | default dict -}}
+{{- if $tls.existingSecret -}}
+{{- if not (or $tls.ca $tls.clientCertificate) -}}
+{{- fail (printf "secrets.flinkTLS.existingSecret %q: set ca (its key ca.crt) and/or clientCertificate (its keys tls.crt and tls.key) to true" $tls.existingSecret) -}}
+{{- end -}}
+{{- $dir := include "flink-gitops.secretDir" "flink-tls" -}}
+{{- $flink := default dict $cfg.flink -}}
+{{- $ft := dict -}}
+{{- if $tls.ca -}}
+{{- $_ := set $ft "caFile" (printf "%s/ca.crt" $dir) -}}
+{{- end -}}
+{{- if $tls.clientCertificate -}}
+{{- $_ := set $ft "certFile" (printf "%s/tls.crt" $dir) -}}
+{{- $_ := set $ft "keyFile" (printf "%s/tls.key" $dir) -}}
+{{- end -}}
+{{- $_ := set $flink "tls" $ft -}}
+{{- $_ := set $cfg "flink" $flink -}}
+{{- else if $tls.clientCertificate -}}
+{{- fail "secrets.flinkTLS.clientCertificate is true but secrets.flinkTLS.existingSecret is empty: name the Secret with tls.crt and tls.key" -}}
+{{- end -}}
+{{- $artifacts := default dict $cfg.artifacts -}}
+{{- $adir := include "flink-gitops.secretDir" "artifacts" -}}
+{{- if and (not ($v.artifacts | default dict).existingSecret) (contains (printf "%s/" $adir) (toJson $artifacts)) -}}
+{{- fail (printf "config.artifacts names a file under %s/ but secrets.artifacts.existingSecret is empty: name the Secret whose keys those files are" $adir) -}}
+{{- end -}}
+{{- with $artifacts.fileDirectory -}}
+{{- $dir := clean . -}}
+{{- $mounted := false -}}
+{{- range $.root.Values.extraVolumeMounts -}}
+{{- $m := clean .mountPath -}}
+{{- if or (eq $dir $m) (hasPrefix (printf "%s/" (trimSuffix "/" $m)) $dir) }}{{ $mounted = true }}{{ end -}}
+{{- end -}}
+{{- if not $mounted -}}
+{{- fail (printf "config.artifacts.fileDirectory %q is in no volume: mount the jar directory there with extraVolumes and extraVolumeMounts" .) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
