@@ -172,6 +172,7 @@ type request struct {
 	contentType string
 	timeout     time.Duration
 	okStatus    []int // accepted statuses; default 200 and 202
+	maxBody     int64 // caps the decoded answer in bytes (0: no cap)
 }
 
 // do performs the call and decodes a successful JSON answer into out (if
@@ -241,7 +242,14 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 			return nil
 		}
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		var rd io.Reader = resp.Body
+		if r.maxBody > 0 {
+			rd = io.LimitReader(resp.Body, r.maxBody)
+		}
+		if err := json.NewDecoder(rd).Decode(out); err != nil {
+			if r.maxBody > 0 && errors.Is(err, io.ErrUnexpectedEOF) {
+				return &Error{Kind: KindServer, Op: r.op, StatusCode: resp.StatusCode, Message: fmt.Sprintf("answer is larger than %d bytes", r.maxBody), Err: err}
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s: %w", r.op, ctx.Err())
 			}

@@ -210,6 +210,12 @@ func runContract(t *testing.T, version string) {
 	jarID, err := c.UploadJar(ctx, jar)
 	k.must(err, "upload jar")
 	k.save("jar_upload")
+	jars, err := c.ListJars(ctx)
+	k.must(err, "list jars")
+	k.save("jars_list")
+	if !containsJar(jars, jarID, filepath.Base(jar)) {
+		t.Errorf("ListJars = %+v, want %s named %s", jars, jarID, filepath.Base(jar))
+	}
 	jobArgs := []string{"--checkpoint-interval-ms", "1000", "--rate", "50"}
 	jobID := flinkclient.NewJobID()
 	got, err := c.RunJar(ctx, jarID, flinkclient.JarRunRequest{
@@ -501,6 +507,15 @@ func runContract(t *testing.T, version string) {
 
 	k.must(c.DeleteJar(ctx, jarID), "delete jar")
 	k.save("jar_delete")
+}
+
+func containsJar(jars []flinkclient.JarFile, id, name string) bool {
+	for _, j := range jars {
+		if j.ID == id && j.Name == name && !j.Uploaded.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 func containsJob(jobs []flinkclient.JobSummary, id string, state flinkclient.JobStatus) bool {

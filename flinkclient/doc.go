@@ -9,7 +9,7 @@
 // Cancel. Asynchronous operations: TriggerSavepoint, StopWithSavepoint and
 // SavepointStatus; TriggerCheckpoint and CheckpointStatus; DisposeSavepoint
 // and DisposalStatus; Await and AwaitSavepoint poll until completion. Jars:
-// UploadJar, RunJar, DeleteJar. Every call takes a context and is bounded by
+// UploadJar, ListJars, RunJar, DeleteJar. Every call takes a context and is bounded by
 // the client's per-call timeout (WithTimeout; WithUploadTimeout for jars).
 //
 // # Errors

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // UploadJar uploads the jar at localPath (multipart part "jarfile") and
@@ -133,4 +134,46 @@ type jarRunJSON struct {
 	RestoreMode           ClaimMode         `json:"restoreMode,omitempty"`
 	ClaimMode             ClaimMode         `json:"claimMode,omitempty"`
 	FlinkConfiguration    map[string]string `json:"flinkConfiguration,omitempty"`
+}
+
+// MaxListedJars caps how many jars ListJars returns, and maxJarListBytes
+// the size of the answer it reads: the upload directory is shared with
+// anyone who can reach the REST API, so its listing is untrusted input.
+const (
+	MaxListedJars   = 1000
+	maxJarListBytes = 8 << 20
+)
+
+// JarFile is an uploaded jar as GET /jars lists it.
+type JarFile struct {
+	// ID is the stored file name (<uuid>_<name>), the id RunJar and
+	// DeleteJar take.
+	ID string
+	// Name is the file name the jar was uploaded under.
+	Name string
+	// Uploaded is when it was uploaded.
+	Uploaded time.Time
+}
+
+// ListJars lists the jars uploaded to the JobManager (at most
+// MaxListedJars of them, in the order Flink lists them).
+func (c *Client) ListJars(ctx context.Context) ([]JarFile, error) {
+	var j struct {
+		Files []struct {
+			ID       string `json:"id"`
+			Name     string `json:"name"`
+			Uploaded int64  `json:"uploaded"`
+		} `json:"files"`
+	}
+	if err := c.do(ctx, request{op: "list jars", method: http.MethodGet, segments: []string{"jars"}, maxBody: maxJarListBytes}, &j); err != nil {
+		return nil, err
+	}
+	out := make([]JarFile, 0, min(len(j.Files), MaxListedJars))
+	for _, f := range j.Files {
+		if len(out) == MaxListedJars {
+			break
+		}
+		out = append(out, JarFile{ID: f.ID, Name: f.Name, Uploaded: msTime(f.Uploaded)})
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"mime/multipart"
 	"os"
@@ -248,6 +249,17 @@ var replayCases = []replayCase{
 		}
 		if want := path.Base(str(f.bodyMap(t)["filename"])); id != want || !strings.HasSuffix(id, ".jar") {
 			t.Errorf("jar id = %q, want %q", id, want)
+		}
+	}},
+	{fixture: "jars_list", run: func(t *testing.T, c *Client, f fixture) {
+		jars, err := c.ListJars(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f0 := dig(f.bodyMap(t), "files", 0)
+		if len(jars) == 0 || jars[0].ID != str(dig(f0, "id")) || jars[0].Name != str(dig(f0, "name")) ||
+			!jars[0].Uploaded.Equal(ms(dig(f0, "uploaded"))) || !strings.HasSuffix(jars[0].ID, "_"+jars[0].Name) {
+			t.Errorf("jars = %+v, body %v", jars, f0)
 		}
 	}},
 	{fixture: "jar_run", run: runJarCase},
@@ -575,4 +587,33 @@ func TestUploadSendsJarfilePart(t *testing.T) {
 	if part.FormName() != "jarfile" || part.FileName() != "job.jar" || part.Header.Get("Content-Type") != "application/x-java-archive" {
 		t.Errorf("part %q file %q type %q", part.FormName(), part.FileName(), part.Header.Get("Content-Type"))
 	}
+}
+
+// TestListJarsBounded: a listing is capped in entries and in bytes read.
+func TestListJarsBounded(t *testing.T) {
+	t.Parallel()
+	entry := `{"id":"%d_x.jar","name":"x.jar","uploaded":1,"entry":[]}`
+	var sb strings.Builder
+	sb.WriteString(`{"address":"http://jm","files":[`)
+	for i := 0; i < MaxListedJars+5; i++ {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, entry, i)
+	}
+	sb.WriteString("]}")
+	var f fixture
+	f.Status = 200
+	f.Body = json.RawMessage(sb.String())
+	c, _ := replay(t, f)
+	jars, err := c.ListJars(ctx(t))
+	if err != nil || len(jars) != MaxListedJars || jars[0].ID != "0_x.jar" {
+		t.Fatalf("ListJars: %d jars, %v", len(jars), err)
+	}
+
+	huge := `{"files":[{"id":"a_x.jar","name":"x.jar","uploaded":1,"entry":[{"name":"` + strings.Repeat("A", maxJarListBytes) + `"}]}]}`
+	f.Body = json.RawMessage(huge)
+	c, _ = replay(t, f)
+	_, err = c.ListJars(ctx(t))
+	wantKind(t, err, KindServer, "larger than")
 }
