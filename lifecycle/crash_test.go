@@ -57,6 +57,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 	if err := os.WriteFile(jar, []byte("PK\x03\x04 not really a jar"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	jar2 := jarVariant(t, t.TempDir(), 2)
 	upgraded := func(b crashBefore) func(*Record) bool {
 		return func(r *Record) bool { return stableRunning(r) && r.Common().JobStatus.JobID != b.jobID }
 	}
@@ -333,6 +334,52 @@ func TestCrashAtEveryStep(t *testing.T) {
 				job := oneNewJob(t, w, b, r)
 				wantRestored(t, job, last.Path, last.Counter)
 				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+			},
+		},
+		{
+			// Issue 19: the jar's digest is recorded before its upload, so a
+			// crash between upload and run reuses the uploaded jar, and the
+			// old jar is deleted once the new job runs: one jar is left.
+			name: "session job upgrade to a new jar", kind: KindSessionJob, res: "job",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+				})
+				w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar, v1beta1.UpgradeModeStateless, "10")), "session job", stableRunning)
+			},
+			change: func(w *simWorld) *Desired {
+				return w.desiredJob("job", sessionJobSpecOf("session", jar2, v1beta1.UpgradeModeStateless, "10"))
+			},
+			done: upgraded,
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				oneNewJob(t, w, b, r)
+				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+				wantJarOf(t, w, "session", r, jar2)
+				d2, _ := fileSHA256(jar2)
+				if n := countCalls(w, "UploadJarFrom "+jarName(d2, filepath.Base(jar2))); n != 1 {
+					t.Errorf("the new jar was uploaded %d times, want once", n)
+				}
+			},
+		},
+		{
+			name: "session job deletion deletes its jar", kind: KindSessionJob, res: "job",
+			setup: func(w *simWorld) {
+				w.until(KindDeployment, "session", w.desired("session", sessionSpecOf()), "session cluster", func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleStable
+				})
+				w.until(KindSessionJob, "job", w.desiredJob("job", sessionJobSpecOf("session", jar2, v1beta1.UpgradeModeStateless, "10")), "session job", stableRunning)
+			},
+			change: func(w *simWorld) *Desired { return nil },
+			done: func(crashBefore) func(*Record) bool {
+				return func(r *Record) bool {
+					return r.Operation == nil && r.Common().LifecycleState == v1beta1.LifecycleDeleted
+				}
+			},
+			check: func(t *testing.T, w *simWorld, b crashBefore, r *Record) {
+				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
+				if got := w.flink.jarNames(w.ns, "session"); len(got) != 0 {
+					t.Errorf("jars left on the session cluster after the deletion: %v", got)
+				}
 			},
 		},
 		{

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -118,7 +119,8 @@ type simJM struct {
 	Session         bool
 	Jobs            map[string]*simJob
 	Ops             map[string]*simOp
-	Jars            map[string]string
+	Jars            map[string]string    // jar id -> local path or upload name
+	JarUploaded     map[string]time.Time // jar id -> upload time
 }
 
 // flinkSim is the simulated Flink side of a world: JobManagers by cluster,
@@ -135,6 +137,8 @@ type flinkSim struct {
 	Started     []*simJob
 	Disposals   []string
 	Calls       []string
+	// FailJarDeletes makes every jar deletion fail.
+	FailJarDeletes bool
 
 	// SavepointPolls is how many status polls a savepoint stays in
 	// progress; SavepointTicks how many ticks, polled or not (Flink finishes
@@ -163,7 +167,7 @@ func (s *flinkSim) startJM(namespace, name, uid string, generation int64, args [
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	jm := &simJM{Namespace: namespace, Name: name, UID: uid, Generation: generation, Args: args,
-		Jobs: map[string]*simJob{}, Ops: map[string]*simOp{}, Jars: map[string]string{}}
+		Jobs: map[string]*simJob{}, Ops: map[string]*simOp{}, Jars: map[string]string{}, JarUploaded: map[string]time.Time{}}
 	s.jms[simKey(namespace, name)] = jm
 	if len(args) == 0 || args[0] != "standalone-job" {
 		jm.Session = true
@@ -735,7 +739,73 @@ func (f *fakeFlink) UploadJar(ctx context.Context, localPath string) (string, er
 	f.sim.seq++
 	id := fmt.Sprintf("jar-%d_%s", f.sim.seq, localPath[strings.LastIndex(localPath, "/")+1:])
 	jm.Jars[id] = localPath
+	jm.JarUploaded[id] = f.sim.clock.Now().Add(time.Duration(f.sim.seq))
 	return id, nil
+}
+
+func (f *fakeFlink) UploadJarFrom(ctx context.Context, name string, r io.Reader) (string, error) {
+	op := "UploadJarFrom " + name
+	jm, err := f.call(op)
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return "", flinkErr(flinkclient.KindBadRequest, op, err.Error())
+	}
+	f.sim.seq++
+	id := fmt.Sprintf("jar-%d_%s", f.sim.seq, name)
+	jm.Jars[id] = name
+	jm.JarUploaded[id] = f.sim.clock.Now().Add(time.Duration(f.sim.seq))
+	return id, nil
+}
+
+func (f *fakeFlink) ListJars(ctx context.Context) ([]flinkclient.JarFile, error) {
+	jm, err := f.call("ListJars")
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]flinkclient.JarFile, 0, len(jm.Jars))
+	for id := range jm.Jars {
+		out = append(out, flinkclient.JarFile{ID: id, Name: id[strings.Index(id, "_")+1:], Uploaded: jm.JarUploaded[id]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Uploaded.After(out[j].Uploaded) })
+	return out, nil
+}
+
+func (f *fakeFlink) DeleteJar(ctx context.Context, jarID string) error {
+	op := "DeleteJar " + jarID
+	jm, err := f.call(op)
+	defer f.sim.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if f.sim.FailJarDeletes {
+		return flinkErr(flinkclient.KindServer, op, "java.nio.file.AccessDeniedException: "+jarID)
+	}
+	if jm.Jars[jarID] == "" {
+		return flinkErr(flinkclient.KindNotFound, op, "jar "+jarID+" not found")
+	}
+	delete(jm.Jars, jarID)
+	delete(jm.JarUploaded, jarID)
+	return nil
+}
+
+// jarNames returns the names of the jars on a simulated JobManager, sorted.
+func (s *flinkSim) jarNames(namespace, name string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jm := s.jms[simKey(namespace, name)]
+	if jm == nil {
+		return nil
+	}
+	var out []string
+	for id := range jm.Jars {
+		out = append(out, id[strings.Index(id, "_")+1:])
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (f *fakeFlink) RunJar(ctx context.Context, jarID string, req flinkclient.JarRunRequest) (string, error) {
@@ -746,7 +816,8 @@ func (f *fakeFlink) RunJar(ctx context.Context, jarID string, req flinkclient.Ja
 		return "", err
 	}
 	if jm.Jars[jarID] == "" {
-		return "", flinkErr(flinkclient.KindNotFound, op, "jar "+jarID+" not found")
+		// As Flink: 400, not 404.
+		return "", flinkErr(flinkclient.KindBadRequest, op, "Jar file /tmp/flink-web-upload/"+jarID+" does not exist")
 	}
 	id := req.JobID
 	if id == "" {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flink-gitops/flink-gitops/flinkclient"
+	"github.com/flink-gitops/flink-gitops/lifecycle/artifact"
 	"github.com/flink-gitops/flink-gitops/render"
 	"github.com/flink-gitops/flink-gitops/render/v1beta1"
 )
@@ -31,6 +32,9 @@ type Flink interface {
 	Cancel(ctx context.Context, jobID string) error
 	DisposeSavepoint(ctx context.Context, path string) (string, error)
 	UploadJar(ctx context.Context, localPath string) (string, error)
+	UploadJarFrom(ctx context.Context, name string, r io.Reader) (string, error)
+	ListJars(ctx context.Context) ([]flinkclient.JarFile, error)
+	DeleteJar(ctx context.Context, jarID string) error
 	RunJar(ctx context.Context, jarID string, req flinkclient.JarRunRequest) (string, error)
 	ResourceRequirements(ctx context.Context, jobID string) (flinkclient.ResourceRequirements, error)
 	SetResourceRequirements(ctx context.Context, jobID string, req flinkclient.ResourceRequirements) error
@@ -111,6 +115,8 @@ type Reconciler struct {
 	Jars *artifact.Fetcher
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+
+	jarSweeps jarSweeps // when each session cluster's jars were last swept
 }
 
 func (r *Reconciler) fetcher() *artifact.Fetcher {

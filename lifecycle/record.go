@@ -115,6 +115,9 @@ type Deployed struct {
 	// re-applying them (drift correction, scaling) starts from it, so a
 	// change that needs no redeploy does not roll the JobManager.
 	Spec string `json:"spec,omitempty"`
+	// JarDigest is the SHA-256 (hex) of a session job's jar: the jar on
+	// the session cluster this job needs (jars.go).
+	JarDigest string `json:"jarDigest,omitempty"`
 }
 
 // defaults returns the Flink defaults to rebuild the deployed cluster
@@ -233,6 +236,10 @@ type Operation struct {
 	StoppedJobID string `json:"stoppedJobId,omitempty"`
 	// JobID is chosen by us and persisted before the job is submitted.
 	JobID string `json:"jobId,omitempty"`
+	// JarDigest is the SHA-256 (hex) of the session job's jar, persisted
+	// before the jar is uploaded, so a jar cleanup never deletes a jar an
+	// operation in flight is about to run (jars.go).
+	JarDigest string `json:"jarDigest,omitempty"`
 	// Started and PhaseStarted time the operation and its current phase.
 	Started      time.Time `json:"started"`
 	PhaseStarted time.Time `json:"phaseStarted"`

@@ -145,13 +145,17 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 				}
 			}
 			p.updateLifecycle()
+			p.sweepJarsAtRest(ctx)
 			return res, nil
 		}
 		if err := p.begin(ctx, op); err != nil {
 			return p.fast(), err
 		}
 	}
-	return p.drive(ctx)
+	op, cl := p.rec.Operation, p.clusterName()
+	res, err := p.drive(ctx)
+	p.sweepJarsAfter(ctx, op, cl)
+	return res, err
 }
 
 // decideSessionJob chooses the operation for a session job.
@@ -289,7 +293,7 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer release()
-	jarID, err := f.UploadJar(ctx, jar.Path)
+	jarID, err := p.uploadJarOnce(ctx, f, jar)
 	if err != nil {
 		return false, err
 	}
@@ -308,7 +312,7 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 		req.FlinkConfiguration = conf
 	}
 	if _, err := f.RunJar(ctx, jarID, req); err != nil && !errors.Is(err, flinkclient.ErrConflict) {
-		if errors.Is(err, flinkclient.ErrBadRequest) || errors.Is(err, flinkclient.ErrOperationFailed) {
+		if (errors.Is(err, flinkclient.ErrBadRequest) || errors.Is(err, flinkclient.ErrOperationFailed)) && !p.jarVanished(ctx, f, jarID) {
 			p.fail(ctx, ReasonRestoreFailed, "submit session job: "+err.Error())
 			return false, nil
 		}
@@ -326,7 +330,7 @@ func (p *pass) submitSessionJob(ctx context.Context) (bool, error) {
 		commit = op.Source.Commit
 	}
 	p.rec.LatestCheckpoint = nil // the previous job's; the new one starts from RestorePath
-	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now()}
+	p.rec.Deployed = &Deployed{JobID: op.JobID, RestorePath: op.RestorePath, SpecHash: op.TargetHash, Commit: commit, At: p.now(), JarDigest: op.JarDigest}
 	p.r.Events.Normal(ctx, p.rec, ReasonSubmit, fmt.Sprintf("job %s submitted to %s (restore from %s)", op.JobID, tgt.DeploymentName, orNone(op.RestorePath)))
 	return false, p.to(ctx, PhaseAwaitRunning)
 }
