@@ -623,6 +623,16 @@ func TestSessionJobs(t *testing.T) {
 	if !ok {
 		return
 	}
+	var userJar string // issue 19: one jar per digest, deleted when no job needs it
+	ok = b.scenario(top, "jars over 10 upgrades", func(t *testing.T) {
+		userJar, jobs["job-b"] = b.jarUpgrades(t, cl, "job-b", jobs["job-b"], jar, []string{jar}, func(j string) *lifecycle.Desired {
+			docs["job-b"] = strings.Replace(b.sessionJobSpec("job-b", cl, j, 40), "upgradeMode: savepoint", "upgradeMode: stateless", 1)
+			return commit()["job-b"]
+		})
+	})
+	if !ok {
+		return
+	}
 
 	b.scenario(top, "delete session cluster with jobs", func(t *testing.T) {
 		r := b.until(lifecycle.KindDeployment, cl, nil, "deletion to be blocked", time.Minute, func(r *lifecycle.Record) bool {
@@ -653,6 +663,7 @@ func TestSessionJobs(t *testing.T) {
 				t.Errorf("%s: Flink job %s is %s (%v), want CANCELED", n, jobs[n], job.State, err)
 			}
 		}
+		b.wantJars(t, cl, userJar) // none of ours left; the user's untouched
 		b.until(lifecycle.KindDeployment, cl, nil, "session cluster deleted", time.Minute, settled(v1beta1.LifecycleDeleted))
 		for _, n := range []string{cluster.JobManagerName(cl), cluster.TaskManagerName(cl)} {
 			if _, err := b.rec.Kube.AppsV1().Deployments(b.ns).Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
