@@ -16,13 +16,14 @@ import (
 
 // Session job jars on the JobManager. A jar is uploaded under a name the
 // daemon owns and that encodes its digest (jarName), once per digest and
-// session cluster: before uploading, the JobManager's jars are listed and a
-// jar of that name is run instead. The digest is persisted in the
-// operation before the upload and in Deployed once the job is submitted, so
-// the records say which jars their jobs need. After a session job's
-// operation ends, and at rest every jarSweepInterval, the cluster's
-// daemon-named jars that no record needs are deleted. A jar whose name is
-// not daemon-named (a user's own upload) is never touched.
+// session cluster: before uploading, the JobManager's jars are listed and
+// a daemon-named jar with that digest (under any base name) is run
+// instead. The digest is persisted in the operation before the upload and
+// in Deployed once the job is submitted, so the records say which jars
+// their jobs need. After a session job's operation ends, and at rest every
+// jarSweepInterval, the cluster's daemon-named jars that no record needs
+// are deleted. A jar whose name is not daemon-named (a user's own upload)
+// is never touched.
 
 const (
 	// jarNamePrefix starts every jar name the daemon uploads under.
@@ -78,14 +79,15 @@ func digestKey(digest string) string {
 	return strings.ToLower(digest[:min(len(digest), jarDigestLen)])
 }
 
-// pickJar returns the jar named name that uploads reuse and sweeps keep
-// (the newest, then the greatest id, so both choose the same one), and
-// whether there is one.
-func pickJar(jars []flinkclient.JarFile, name string) (flinkclient.JarFile, bool) {
+// pickJar returns the daemon-named jar with digest key key (whatever
+// base name it was uploaded under) that uploads reuse and sweeps keep: the
+// newest, then the greatest id, so both choose the same one; and whether
+// there is one.
+func pickJar(jars []flinkclient.JarFile, key string) (flinkclient.JarFile, bool) {
 	var best flinkclient.JarFile
 	found := false
 	for _, j := range jars {
-		if j.Name != name {
+		if jarNameDigest(j.Name) != key {
 			continue
 		}
 		if !found || j.Uploaded.After(best.Uploaded) || (j.Uploaded.Equal(best.Uploaded) && j.ID > best.ID) {
@@ -138,7 +140,8 @@ func neededJars(recs []*Record, cluster string) map[string]bool {
 
 // unneededJars returns the daemon-named jars to delete: those whose digest
 // is not needed, and the extra copies of a needed one (all but the one
-// pickJar chooses), at most limit of them.
+// pickJar chooses, also copies under another base name), at most limit of
+// them.
 func unneededJars(jars []flinkclient.JarFile, need map[string]bool, limit int) []flinkclient.JarFile {
 	var out []flinkclient.JarFile
 	for _, j := range jars {
@@ -150,7 +153,7 @@ func unneededJars(jars []flinkclient.JarFile, need map[string]bool, limit int) [
 			continue // not ours
 		}
 		if need[d] {
-			if keep, _ := pickJar(jars, j.Name); keep.ID == j.ID {
+			if keep, _ := pickJar(jars, d); keep.ID == j.ID {
 				continue
 			}
 		}
@@ -176,7 +179,7 @@ func (p *pass) uploadJarOnce(ctx context.Context, f Flink, jar artifact.Jar) (st
 	if err != nil {
 		return "", err
 	}
-	if j, ok := pickJar(jars, name); ok {
+	if j, ok := pickJar(jars, digestKey(jar.SHA256)); ok {
 		p.log.Info("jar already on the JobManager", "jar", j.ID)
 		return j.ID, nil
 	}

@@ -88,8 +88,22 @@ func TestUnneededJars(t *testing.T) {
 			t.Errorf("%s: delete %v, want %v", c.name, got, c.want)
 		}
 	}
-	if j, ok := pickJar(jars, a); !ok || j.ID != "3_"+a {
+	if j, ok := pickJar(jars, strings.Repeat("a", 16)); !ok || j.ID != "3_"+a {
 		t.Errorf("pickJar = %+v, %v; want the newest copy", j, ok)
+	}
+	// The same bytes under another base name (another job's jarURI) are
+	// the same jar: reused, and the older copy deleted.
+	a2 := jarName(strings.Repeat("a", 64), "other.jar")
+	more := append(jars[:3:3], flinkclient.JarFile{ID: "5_" + a2, Name: a2, Uploaded: at(5)})
+	if j, ok := pickJar(more, strings.Repeat("a", 16)); !ok || j.ID != "5_"+a2 {
+		t.Errorf("pickJar = %+v, %v; want the newest copy under any name", j, ok)
+	}
+	var got []string
+	for _, j := range unneededJars(more, map[string]bool{strings.Repeat("a", 16): true, strings.Repeat("b", 16): true}, 10) {
+		got = append(got, j.ID)
+	}
+	if want := []string{"1_" + a, "3_" + a}; !reflect.DeepEqual(got, want) {
+		t.Errorf("delete %v, want %v", got, want)
 	}
 }
 
