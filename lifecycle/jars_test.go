@@ -187,18 +187,6 @@ func wantJarOf(t *testing.T, w *simWorld, cluster string, r *Record, jar string,
 	}
 }
 
-func countCalls(w *simWorld, prefix string) int {
-	w.flink.mu.Lock()
-	defer w.flink.mu.Unlock()
-	n := 0
-	for _, c := range w.flink.Calls {
-		if strings.HasPrefix(c, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
 // TestSessionJobJarsBounded: across 10 upgrades to new jars the session
 // cluster holds only the jar the job runs (and the user's own upload); a
 // restart with the same jar uploads nothing; deletion leaves no jar of
@@ -227,13 +215,13 @@ func TestSessionJobJarsBounded(t *testing.T) {
 		})
 		wantJarOf(t, w, "session", r, jar, "users-own.jar")
 	}
-	uploads := countCalls(w, "UploadJar")
+	uploads := w.callsOf("UploadJar")
 	spec.RestartNonce = ptr(int64(1))
 	before := r.Common().JobStatus.JobID
 	r = w.until(KindSessionJob, "job", w.desiredJob("job", spec), "restart", func(r *Record) bool {
 		return stableRunning(r) && r.Common().JobStatus.JobID != before
 	})
-	if n := countCalls(w, "UploadJar"); n != uploads {
+	if n := w.callsOf("UploadJar"); n != uploads {
 		t.Errorf("a restart with the same jar uploaded it again (%d uploads, was %d)", n, uploads)
 	}
 	wantJarOf(t, w, "session", r, jar, "users-own.jar")
@@ -270,12 +258,12 @@ func TestJarSweepAtRest(t *testing.T) {
 		t.Fatalf("a failed jar deletion disturbed the job: %s", dumpRecord(w.record(KindSessionJob, "job")))
 	}
 	w.flink.FailJarDeletes = false
-	lists := countCalls(w, "ListJars")
+	lists := w.callsOf("ListJars")
 	for i := 0; i < 5; i++ { // within the interval: no sweep
 		w.tick()
 		w.pass(KindSessionJob, "job", d)
 	}
-	if n := countCalls(w, "ListJars"); n != lists {
+	if n := w.callsOf("ListJars"); n != lists {
 		t.Errorf("%d jar listings within the sweep interval, want none", n-lists)
 	}
 	w.clock.Advance(jarSweepInterval)
