@@ -134,7 +134,7 @@ func TestS3OnTestbed(t *testing.T) {
 	// Through the Fetcher, as the reconciler fetches: the pin is checked,
 	// and refusals and store answers are ErrInvalid.
 	f := &Fetcher{Sources: func(render.ArtifactPolicy, string) (Source, error) { return s, nil }}
-	policy := render.ArtifactPolicy{AllowedSchemes: []string{"s3", "gs"}}
+	policy := render.ArtifactPolicy{AllowedSchemes: []string{"s3", "gs"}, CheckObject: s.cfg.CheckURI}
 	sum := sha256.Sum256(jar)
 	j, release, err := f.Fetch(ctx, policy, Request{URI: "gs://jars/flink/job.jar", SHA256: hex.EncodeToString(sum[:])})
 	if err != nil || j.Size != int64(len(jar)) || j.Name != "job.jar" {
