@@ -356,7 +356,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				wantJobState(t, w, b.jobID, flinkclient.JobCanceled)
 				wantJarOf(t, w, "session", r, jar2)
 				d2, _ := fileSHA256(jar2)
-				if n := w.callsOf("UploadJarFrom "+jarName(d2, filepath.Base(jar2))); n != 1 {
+				if n := w.callsOf("UploadJarFrom " + jarName(d2, filepath.Base(jar2))); n != 1 {
 					t.Errorf("the new jar was uploaded %d times, want once", n)
 				}
 			},
