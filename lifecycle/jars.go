@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -44,20 +45,14 @@ const (
 // name base: flink-gitops-<16 hex>-<base>.jar, base reduced to characters
 // safe in a file name.
 func jarName(digest, base string) string {
-	base = strings.TrimSuffix(base, ".jar")
-	b := []byte(base)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b[i] = '_'
-		}
-	}
+	b := artifact.SafeName(strings.TrimSuffix(base, ".jar"))
 	if len(b) > maxJarBase {
 		b = b[:maxJarBase]
 	}
-	if len(b) == 0 {
-		b = []byte("job")
+	if b == "" {
+		b = "job"
 	}
-	return jarNamePrefix + strings.ToLower(digest[:min(len(digest), jarDigestLen)]) + "-" + string(b) + ".jar"
+	return jarNamePrefix + digestKey(digest) + "-" + b + ".jar"
 }
 
 // jarNameDigest returns the digest prefix a daemon-owned jar name carries,
@@ -281,11 +276,7 @@ func (p *pass) sweepJars(ctx context.Context, cl string) {
 	}
 	// This pass's record is newer than its stored copy (saved after the
 	// pass): a job deleted or upgraded just now needs its old jar no more.
-	for i, r := range recs {
-		if r.Kind == p.rec.Kind && r.Name == p.rec.Name {
-			recs[i] = p.rec
-		}
-	}
+	recs = slices.DeleteFunc(recs, func(r *Record) bool { return r.Kind == p.rec.Kind && r.Name == p.rec.Name })
 	need := neededJars(append(recs, p.rec), cl)
 	var failed []string
 	for _, j := range unneededJars(jars, need, maxJarDeletes) {

@@ -202,16 +202,7 @@ func jarName(u *url.URL) string {
 			base = c.FileName()
 		}
 	}
-	var b strings.Builder
-	for _, r := range base {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('_')
-		}
-	}
-	name := strings.Trim(b.String(), ".")
+	name := strings.Trim(SafeName(base), ".")
 	if len(name) > 100 {
 		name = name[len(name)-100:]
 	}
@@ -222,6 +213,18 @@ func jarName(u *url.URL) string {
 		name += ".jar"
 	}
 	return name
+}
+
+// SafeName replaces every character of s but letters, digits, '.', '-'
+// and '_' with '_', so it can be a file name on any system.
+func SafeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // immutable reports whether the content behind a URI cannot change: a
