@@ -23,55 +23,89 @@ const FieldManager = "flink-gitops"
 
 // applyCluster server-side applies a cluster's objects: the JobManager
 // Deployment first among the owned ones, so the others can be owned by it.
-// Force takes back fields someone else changed (drift is corrected).
-func applyCluster(ctx context.Context, kc kubernetes.Interface, objs *cluster.Objects) error {
-	for _, cm := range []*corev1.ConfigMap{objs.ConfigMap, objs.PodTemplate} { // the pods mount them: they go first
-		if cm != nil {
-			if err := apply(ctx, kc, cm); err != nil {
-				return err
-			}
+// Force takes back fields someone else changed (drift is corrected). An
+// object the watch shows unchanged since the daemon applied the same body
+// is not sent again. It returns the objects whose apply undid someone
+// else's change to what the daemon had applied (drift corrected).
+func applyCluster(ctx context.Context, kc kube, objs *cluster.Objects) (corrected []string, err error) {
+	note := func(o cluster.Object, fixed bool) {
+		if fixed {
+			corrected = append(corrected, kindOf(o)+" "+o.GetName())
 		}
 	}
 	if objs.JobManager == nil {
-		return fmt.Errorf("cluster has no JobManager Deployment")
+		return nil, fmt.Errorf("cluster has no JobManager Deployment")
 	}
-	if err := apply(ctx, kc, objs.JobManager); err != nil {
-		return err
+	// The ConfigMaps go first (the pods mount them), owned by the
+	// JobManager Deployment when it exists already: applied without the
+	// owner reference and then with it, they would be written twice.
+	if jm, err := jobManagerDeployment(ctx, kc, objs.JobManager.GetLabels()[cluster.LabelApp], objs.JobManager.Namespace); err != nil {
+		return nil, err
+	} else if jm != nil && jm.Name == objs.JobManager.Name {
+		objs.SetOwner(jm.UID)
 	}
-	jm, err := kc.AppsV1().Deployments(objs.JobManager.Namespace).Get(ctx, objs.JobManager.Name, metav1.GetOptions{})
+	for _, cm := range []*corev1.ConfigMap{objs.ConfigMap, objs.PodTemplate} {
+		if cm != nil {
+			_, fixed, err := apply(ctx, kc, cm)
+			if err != nil {
+				return corrected, err
+			}
+			note(cm, fixed)
+		}
+	}
+	jm, fixed, err := apply(ctx, kc, objs.JobManager)
 	if err != nil {
-		return fmt.Errorf("read back JobManager Deployment: %w", err)
+		return corrected, err
 	}
-	objs.SetOwner(jm.UID)
+	note(objs.JobManager, fixed)
+	objs.SetOwner(jm.GetUID())
 	for _, o := range objs.List() {
 		if o == cluster.Object(objs.JobManager) {
 			continue
 		}
 		// (The ConfigMaps again: now with the owner reference.)
-		if err := apply(ctx, kc, o); err != nil {
-			return err
+		_, fixed, err := apply(ctx, kc, o)
+		if err != nil {
+			return corrected, err
 		}
+		note(o, fixed)
 	}
-	return nil
+	return corrected, nil
 }
 
-// apply server-side applies one object of a kind the cluster builder makes.
-// An existing object of that name which is not the daemon's is refused
-// (NotOwnedError), never taken over.
-func apply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) error {
-	if err := checkOwned(ctx, kc, kindOf(obj), obj); err != nil {
-		return err
-	}
-	err := patchApply(ctx, kc, obj, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()})
+// apply server-side applies one object of a kind the cluster builder makes
+// and returns the object as stored. An existing object of that name which
+// is not the daemon's is refused (NotOwnedError), never taken over. When
+// the watch shows the object exactly as the daemon's last apply of the
+// same body left it, nothing is sent. fixed reports that the apply changed
+// an object the daemon had already applied this body to: someone had
+// edited it.
+func apply(ctx context.Context, kc kube, obj cluster.Object) (stored metav1.Object, fixed bool, err error) {
+	kind, ns, name := kindOf(obj), obj.GetNamespace(), obj.GetName()
+	body, err := applyBody(obj)
 	if err != nil {
-		return fmt.Errorf("apply %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+		return nil, false, err
 	}
-	return nil
+	hash := bodyHash(body)
+	if cur, ok := kc.cache.unchanged(kind, ns, name, hash); ok {
+		return cur, false, nil
+	}
+	prev, known := kc.cache.object(kind, ns, name)
+	if err := checkOwned(ctx, kc, kind, obj); err != nil {
+		return nil, false, err
+	}
+	stored, err = patchApply(ctx, kc, obj, body, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()})
+	if err != nil {
+		return nil, false, fmt.Errorf("apply %T %s/%s: %w", obj, ns, name, err)
+	}
+	fixed = known && kc.cache.lastApplied(kind, ns, name) == hash && prev.GetResourceVersion() != stored.GetResourceVersion()
+	kc.cache.didApply(kind, stored, hash)
+	return stored, fixed, nil
 }
 
-// patchApply sends one object the cluster builder makes as a server-side
-// apply patch (its status left out) with the given options.
-func patchApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object, opts metav1.PatchOptions) error {
+// applyBody is the server-side apply patch of one object the cluster
+// builder makes: the object with its type and without its status.
+func applyBody(obj cluster.Object) ([]byte, error) {
 	typed := cluster.WithTypeMeta(obj)
 	switch o := typed.(type) {
 	case *appsv1.Deployment:
@@ -79,24 +113,24 @@ func patchApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object
 	case *networkingv1.Ingress:
 		o.Status = networkingv1.IngressStatus{}
 	}
-	body, err := json.Marshal(typed)
-	if err != nil {
-		return err
-	}
+	return json.Marshal(typed)
+}
+
+// patchApply sends body, the apply patch of obj (applyBody), with the
+// given options and returns the object as stored.
+func patchApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object, body []byte, opts metav1.PatchOptions) (metav1.Object, error) {
 	ns, name := obj.GetNamespace(), obj.GetName()
 	switch obj.(type) {
 	case *corev1.ConfigMap:
-		_, err = kc.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+		return kc.CoreV1().ConfigMaps(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
 	case *corev1.Service:
-		_, err = kc.CoreV1().Services(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+		return kc.CoreV1().Services(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
 	case *appsv1.Deployment:
-		_, err = kc.AppsV1().Deployments(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
+		return kc.AppsV1().Deployments(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
 	case *networkingv1.Ingress:
-		_, err = kc.NetworkingV1().Ingresses(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
-	default:
-		return permanent(fmt.Errorf("apply: unsupported object %T", obj))
+		return kc.NetworkingV1().Ingresses(ns).Patch(ctx, name, types.ApplyPatchType, body, opts)
 	}
-	return err
+	return nil, permanent(fmt.Errorf("apply: unsupported object %T", obj))
 }
 
 func ptrTrue() *bool { t := true; return &t }
@@ -120,7 +154,7 @@ func kindOf(obj cluster.Object) string {
 // cluster the TaskManager pods its JobManager created. It does not wait;
 // clusterGone tells when the cluster is gone. Objects of those names that
 // are not the daemon's are left alone and returned as kept.
-func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) (kept []*NotOwnedError, err error) {
+func deleteCluster(ctx context.Context, kc kube, name, namespace string, native bool) (kept []*NotOwnedError, err error) {
 	for _, ref := range cluster.Refs(name, namespace, native) {
 		k, err := deleteOwned(ctx, kc, ref, name)
 		if err != nil {
@@ -137,7 +171,13 @@ func deleteCluster(ctx context.Context, kc kubernetes.Interface, name, namespace
 }
 
 // jobManagerDeployment returns the JobManager Deployment, nil when missing.
-func jobManagerDeployment(ctx context.Context, kc kubernetes.Interface, name, namespace string) (*appsv1.Deployment, error) {
+func jobManagerDeployment(ctx context.Context, kc kube, name, namespace string) (*appsv1.Deployment, error) {
+	if d, ok := kc.cache.deployment(namespace, cluster.JobManagerName(name)); ok {
+		if !ownedBy(d, name) {
+			return nil, nil
+		}
+		return d, nil
+	}
 	d, err := kc.AppsV1().Deployments(namespace).Get(ctx, cluster.JobManagerName(name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -155,7 +195,7 @@ func jobManagerDeployment(ctx context.Context, kc kubernetes.Interface, name, na
 // Deployment of the daemon exists any more, nor, for a native cluster, a
 // TaskManager pod. Same-named Deployments that are not the daemon's do not
 // count (deleteCluster leaves them alone).
-func clusterGone(ctx context.Context, kc kubernetes.Interface, name, namespace string, native bool) (bool, error) {
+func clusterGone(ctx context.Context, kc kube, name, namespace string, native bool) (bool, error) {
 	for _, n := range []string{cluster.JobManagerName(name), cluster.TaskManagerName(name)} {
 		d, err := existing(ctx, kc, "Deployment", namespace, n)
 		if err != nil {

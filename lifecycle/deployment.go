@@ -105,7 +105,7 @@ func (p *pass) observe(ctx context.Context) (*observation, error) {
 	st := p.rec.Deployment
 	obs := &observation{}
 	var ov *flinkclient.Overview
-	jm, err := jobManagerDeployment(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace)
+	jm, err := jobManagerDeployment(ctx, p.r.kube(), p.rec.Name, p.rec.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -589,7 +589,8 @@ func (p *pass) applyInPlace(ctx context.Context, tgt *v1beta1.FlinkDeploymentSpe
 		return err
 	}
 	p.log.Info("scaling in place")
-	return applyCluster(ctx, p.r.Kube, objs)
+	_, err = applyCluster(ctx, p.r.kube(), objs)
+	return err
 }
 
 // deployedObjects rebuilds the running cluster's objects as they were
@@ -691,7 +692,7 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		if op.Kind == OpDelete && p.blockedBySessionJobs(ctx) {
 			return true, nil
 		}
-		kept, err := deleteCluster(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native())
+		kept, err := deleteCluster(ctx, p.r.kube(), p.rec.Name, p.rec.Namespace, p.native())
 		if err != nil {
 			return false, err
 		}
@@ -699,7 +700,7 @@ func (p *pass) step(ctx context.Context) (wait bool, err error) {
 		p.r.Events.Normal(ctx, p.rec, ReasonCleanup, "cluster objects deleted")
 		return false, p.to(ctx, PhaseAwaitDeleted)
 	case PhaseAwaitDeleted:
-		gone, err := clusterGone(ctx, p.r.Kube, p.rec.Name, p.rec.Namespace, p.native())
+		gone, err := clusterGone(ctx, p.r.kube(), p.rec.Name, p.rec.Namespace, p.native())
 		if err != nil || !gone {
 			return true, err
 		}
@@ -1206,7 +1207,7 @@ func (p *pass) applyTarget(ctx context.Context) error {
 	if err != nil {
 		return permanent(err) // pre-flight builds the same objects: only a rollback target gets here
 	}
-	if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
+	if _, err := applyCluster(ctx, p.r.kube(), objs); err != nil {
 		return err
 	}
 	st := p.rec.Deployment
@@ -1363,8 +1364,14 @@ func (p *pass) settle(ctx context.Context, obs *observation) (Result, error) {
 		// Re-apply the same objects: drift is corrected, nothing restarts.
 		objs, err := p.deployedObjects(last)
 		if err == nil {
-			if err := applyCluster(ctx, p.r.Kube, objs); err != nil {
+			fixed, err := applyCluster(ctx, p.r.kube(), objs)
+			if err != nil {
 				p.log.Warn("drift correction failed", "err", err)
+			}
+			if len(fixed) > 0 {
+				msg := "changed by someone else, set back to the spec of commit " + short(p.rec.Deployed.Commit) + ": " + strings.Join(fixed, ", ")
+				p.log.Info("drift corrected", "objects", fixed)
+				p.r.Events.Warn(ctx, p.rec, ReasonDriftCorrected, msg)
 			}
 		}
 	}

@@ -25,6 +25,9 @@ const (
 	ReasonUpgradeFailed    = "UpgradeFailed"
 	ReasonRestoreFailed    = "RestoreFailed"
 	ReasonDeploymentReady  = "DeploymentReady"
+	// ReasonDriftCorrected: one of the cluster's objects had been changed
+	// by someone else and was set back (flink-gitops' own reason).
+	ReasonDriftCorrected = "DriftCorrected"
 )
 
 // Events records Kubernetes Events about a managed resource, on its status

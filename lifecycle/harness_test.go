@@ -50,9 +50,14 @@ func newBed(t *testing.T) *bed {
 		logw = os.Stderr
 	}
 	log := slog.New(&traceHandler{Handler: slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}), tr: b.trace})
+	// Reads of the daemon's own objects come from watches, as in the daemon.
+	cache := lifecycle.NewCache(cs, log)
+	cache.SetNamespaces([]string{b.ns})
+	t.Cleanup(cache.Stop)
 	b.rec = &lifecycle.Reconciler{
 		Kube:  cs,
-		Store: &lifecycle.Store{Client: cs},
+		Cache: cache,
+		Store: &lifecycle.Store{Client: cs, Cache: cache},
 		Flink: func(ns, name string) (lifecycle.Flink, error) {
 			return flinkclient.New(b.agent.ProxyURL+"/"+ns+"/"+name+"-rest", flinkclient.WithTimeout(5*time.Second)), nil
 		},

@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle/cluster"
 )
@@ -47,11 +46,14 @@ func ownedBy(m metav1.Object, name string) bool {
 
 // existing reads the object of a kind the cluster builder makes; nil when
 // there is none.
-func existing(ctx context.Context, kc kubernetes.Interface, kind, namespace, name string) (metav1.Object, error) {
+func existing(ctx context.Context, kc kube, kind, namespace, name string) (metav1.Object, error) {
 	var (
 		o   metav1.Object
 		err error
 	)
+	if o, ok := kc.cache.object(kind, namespace, name); ok {
+		return o, nil
+	}
 	get := metav1.GetOptions{}
 	switch kind {
 	case "ConfigMap":
@@ -77,7 +79,7 @@ func existing(ctx context.Context, kc kubernetes.Interface, kind, namespace, nam
 // checkOwned refuses to write obj when an object of its kind and name
 // exists that is not the daemon's (see ownedBy). It costs one read per
 // object, which keeps the check where it must be: right before the write.
-func checkOwned(ctx context.Context, kc kubernetes.Interface, kind string, obj cluster.Object) error {
+func checkOwned(ctx context.Context, kc kube, kind string, obj cluster.Object) error {
 	name := obj.GetLabels()[cluster.LabelApp]
 	cur, err := existing(ctx, kc, kind, obj.GetNamespace(), obj.GetName())
 	if err != nil || cur == nil {
@@ -93,7 +95,7 @@ func checkOwned(ctx context.Context, kc kubernetes.Interface, kind string, obj c
 // daemon's; an object that is not is left alone and returned as kept. The
 // delete is conditional on the UID read, so an object replaced in between
 // is not deleted either.
-func deleteOwned(ctx context.Context, kc kubernetes.Interface, ref cluster.Ref, name string) (kept *NotOwnedError, err error) {
+func deleteOwned(ctx context.Context, kc kube, ref cluster.Ref, name string) (kept *NotOwnedError, err error) {
 	cur, err := existing(ctx, kc, ref.Kind, ref.Namespace, ref.Name)
 	if err != nil || cur == nil {
 		return nil, err
@@ -102,6 +104,9 @@ func deleteOwned(ctx context.Context, kc kubernetes.Interface, ref cluster.Ref, 
 		return &NotOwnedError{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, Cluster: name}, nil
 	}
 	uid := cur.GetUID()
+	// What the daemon applied is gone with it: the next apply must not be
+	// skipped for a copy the watch still holds.
+	kc.cache.forget(ref.Kind, ref.Namespace, ref.Name)
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid}}
 	switch ref.Kind {

@@ -184,7 +184,7 @@ func TestApplyRefusesObjectAfterPreflight(t *testing.T) {
 	kc := fake.NewClientset(foreignService("apps", "app-rest"))
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "app-rest", Namespace: "apps",
 		Labels: map[string]string{LabelManagedBy: ManagedBy, "app": "app"}}}
-	err := apply(ctx, kc, svc)
+	_, _, err := apply(ctx, kube{Interface: kc}, svc)
 	var foreign *NotOwnedError
 	if !errors.As(err, &foreign) || foreign.Name != "app-rest" {
 		t.Fatalf("apply over a foreign Service: %v, want a NotOwnedError", err)

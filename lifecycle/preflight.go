@@ -69,7 +69,7 @@ func Preflight(ctx context.Context, kc kubernetes.Interface, objs *cluster.Objec
 	for _, o := range objs.List() {
 		// An object of that name the daemon did not make is never taken
 		// over: refuse before anything stops (apply would refuse it later).
-		if err := checkOwned(ctx, kc, kindOf(o), o); err != nil {
+		if err := checkOwned(ctx, kube{Interface: kc}, kindOf(o), o); err != nil {
 			var foreign *NotOwnedError
 			if errors.As(err, &foreign) {
 				return &Rejection{Object: objectName(o), Message: foreign.Error()}
@@ -468,7 +468,12 @@ func addTimes(total, add corev1.ResourceList, n int64) {
 // dryRunApply server-side applies one object with dryRun All: the
 // apiserver runs validation and admission and persists nothing.
 func dryRunApply(ctx context.Context, kc kubernetes.Interface, obj cluster.Object) error {
-	return patchApply(ctx, kc, obj, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), DryRun: []string{metav1.DryRunAll}})
+	body, err := applyBody(obj)
+	if err != nil {
+		return err
+	}
+	_, err = patchApply(ctx, kc, obj, body, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue(), DryRun: []string{metav1.DryRunAll}})
+	return err
 }
 
 // objectName is "Kind namespace/name" of a built object.

@@ -105,7 +105,10 @@ type Result struct {
 // status ConfigMap, so any Reconciler (a new process, another replica) can
 // pick up where another stopped.
 type Reconciler struct {
-	Kube     kubernetes.Interface
+	Kube kubernetes.Interface
+	// Cache, when set, answers reads of the daemon's own objects from
+	// watches (see Cache); Store should share it.
+	Cache    *Cache
 	Store    *Store
 	Flink    FlinkFor
 	Events   *Events

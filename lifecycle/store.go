@@ -45,6 +45,9 @@ var ErrConflict = errors.New("status changed since it was read")
 // resource, with optimistic concurrency on resourceVersion.
 type Store struct {
 	Client kubernetes.Interface
+	// Cache, when set, answers Get from the watch when it holds the
+	// ConfigMap at least as new as the Store's own last write of it.
+	Cache *Cache
 	// Log receives warnings about status ConfigMaps that are not trusted
 	// (nil: slog.Default()).
 	Log *slog.Logger
@@ -73,12 +76,16 @@ func StatusConfigMapName(kind, name string) string {
 // status name that does not check out (see trustRecord) is an error: the
 // resource is left alone until a person removes it.
 func (s *Store) Get(ctx context.Context, kind, namespace, name string) (*Record, error) {
-	cm, err := s.Client.CoreV1().ConfigMaps(namespace).Get(ctx, StatusConfigMapName(kind, name), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read status of %s %s/%s: %w", kind, namespace, name, err)
+	cm, ok := s.Cache.statusConfigMap(namespace, StatusConfigMapName(kind, name))
+	if !ok {
+		var err error
+		cm, err = s.Client.CoreV1().ConfigMaps(namespace).Get(ctx, StatusConfigMapName(kind, name), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read status of %s %s/%s: %w", kind, namespace, name, err)
+		}
 	}
 	r, err := decodeRecord(cm)
 	if err != nil {
@@ -145,11 +152,13 @@ func (s *Store) Save(ctx context.Context, r *Record) error {
 		return fmt.Errorf("write status of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)
 	}
 	r.resourceVersion = out.ResourceVersion
+	s.Cache.wrote(out.Namespace, out.Name, out.ResourceVersion)
 	return nil
 }
 
 // Delete removes the record's ConfigMap (after the resource is gone).
 func (s *Store) Delete(ctx context.Context, r *Record) error {
+	s.Cache.wrote(r.Namespace, StatusConfigMapName(r.Kind, r.Name), deletedVersion)
 	err := s.Client.CoreV1().ConfigMaps(r.Namespace).Delete(ctx, StatusConfigMapName(r.Kind, r.Name), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete status of %s %s/%s: %w", r.Kind, r.Namespace, r.Name, err)

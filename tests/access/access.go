@@ -45,8 +45,12 @@ type Install struct {
 // be refused (deny).
 func Tables(in Install) (want, deny []Review) {
 	ns, own, lease, other := in.Target, in.Namespace, in.Lease, in.Other
-	for _, v := range []string{"get", "list", "create", "update", "patch", "delete"} {
+	for _, v := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
 		want = append(want, Review{v, "", "configmaps", ns, ""})
+	}
+	// The daemon watches its own Services and Deployments (lifecycle.Cache).
+	for _, v := range []string{"list", "watch"} {
+		want = append(want, Review{v, "", "services", ns, ""}, Review{v, "apps", "deployments", ns, ""})
 	}
 	for _, v := range []string{"create", "patch", "delete"} {
 		want = append(want, Review{v, "", "services", ns, ""}, Review{v, "apps", "deployments", ns, ""}, Review{v, "networking.k8s.io", "ingresses", ns, ""})
@@ -64,7 +68,7 @@ func Tables(in Install) (want, deny []Review) {
 		{"list", "", "configmaps", "", ""}, {"create", "apps", "deployments", "", ""}, // cluster-wide
 		{"get", "", "secrets", ns, ""}, {"list", "", "secrets", ns, ""}, {"get", "", "secrets", own, ""},
 		{"create", "", "pods", ns, ""}, {"delete", "", "pods", ns, ""}, // TaskManagers are not the daemon's
-		{"watch", "", "configmaps", ns, ""}, {"update", "apps", "deployments", ns, ""}, {"update", "apps", "deployments/status", ns, ""},
+		{"watch", "", "configmaps", other, ""}, {"watch", "apps", "deployments", "", ""}, {"update", "apps", "deployments", ns, ""}, {"update", "apps", "deployments/status", ns, ""},
 		{"update", "coordination.k8s.io", "leases", own, "another-lease"},
 		{"create", "rbac.authorization.k8s.io", "rolebindings", ns, ""}, {"create", "", "namespaces", "", ""},
 		{"get", "", "namespaces", other, other}, {"list", "", "namespaces", "", ""},

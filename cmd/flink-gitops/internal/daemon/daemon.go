@@ -48,6 +48,7 @@ type Daemon struct {
 	writer    *gitsync.StatusWriter
 	renderer  *render.Renderer
 	rec       *lifecycle.Reconciler
+	cache     *lifecycle.Cache
 	flinkHTTP *http.Client
 
 	queue   workqueue.TypedDelayingInterface[string]
@@ -80,7 +81,8 @@ type Daemon struct {
 // nothing yet.
 func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	c := cfg.Current()
-	kube, err := kubeClient(c.Kubernetes)
+	metrics := NewMetrics()
+	kube, err := kubeClient(c.Kubernetes, metrics.instrumentKube)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		cfg:      cfg,
 		log:      log,
 		kube:     kube,
-		metrics:  NewMetrics(),
+		metrics:  metrics,
 		renderer: render.NewRenderer(),
 		queue:    workqueue.NewTypedDelayingQueue[string](),
 		limit:    newLimiter(c.Reconcile.Concurrency),
@@ -136,7 +138,9 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		d.webhook.On(gitsync.EventPullRequest, d.prs.OnWebhook)
 	}
 	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(flinkclient.NewTransport())}
-	store := &lifecycle.Store{Client: kube, Log: d.log}
+	d.cache = lifecycle.NewCache(kube, log.With("component", "watch"))
+	d.cache.OnDrift(d.onDrift)
+	store := &lifecycle.Store{Client: kube, Cache: d.cache, Log: d.log}
 	clients := &lifecycle.RESTClients{
 		Access: &lifecycle.RESTAccess{Kube: kube, Store: store, Defaults: func() (lifecycle.TLSFiles, map[string]string) {
 			f := d.cfg.Current().Flink
@@ -158,6 +162,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	d.rec = &lifecycle.Reconciler{
 		Jars:   &artifact.Fetcher{Cache: jars, Sources: (&objectStores{current: d.cfg.Current}).source},
 		Kube:   kube,
+		Cache:  d.cache,
 		Store:  store,
 		Flink:  clients.Flink,
 		Events: &lifecycle.Events{Client: d.metrics.countEvents(kube), Log: log},
@@ -179,7 +184,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-func kubeClient(k config.Kubernetes) (kubernetes.Interface, error) {
+func kubeClient(k config.Kubernetes, wrap func(http.RoundTripper) http.RoundTripper) (kubernetes.Interface, error) {
 	var rc *rest.Config
 	var err error
 	if k.Kubeconfig == "" {
@@ -195,6 +200,9 @@ func kubeClient(k config.Kubernetes) (kubernetes.Interface, error) {
 	rc.QPS, rc.Burst = float32(k.QPS), k.Burst
 	rc.UserAgent = "flink-gitops"
 	OwnTransport(rc)
+	if wrap != nil {
+		rc.Wrap(wrap)
+	}
 	return kubernetes.NewForConfig(rc)
 }
 
@@ -266,6 +274,10 @@ func (d *Daemon) serve(addr string, h http.Handler) (*http.Server, error) {
 // lead is the work of the leader: poll, render, reconcile, publish.
 func (d *Daemon) lead(ctx context.Context) error {
 	d.log.Info("reconciling", "repo", redact(d.cfg.Current().Git.URL), "branch", d.cfg.Current().Git.Branch)
+	// Watch the daemon's own objects while leading: reads come from the
+	// watch, and a hand edit of a cluster's object is noticed at once.
+	d.cache.SetNamespaces(d.cfg.Current().Kubernetes.AllowedNamespaces)
+	defer d.cache.Stop()
 	// Existing records first: operations in flight continue before the
 	// first snapshot arrives.
 	if err := d.loadRecords(ctx); err != nil {
@@ -347,6 +359,9 @@ func (d *Daemon) applyConfig(old, cur *config.Config) {
 		d.source.SetInterval(cur.Git.PollInterval)
 	}
 	d.limit.SetLimit(cur.Reconcile.Concurrency)
+	if d.leading.Load() {
+		d.cache.SetNamespaces(cur.Kubernetes.AllowedNamespaces)
+	}
 	if d.webhook != nil {
 		d.webhook.SetMaxBodyBytes(cur.Webhook.MaxBodyBytes)
 	}
@@ -503,6 +518,22 @@ func problemKey(resource string) string {
 	kind, nn, _ := strings.Cut(resource, " ")
 	ns, name, _ := strings.Cut(nn, "/")
 	return Key(kind, ns, name)
+}
+
+// onDrift reconciles a FlinkDeployment at once when someone else changed
+// or deleted one of its cluster's objects (the pass sets it back).
+func (d *Daemon) onDrift(namespace, name string) {
+	key := Key(lifecycle.KindDeployment, namespace, name)
+	d.mu.Lock()
+	_, known := d.records[key]
+	if _, ok := d.desired[key]; ok {
+		known = true
+	}
+	d.mu.Unlock()
+	if known {
+		d.metrics.drift.Inc()
+		d.queue.Add(key)
+	}
 }
 
 // worker reconciles keys from the queue, one pass at a time.

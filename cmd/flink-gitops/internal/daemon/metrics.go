@@ -38,6 +38,8 @@ type Metrics struct {
 	webhooks          *prometheus.CounterVec
 	flinkREST         *prometheus.HistogramVec
 	stateSince        *prometheus.GaugeVec
+	kubeRequests      *prometheus.CounterVec
+	drift             prometheus.Counter
 
 	mu     gosync.Mutex
 	states map[string]string // key → lifecycle state, for the resources gauge
@@ -66,7 +68,11 @@ func NewMetrics() *Metrics {
 	m.stateSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flink_gitops_resource_state_since_timestamp_seconds",
 		Help: "When each resource entered its current lifecycle state, as this process saw it; time() minus this is how long an operation (UPGRADING, ROLLING_BACK, DELETING) has run."},
 		[]string{"kind", "namespace", "name", "lifecycle_state"})
-	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors, m.lastSavepoint,
+	m.kubeRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flink_gitops_kube_requests_total",
+		Help: "Requests of the daemon's Kubernetes client by method and status code (0: no answer); watches count once when opened."}, []string{"method", "code"})
+	m.drift = prometheus.NewCounter(prometheus.CounterOpts{Name: "flink_gitops_drift_events_total",
+		Help: "Changes by someone else to a cluster object the daemon manages, seen by its watch (each reconciles the resource at once)."})
+	for _, c := range []prometheus.Collector{m.kubeRequests, m.drift, m.reconciles, m.reconcileDuration, m.resources, m.savepoints, m.savepointErrors, m.lastSavepoint,
 		m.gitPolls, m.gitPollDuration, m.renderDuration, m.statusWrites, m.statusDuration, m.webhooks, m.flinkREST, m.stateSince} {
 		f(c)
 	}
@@ -201,6 +207,19 @@ func (m *Metrics) instrumentFlink(rt http.RoundTripper) http.RoundTripper {
 			code = strconv.Itoa(resp.StatusCode)
 		}
 		m.flinkREST.WithLabelValues(r.Method, code).Observe(time.Since(start).Seconds())
+		return resp, err
+	})
+}
+
+// instrumentKube counts the Kubernetes client's requests.
+func (m *Metrics) instrumentKube(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(r)
+		code := "0"
+		if resp != nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.kubeRequests.WithLabelValues(r.Method, code).Inc()
 		return resp, err
 	})
 }
