@@ -204,6 +204,12 @@ type Reconcile struct {
 	// refused in validation, and the reconciler never fires more often
 	// (also when the floor is raised after a spec was accepted).
 	MinPeriodicInterval time.Duration `koanf:"minPeriodicInterval"`
+	// MaxConcurrentUpgrades bounds the upgrades (and restarts) in flight at
+	// once across every resource; a resource over the bound waits, and its
+	// status says so. 0: no bound.
+	MaxConcurrentUpgrades int `koanf:"maxConcurrentUpgrades"`
+	// MaxConcurrentUpgradesPerNamespace bounds them per namespace. 0: no bound.
+	MaxConcurrentUpgradesPerNamespace int `koanf:"maxConcurrentUpgradesPerNamespace"`
 }
 
 // PodPolicy limits the pod templates of FlinkDeployments. All live: a

@@ -216,6 +216,12 @@ func Validate(c *Config) []Problem {
 	if c.Reconcile.MinPeriodicInterval < 0 {
 		v.add("reconcile.minPeriodicInterval", "is negative", "use 0 (no floor) or a duration such as 1m")
 	}
+	if c.Reconcile.MaxConcurrentUpgrades < 0 {
+		v.add("reconcile.maxConcurrentUpgrades", "is negative", "use 0 (no bound) or the number of upgrades that may run at once")
+	}
+	if c.Reconcile.MaxConcurrentUpgradesPerNamespace < 0 {
+		v.add("reconcile.maxConcurrentUpgradesPerNamespace", "is negative", "use 0 (no bound) or the number of upgrades that may run at once in one namespace")
+	}
 
 	// pod policy
 	switch c.PodPolicy.Level {

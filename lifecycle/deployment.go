@@ -88,7 +88,15 @@ func (p *pass) reconcileDeployment(ctx context.Context) (Result, error) {
 			return p.rest(), err
 		}
 		if op == nil {
+			p.notWaiting()
 			return p.settle(ctx, obs)
+		}
+		if !p.admit(ctx, op) {
+			res, err := p.settle(ctx, obs)
+			if res.RequeueAfter > gateRetry {
+				res.RequeueAfter = gateRetry
+			}
+			return res, err
 		}
 		if needsPreflight(p.rec.Kind, op) {
 			withPreflight(op)

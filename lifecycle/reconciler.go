@@ -114,6 +114,9 @@ type Reconciler struct {
 	Events   *Events
 	Log      *slog.Logger
 	Settings func() Settings
+	// Gate, when set, holds back upgrades beyond the configured number
+	// in flight (see Gate).
+	Gate Gate
 	// Jars fetches session job jars (nil: no cache, temporary files).
 	Jars *artifact.Fetcher
 	// Now is the clock (tests replace it).

@@ -64,6 +64,10 @@ type Record struct {
 	// it changes or NextAttempt has passed.
 	Refused *Refusal `json:"refused,omitempty"`
 
+	// Waiting says why an operation the spec asks for has not started yet
+	// (the Gate: too many upgrades in flight); empty once it starts.
+	Waiting string `json:"waiting,omitempty"`
+
 	// resourceVersion of the ConfigMap the record was read from (optimistic
 	// concurrency); not persisted.
 	resourceVersion string

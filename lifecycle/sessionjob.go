@@ -127,6 +127,7 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 			return p.rest(), err
 		}
 		if op == nil {
+			p.notWaiting()
 			rs := &st.ReconciliationStatus
 			if job != nil && job.State == flinkclient.JobRunning && rs.LastStableSpec != rs.LastReconciledSpec {
 				rs.LastStableSpec = rs.LastReconciledSpec
@@ -147,6 +148,10 @@ func (p *pass) reconcileSessionJob(ctx context.Context) (Result, error) {
 			p.updateLifecycle()
 			p.sweepJarsAtRest(ctx)
 			return res, nil
+		}
+		if !p.admit(ctx, op) {
+			p.updateLifecycle()
+			return Result{RequeueAfter: gateRetry}, nil
 		}
 		if err := p.begin(ctx, op); err != nil {
 			return p.fast(), err

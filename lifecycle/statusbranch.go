@@ -46,6 +46,9 @@ type ResourceStatus struct {
 	// Warnings are what the resource's spec sets that flink-gitops accepts
 	// but does not act on (see README's field-by-field table).
 	Warnings []string `json:"warnings,omitempty"`
+	// Waiting says why the operation the spec asks for has not started
+	// (e.g. reconcile.maxConcurrentUpgrades reached).
+	Waiting string `json:"waiting,omitempty"`
 	// Attempts counts the failed tries of the operation's current step (or
 	// the refusals of the refused spec); NextAttempt is when it is tried
 	// again (RFC 3339).
@@ -197,6 +200,7 @@ func resourceStatus(r *Record, problems []string, desiredCommit string) Resource
 
 		UpgradeSavepointPath: c.JobStatus.UpgradeSavepointPath,
 		Restarts:             r.Restarts,
+		Waiting:              r.Waiting,
 	}
 	if d := r.Deployment; d != nil {
 		rs.JobManager = string(d.JobManagerDeploymentStatus)

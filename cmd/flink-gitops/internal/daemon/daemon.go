@@ -49,6 +49,7 @@ type Daemon struct {
 	renderer  *render.Renderer
 	rec       *lifecycle.Reconciler
 	cache     *lifecycle.Cache
+	gate      *upgradeGate
 	flinkHTTP *http.Client
 
 	queue   workqueue.TypedDelayingInterface[string]
@@ -138,6 +139,10 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		d.webhook.On(gitsync.EventPullRequest, d.prs.OnWebhook)
 	}
 	d.flinkHTTP = &http.Client{Transport: d.metrics.instrumentFlink(flinkclient.NewTransport())}
+	d.gate = newUpgradeGate(func() (int, int) {
+		r := d.cfg.Current().Reconcile
+		return r.MaxConcurrentUpgrades, r.MaxConcurrentUpgradesPerNamespace
+	})
 	d.cache = lifecycle.NewCache(kube, log.With("component", "watch"))
 	d.cache.OnDrift(d.onDrift)
 	store := &lifecycle.Store{Client: kube, Cache: d.cache, Log: d.log}
@@ -163,6 +168,7 @@ func New(cfg *config.Store, log *slog.Logger) (*Daemon, error) {
 		Jars:   &artifact.Fetcher{Cache: jars, Sources: (&objectStores{current: d.cfg.Current}).source},
 		Kube:   kube,
 		Cache:  d.cache,
+		Gate:   d.gate,
 		Store:  store,
 		Flink:  clients.Flink,
 		Events: &lifecycle.Events{Client: d.metrics.countEvents(kube), Log: log},
@@ -337,6 +343,7 @@ func (d *Daemon) loadRecords(ctx context.Context) error {
 	for _, r := range recs {
 		key := Key(r.Kind, r.Namespace, r.Name)
 		d.records[key] = r
+		d.gate.observe(key, r)
 		if r.Operation != nil {
 			d.queue.Add(key)
 		}
@@ -592,6 +599,9 @@ func (d *Daemon) reconcile(ctx context.Context, key string) time.Duration {
 	d.metrics.observeReconcile(kind, time.Since(start), err)
 	if err != nil {
 		d.log.Warn("reconcile failed; will retry", "resource", key, "err", err)
+	}
+	if err == nil || res.Record != nil {
+		d.gate.observe(key, res.Record)
 	}
 	d.mu.Lock()
 	d.noteFailure(key, res.Record, err)
