@@ -55,6 +55,10 @@ type Options struct {
 	// repository on a Gitea test server) instead of one on a git server the
 	// stack starts.
 	Remote *Remote
+	// Runtime runs the node agent's replicas; nil means real Flink JVMs
+	// (nodeagent.FlinkRuntime). AgentOptions tune the agent.
+	Runtime      nodeagent.Runtime
+	AgentOptions []nodeagent.Option
 	// Log receives the stack's progress.
 	Log *slog.Logger
 }
@@ -124,8 +128,12 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Agent, err = nodeagent.Launch(s.Kube.Client(), nodeagent.FlinkRuntime{}, filepath.Join(opts.Dir, "pods"),
-		slog.New(slog.NewTextHandler(agentLog, nil)))
+	var rt nodeagent.Runtime = nodeagent.FlinkRuntime{}
+	if opts.Runtime != nil {
+		rt = opts.Runtime
+	}
+	s.Agent, err = nodeagent.Launch(s.Kube.Client(), rt, filepath.Join(opts.Dir, "pods"),
+		slog.New(slog.NewTextHandler(agentLog, nil)), opts.AgentOptions...)
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,12 @@ type Container struct {
 
 // Process is a prepared replica process.
 type Process struct {
+	// Cmd is the program to run. Nil makes a virtual replica: no process
+	// is started, the replica runs until the agent stops it (then Stop is
+	// called) and never crashes. The scale harness simulates fleets so.
 	Cmd *exec.Cmd
+	// Stop, if set, is called when a virtual replica (nil Cmd) is stopped.
+	Stop func()
 	// Ports maps each container port to the local port the process uses.
 	Ports map[int32]int32
 	// Ready, if set, reports readiness; otherwise a replica is ready once
@@ -95,6 +100,10 @@ type Agent struct {
 	deploys   map[string]*deployState      // by namespace/name; replicas are touched by the worker only
 	endpoints map[string][]map[int32]int32 // by namespace/name: port maps of ready replicas
 
+	tick         time.Duration // see WithTick
+	cachedConfig bool          // see WithCachedConfigMaps
+	cmLister     corelisters.ConfigMapLister
+
 	pods       *podRunner                                             // bare Pods (e.g. Flink's native TaskManagers), see pods.go
 	kubeconfig string                                                 // handed to every container as KUBECONFIG, see SetKubeconfig; under mu
 	saConfig   func(namespace, serviceAccount string) (string, error) // see SetServiceAccountKubeconfig; under mu
@@ -123,19 +132,39 @@ type replica struct {
 	lastErr  error
 }
 
+// Option tunes an agent.
+type Option func(*Agent)
+
+// WithTick sets how often every Deployment is synced again (status,
+// readiness, crash restarts); the default is 250 ms. A fleet of thousands
+// of virtual replicas wants seconds.
+func WithTick(d time.Duration) Option { return func(a *Agent) { a.tick = d } }
+
+// WithCachedConfigMaps reads mounted ConfigMaps from the agent's informer
+// cache instead of one GET per volume and sync. For fleets: the GETs
+// would load the apiserver the harness measures. The default (GET) sees a
+// ConfigMap written just before its Deployment without waiting for the
+// watch, which keeps real JVMs from starting twice.
+func WithCachedConfigMaps() Option { return func(a *Agent) { a.cachedConfig = true } }
+
 // New returns an agent; call Run to start it. dir holds per-replica working
 // directories and logs.
-func New(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger) *Agent {
-	return &Agent{
+func New(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger, opts ...Option) *Agent {
+	a := &Agent{
 		client:    client,
 		runtime:   rt,
 		dir:       dir,
 		log:       log,
+		tick:      250 * time.Millisecond,
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		deploys:   map[string]*deployState{},
 		endpoints: map[string][]map[int32]int32{},
 		pods:      newPodRunner(),
 	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Run watches and acts until ctx is done, then stops every process.
@@ -146,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ci := f.Core().V1().ConfigMaps()
 	a.deployLister = di.Lister()
 	a.svcLister = si.Lister()
+	a.cmLister = ci.Lister()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			a.queue.Add(key)
@@ -204,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	// Status, readiness and crash restarts are driven by a steady tick.
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(a.tick)
 	defer tick.Stop()
 	for {
 		select {
@@ -361,6 +391,11 @@ func (a *Agent) drive(ctx context.Context, d *appsv1.Deployment, files map[strin
 
 func (a *Agent) start(r *replica, p *Process) error {
 	cmd := p.Cmd
+	if cmd == nil {
+		// Virtual: running at once, ready as soon as the probe says so.
+		r.cmd, r.proc, r.done, r.ready, r.lastErr = virtualCmd, p, make(chan struct{}), p.Ready == nil, nil
+		return nil
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -386,8 +421,18 @@ func (a *Agent) start(r *replica, p *Process) error {
 	return nil
 }
 
+// virtualCmd marks a running virtual replica (Process.Cmd nil) in replica.cmd.
+var virtualCmd = &exec.Cmd{}
+
 // stop kills the replica's process group and waits for it to go.
 func stop(r *replica) {
+	if r.cmd == virtualCmd {
+		if r.proc != nil && r.proc.Stop != nil {
+			r.proc.Stop()
+		}
+		r.cmd = nil
+		return
+	}
 	if r.cmd == nil || r.cmd.Process == nil {
 		return
 	}
@@ -486,7 +531,13 @@ func (a *Agent) volumeFiles(ctx context.Context, ns string, vols []corev1.Volume
 		if v.ConfigMap == nil {
 			continue
 		}
-		cm, err := a.client.CoreV1().ConfigMaps(ns).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+		var cm *corev1.ConfigMap
+		var err error
+		if a.cachedConfig {
+			cm, err = a.cmLister.ConfigMaps(ns).Get(v.ConfigMap.Name)
+		} else {
+			cm, err = a.client.CoreV1().ConfigMaps(ns).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+		}
 		if err != nil {
 			if apierrors.IsNotFound(err) && v.ConfigMap.Optional != nil && *v.ConfigMap.Optional {
 				continue

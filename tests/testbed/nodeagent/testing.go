@@ -37,8 +37,8 @@ func (h *Handle) RESTURLTemplate() string {
 
 // Launch starts an agent and its Service proxy outside of a test (the demo
 // uses it). Stop stops both and every process.
-func Launch(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger) (*Handle, error) {
-	a := New(client, rt, dir, log)
+func Launch(client kubernetes.Interface, rt Runtime, dir string, log *slog.Logger, opts ...Option) (*Handle, error) {
+	a := New(client, rt, dir, log, opts...)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
