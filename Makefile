@@ -10,7 +10,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and run at most two test packages at once on a 2-core machine.
 TEST_FLAGS    ?= -count=1 -timeout 60m -p 2
 
-.PHONY: help build image image-push image-check matrix test test-unit testbed lint demo demo-check bench clean
+.PHONY: help build image image-push image-check matrix test test-unit testbed lint demo demo-check bench scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ demo-check: testbed build ## the demo story without a person: deploy, savepoint 
 
 bench: ## benchmarks (results are recorded in docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+scale: testbed build ## the fleet load harness, not in make test: SCALE_N (1000) FlinkDeployments, simulated JobManagers; SCALE_RECORD=docs/benchmarks.md appends the numbers
+	SCALE_HARNESS=1 SCALE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 -timeout 180m -run '^TestScale$$' -v ./tests/scale/
 
 clean: ## remove build outputs (not the test bed cache)
 	rm -rf bin

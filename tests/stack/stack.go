@@ -301,6 +301,14 @@ func (s *Stack) StopDaemon(kill bool) {
 	s.daemon = nil
 }
 
+// DaemonPID returns the daemon's process id (0 when it is not running).
+func (s *Stack) DaemonPID() int {
+	if !s.DaemonRunning() {
+		return 0
+	}
+	return s.daemon.Process.Pid
+}
+
 // DaemonRunning reports whether the daemon process is alive.
 func (s *Stack) DaemonRunning() bool {
 	if s.daemon == nil {
