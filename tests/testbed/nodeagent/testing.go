@@ -65,7 +65,7 @@ func (h *Handle) Stop() error {
 
 // Start runs an agent for the test and stops it (and every process it
 // started) in t.Cleanup. On failure the replicas' log tails are printed.
-func Start(t testing.TB, client kubernetes.Interface, rt Runtime) *Handle {
+func Start(t testing.TB, client kubernetes.Interface, rt Runtime, opts ...Option) *Handle {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
@@ -78,7 +78,7 @@ func Start(t testing.TB, client kubernetes.Interface, rt Runtime) *Handle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := Launch(client, rt, dir, slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h, err := Launch(client, rt, dir, slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
