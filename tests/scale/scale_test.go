@@ -17,6 +17,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/flink-gitops/flink-gitops/lifecycle"
 	"github.com/flink-gitops/flink-gitops/tests/scale/flinksim"
@@ -31,6 +32,7 @@ type settings struct {
 	deployTimeout time.Duration // bound on the initial deployment and the base change
 	record        string        // a file to append the results to (docs/benchmarks.md)
 	binary        string
+	config        string // SCALE_DAEMON_CONFIG
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -72,7 +74,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 //   - a push changing the shared base (all N): time until all N run the new
 //     commit, with the requests and peak RSS on the way.
 //
-// SCALE_RECORD=docs/benchmarks.md appends the results as a section.
+// SCALE_RECORD=docs/benchmarks.md appends the results as a section;
+// SCALE_DAEMON_CONFIG (YAML) replaces top-level blocks of the daemon config.
 func TestScale(t *testing.T) {
 	if os.Getenv("SCALE_HARNESS") == "" {
 		t.Skip("the scale harness runs with make scale (SCALE_HARNESS=1)")
@@ -131,10 +134,23 @@ func TestScale(t *testing.T) {
 	// simulator is its REST API, and git polls stay at 1 s (the stack's;
 	// the default is 30 s). Environment variables named FLINK_GITOPS_* would
 	// reach the daemon, which refuses unknown ones: hence SCALE_*.
-	if err := st.WriteConfig(map[string]any{
+	extra := map[string]any{
 		"flink":     map[string]any{"restURLTemplate": "http://" + l.Addr().String() + "/{{.Namespace}}/{{.Name}}"},
 		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "30s", "fastPollInterval": "500ms", "operationTimeout": "5m", "minPeriodicInterval": "1m"},
-	}); err != nil {
+	}
+	// SCALE_DAEMON_CONFIG: YAML whose top-level keys replace the above and
+	// the stack's (e.g. a whole "reconcile:" or "kubernetes:" block).
+	if v := os.Getenv("SCALE_DAEMON_CONFIG"); v != "" {
+		var more map[string]any
+		if err := yaml.Unmarshal([]byte(v), &more); err != nil {
+			t.Fatalf("SCALE_DAEMON_CONFIG: %v", err)
+		}
+		for k, v := range more {
+			extra[k] = v
+		}
+		s.config = v
+	}
+	if err := st.WriteConfig(extra); err != nil {
 		t.Fatal(err)
 	}
 	store := &lifecycle.Store{Client: st.Kube.Client()}
@@ -438,6 +454,9 @@ func (r *report) markdown() string {
 		"Daemon config: the defaults (kubernetes.qps 50, reconcile.concurrency 4, resyncInterval 30 s) but git.pollInterval 1 s. "+
 		"%d namespaces, one entry point per resource sharing one base, upgradeMode stateless. Machine: %d cores (%s), shared with other builds and tests; one run.\n\n",
 		r.s.n, r.s.namespaces, runtime.NumCPU(), host)
+	if r.s.config != "" {
+		fmt.Fprintf(&b, "Daemon config replaced by SCALE_DAEMON_CONFIG:\n\n```yaml\n%s\n```\n\n", strings.TrimSpace(r.s.config))
+	}
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| initial deployment of all %d (daemon start → every job RUNNING, nothing in flight) | %s |\n", r.s.n, r.deploy.Round(time.Second))
 	fmt.Fprintf(&b, "| daemon RSS at rest (peak during deployment) | %s (%s) |\n", mib(r.restRSS), mib(r.deployPeak))
