@@ -138,14 +138,23 @@ func TestScale(t *testing.T) {
 		"flink":     map[string]any{"restURLTemplate": "http://" + l.Addr().String() + "/{{.Namespace}}/{{.Name}}"},
 		"reconcile": map[string]any{"concurrency": 4, "resyncInterval": "30s", "fastPollInterval": "500ms", "operationTimeout": "5m", "minPeriodicInterval": "1m"},
 	}
-	// SCALE_DAEMON_CONFIG: YAML whose top-level keys replace the above and
-	// the stack's (e.g. a whole "reconcile:" or "kubernetes:" block).
+	// SCALE_DAEMON_CONFIG: YAML merged over the above and the stack's
+	// config, two levels deep (kubernetes: {qps: 500} keeps the kubeconfig).
 	if v := os.Getenv("SCALE_DAEMON_CONFIG"); v != "" {
 		var more map[string]any
 		if err := yaml.Unmarshal([]byte(v), &more); err != nil {
 			t.Fatalf("SCALE_DAEMON_CONFIG: %v", err)
 		}
+		base := st.Config(extra)
 		for k, v := range more {
+			mv, ok1 := v.(map[string]any)
+			bv, ok2 := base[k].(map[string]any)
+			if ok1 && ok2 {
+				for kk, vv := range mv {
+					bv[kk] = vv
+				}
+				v = bv
+			}
 			extra[k] = v
 		}
 		s.config = v
@@ -171,7 +180,7 @@ func TestScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	peak := waitAll(t, ctx, store, st, s, func(rec *lifecycle.Record) bool { return settledAt(rec, c0) }, "the initial deployment")
+	peak := waitAll(t, ctx, store, st, s, func(rec *lifecycle.Record) bool { return settledAt(rec, c0) }, "the initial deployment", r)
 	r.deploy, r.deployPeak = time.Since(t0), peak
 	t.Logf("initial deployment of %d: %s (peak RSS %s)", s.n, r.deploy.Round(time.Second), mib(peak))
 
@@ -259,7 +268,7 @@ func TestScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	pushed = time.Now()
-	peak = waitAll(t, ctx, store, st, s, func(rec *lifecycle.Record) bool { return settledAt(rec, c2) }, "the base change")
+	peak = waitAll(t, ctx, store, st, s, func(rec *lifecycle.Record) bool { return settledAt(rec, c2) }, "the base change", r)
 	r.base, r.basePeak = time.Since(pushed), peak
 	k4 := apiserverMetrics(t, ctx, st)
 	r.baseAPIServer = sum(APIServerRequests(k3, k4))
@@ -268,17 +277,23 @@ func TestScale(t *testing.T) {
 	t.Logf("base change: all %d running the new commit after %s; %.0f apiserver requests (%s), %d Flink REST calls, peak RSS %s",
 		s.n, r.base.Round(time.Second), r.baseAPIServer, r.baseTop, r.baseFlink, mib(peak))
 
+	r.write(t)
+}
+
+// write logs the report and appends it to SCALE_RECORD.
+func (r *report) write(t *testing.T) {
 	text := r.markdown()
 	t.Log("\n" + text)
-	if s.record != "" {
-		f, err := os.OpenFile(s.record, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatalf("SCALE_RECORD: %v", err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString("\n" + text); err != nil {
-			t.Fatal(err)
-		}
+	if r.s.record == "" {
+		return
+	}
+	f, err := os.OpenFile(r.s.record, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("SCALE_RECORD: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("\n" + text); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -311,7 +326,9 @@ func describe(rec *lifecycle.Record) string {
 
 // waitAll waits until done holds for all N records, within the deploy
 // timeout, logging progress; it returns the daemon's peak RSS on the way.
-func waitAll(t *testing.T, ctx context.Context, store *lifecycle.Store, st *stack.Stack, s settings, done func(*lifecycle.Record) bool, what string) int64 {
+// On timeout the report so far, with the progress, is written before the
+// test fails.
+func waitAll(t *testing.T, ctx context.Context, store *lifecycle.Store, st *stack.Stack, s settings, done func(*lifecycle.Record) bool, what string, r *report) int64 {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(s.deployTimeout)
@@ -345,12 +362,18 @@ func waitAll(t *testing.T, ctx context.Context, store *lifecycle.Store, st *stac
 			return peak
 		}
 		if time.Now().After(deadline) {
+			r.unfinished = fmt.Sprintf("%s did not finish: after %s, %d of %d ran the wanted commit and %d had a status at all (progress: %s); the rest was not measured",
+				what, s.deployTimeout, n, s.n, len(recs), strings.Join(r.progress, ", "))
+			r.write(t)
 			t.Fatalf("%s: after %s only %d of %d run the wanted commit (%d have a status); the others: %s",
 				what, s.deployTimeout, n, s.n, len(recs), counts(states))
 		}
 		if time.Since(lastLog) >= 15*time.Second {
 			t.Logf("%s: %d of %d after %s; others: %s", what, n, s.n, time.Since(start).Round(time.Second), counts(states))
 			lastLog = time.Now()
+		}
+		if el := time.Since(start); el >= time.Duration(len(r.progress)+1)*2*time.Minute {
+			r.progress = append(r.progress, fmt.Sprintf("%d at %s", n, el.Round(time.Minute)))
 		}
 		time.Sleep(max(2*time.Second, time.Duration(s.n)*5*time.Millisecond)) // poll interval of the measurement (a LIST of N status ConfigMaps)
 	}
@@ -429,6 +452,8 @@ func mustProc(t *testing.T, pid int) ProcSample {
 
 // report holds one run's numbers.
 type report struct {
+	unfinished                         string   // what did not finish in time, if anything
+	progress                           []string // "k at 2m0s", every 2 minutes of a fleet-wide wait
 	s                                  settings
 	start                              time.Time
 	deploy                             time.Duration
@@ -456,6 +481,10 @@ func (r *report) markdown() string {
 		r.s.n, r.s.namespaces, runtime.NumCPU(), host)
 	if r.s.config != "" {
 		fmt.Fprintf(&b, "Daemon config replaced by SCALE_DAEMON_CONFIG:\n\n```yaml\n%s\n```\n\n", strings.TrimSpace(r.s.config))
+	}
+	if r.unfinished != "" {
+		fmt.Fprintf(&b, "**Unfinished:** %s.\n\n", r.unfinished)
+		return b.String()
 	}
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| initial deployment of all %d (daemon start → every job RUNNING, nothing in flight) | %s |\n", r.s.n, r.deploy.Round(time.Second))
