@@ -332,6 +332,7 @@ func waitAll(t *testing.T, ctx context.Context, store *lifecycle.Store, st *stac
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(s.deployTimeout)
+	r.progress = nil
 	var peak int64
 	lastLog := start
 	for {
