@@ -485,6 +485,8 @@ func (r *report) markdown() string {
 	}
 	if r.unfinished != "" {
 		fmt.Fprintf(&b, "**Unfinished:** %s.\n\n", r.unfinished)
+	}
+	if r.deploy == 0 {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
@@ -497,6 +499,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "| reconcile passes/s at rest; status branch writes in the window | %.1f; %.0f |\n", r.restPasses, r.restStatusWrites)
 	fmt.Fprintf(&b, "| kube-apiserver CPU at rest | %.1f%% of a core |\n", 100*r.apiserverCPU)
 	fmt.Fprintf(&b, "| push changing one resource → first status write / first JobManager Deployment change / running on the new commit | %s / %s / %s |\n", ms(r.oneWrite), ms(r.oneApply), ms(r.oneDone))
+	if r.base == 0 {
+		return b.String()
+	}
 	fmt.Fprintf(&b, "| push changing the base of all %d → all running the new commit (stateless upgrades, no wave policy) | %s |\n", r.s.n, r.base.Round(time.Second))
 	fmt.Fprintf(&b, "| … its apiserver requests (all clients; top), Flink REST calls, peak RSS | %.0f (%s), %d, %s |\n", r.baseAPIServer, r.baseTop, r.baseFlink, mib(r.basePeak))
 	return b.String()
