@@ -98,7 +98,12 @@ func apply(ctx context.Context, kc kube, obj cluster.Object) (stored metav1.Obje
 	if err != nil {
 		return nil, false, fmt.Errorf("apply %T %s/%s: %w", obj, ns, name, err)
 	}
-	fixed = known && kc.cache.lastApplied(kind, ns, name) == hash && prev.GetResourceVersion() != stored.GetResourceVersion()
+	// The apply changed what the daemon had applied before when the stored
+	// object differs from the one the watch held (a no-op apply keeps the
+	// resourceVersion; for a Deployment, a status change alone does not
+	// count).
+	fixed = known && kc.cache.lastApplied(kind, ns, name) == hash && prev.GetResourceVersion() != stored.GetResourceVersion() &&
+		(kind != "Deployment" || prev.GetGeneration() != stored.GetGeneration() || metaHash(prev) != metaHash(stored))
 	kc.cache.didApply(kind, stored, hash)
 	return stored, fixed, nil
 }

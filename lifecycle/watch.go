@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"slices"
@@ -57,6 +58,9 @@ type objKey struct{ kind, namespace, name string }
 type appliedState struct {
 	hash, resourceVersion string
 	generation            int64
+	// meta identifies the labels, annotations and owner references the
+	// object had after the apply (see sameObject).
+	meta string
 }
 
 type nsWatch struct {
@@ -263,10 +267,28 @@ func (c *Cache) unchanged(kind, namespace, name, hash string) (metav1.Object, bo
 		return nil, false
 	}
 	o, ok := c.object(kind, namespace, name)
-	if !ok || o.GetResourceVersion() != a.resourceVersion {
+	if !ok || !sameObject(kind, o, a) {
 		return nil, false
 	}
 	return o, true
+}
+
+// sameObject reports whether o is still what the apply recorded in a left.
+// A Deployment's status changes with its pods (and only its spec changes
+// its generation), so a Deployment is the same while its generation,
+// labels, annotations and owner references are; any other object while
+// its resourceVersion is.
+func sameObject(kind string, o metav1.Object, a appliedState) bool {
+	if kind != "Deployment" {
+		return o.GetResourceVersion() == a.resourceVersion
+	}
+	return o.GetGeneration() == a.generation && metaHash(o) == a.meta
+}
+
+// metaHash identifies an object's labels, annotations and owner references.
+func metaHash(o metav1.Object) string {
+	b, _ := json.Marshal([]any{o.GetLabels(), o.GetAnnotations(), o.GetOwnerReferences()})
+	return bodyHash(b)
 }
 
 // lastApplied is the hash the daemon last applied for the object ("" when
@@ -286,7 +308,7 @@ func (c *Cache) didApply(kind string, obj metav1.Object, hash string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.applied[objKey{kind, obj.GetNamespace(), obj.GetName()}] = appliedState{hash: hash, resourceVersion: obj.GetResourceVersion(), generation: obj.GetGeneration()}
+	c.applied[objKey{kind, obj.GetNamespace(), obj.GetName()}] = appliedState{hash: hash, resourceVersion: obj.GetResourceVersion(), generation: obj.GetGeneration(), meta: metaHash(obj)}
 }
 
 // forget drops what the daemon remembers of a cluster's objects (after
