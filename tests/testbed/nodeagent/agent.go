@@ -56,6 +56,9 @@ type Container struct {
 	Env map[string]string
 	// Dir is a fresh working directory for this replica.
 	Dir string
+	// PodSpec is the whole pod spec (volumes, service account, security
+	// context), for runtimes that model more of a pod than its files.
+	PodSpec corev1.PodSpec
 	// Resolve maps a Service address (name, name.ns, name.ns.svc…) and
 	// port to the local address of a ready process behind it.
 	Resolve func(host string, port int32) (string, int32, error)
@@ -74,6 +77,15 @@ type Process struct {
 	// Ready, if set, reports readiness; otherwise a replica is ready once
 	// every port in Ports accepts connections.
 	Ready func(ctx context.Context) bool
+	// Refresh, if set, is called on every agent tick while the process
+	// runs (e.g. to update mounted volumes in place, see ImageRuntime).
+	Refresh func(ctx context.Context)
+}
+
+// liveVolumes is a Runtime whose pods of some images see ConfigMap and
+// Secret changes in place (as with a kubelet) instead of being replaced.
+type liveVolumes interface {
+	LiveVolumes(image string) bool
 }
 
 // ErrNotYet means a dependency (e.g. a Service with no ready backend) is not
@@ -299,7 +311,11 @@ func (a *Agent) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	hash := templateHash(d, files)
+	hashed := files
+	if lv, ok := a.runtime.(liveVolumes); ok && lv.LiveVolumes(mainContainer(d.Spec.Template.Spec.Containers).Image) {
+		hashed = nil // the runtime updates mounted files in place: no restart
+	}
+	hash := templateHash(d, hashed)
 	want := 1
 	if d.Spec.Replicas != nil {
 		want = int(*d.Spec.Replicas)
@@ -355,6 +371,9 @@ func (a *Agent) drive(ctx context.Context, d *appsv1.Deployment, files map[strin
 			r.cmd, r.proc, r.ready = nil, nil, false
 			r.nextTry = time.Now().Add(backoff)
 		default:
+			if r.proc.Refresh != nil {
+				r.proc.Refresh(ctx)
+			}
 			if !r.ready {
 				pctx, cancel := context.WithTimeout(ctx, time.Second)
 				r.ready = probe(pctx, r.proc)
@@ -511,7 +530,7 @@ func (a *Agent) podContainer(ns, owner string, tmpl corev1.PodTemplateSpec, file
 	}
 	return Container{
 		Namespace: ns, Pod: r.pod, Deployment: owner,
-		Spec: main, Labels: tmpl.Labels, Files: mounts, Env: env, Dir: r.dir,
+		Spec: main, Labels: tmpl.Labels, Files: mounts, Env: env, Dir: r.dir, PodSpec: spec,
 		Resolve: func(host string, port int32) (string, int32, error) {
 			return a.Resolve(ns, host, port)
 		},

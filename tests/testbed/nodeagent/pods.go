@@ -275,6 +275,9 @@ func (a *Agent) drivePod(ctx context.Context, pod *corev1.Pod, st *podState) {
 			a.log.Warn("pod container exited; restarting after back-off", "pod", r.pod, "exitCode", term.ExitCode, "restarts", r.restarts, "backoff", backoff)
 			r.nextTry = time.Now().Add(backoff)
 		default:
+			if r.proc.Refresh != nil {
+				r.proc.Refresh(ctx)
+			}
 			if !r.ready {
 				pctx, cancel := context.WithTimeout(ctx, time.Second)
 				r.ready = probe(pctx, r.proc)
