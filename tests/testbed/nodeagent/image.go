@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,12 +50,16 @@ import (
 //     re-read every SyncPeriod and, when changed, updated in place (new
 //     timestamped directory, atomic rename of "..data"): the container is
 //     not restarted, as with a kubelet (see LiveVolumes);
+//   - each pod has a loopback address of its own as its pod IP (status.podIP
+//     field refs), see PodIP;
 //   - readiness comes from the container's readinessProbe (httpGet or
-//     tcpSocket) if it has one.
+//     tcpSocket, to the pod IP) if it has one.
 //
-// Ports are not remapped: the process binds its container ports on the host
-// network, so two replicas of one pod template that listen on fixed ports
-// collide (the second one crash-loops). Unsupported volume types (hostPath,
+// Ports are not remapped and there is no network namespace: the process
+// binds its container ports on the host network, so two replicas of one
+// pod template that listen on the wildcard address with fixed ports collide
+// (the second one crash-loops) unless they bind their pod IP. Service
+// traffic through the agent's proxy still goes to 127.0.0.1. Unsupported volume types (hostPath,
 // PVCs, …) and an fsGroup that differs from the process's group are refused
 // when the container starts.
 type ImageRuntime struct {
@@ -73,6 +78,28 @@ type ImageRuntime struct {
 	mu     gosync.Mutex
 	images map[string]string     // reference → OCI layout dir
 	roots  map[string]*rootEntry // digest → unpacked root
+	podIPs map[string]string     // namespace/pod → its loopback address
+}
+
+// PodIP is the address of pod: one of its own in 127.0.1.0/24 (then
+// 127.0.2.0/24, …), kept across restarts, so that replicas of one template
+// can each bind their ports on their pod IP in the one shared network
+// namespace (e.g. a listen address of $(POD_IP):8080 from a status.podIP
+// field ref). Readiness probes go to it, as the kubelet's go to the pod IP.
+func (rt *ImageRuntime) PodIP(ns, pod string) string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.podIPs == nil {
+		rt.podIPs = map[string]string{}
+	}
+	key := ns + "/" + pod
+	if ip, ok := rt.podIPs[key]; ok {
+		return ip
+	}
+	n := len(rt.podIPs)
+	ip := fmt.Sprintf("127.0.%d.%d", 1+n/254, 1+n%254)
+	rt.podIPs[key] = ip
+	return ip
 }
 
 // rootEntry is one unpacked image; the first result, error or not, stays
@@ -157,9 +184,17 @@ func (rt *ImageRuntime) Prepare(ctx context.Context, c Container) (*Process, err
 	env["KUBERNETES_SERVICE_HOST"] = rt.APIHost
 	env["KUBERNETES_SERVICE_PORT"] = strconv.Itoa(rt.APIPort)
 	env["KUBERNETES_SERVICE_PORT_HTTPS"] = strconv.Itoa(rt.APIPort)
+	podIP := rt.PodIP(c.Namespace, c.Pod)
 	for _, e := range c.Spec.Env { // only the pod's own env: not the agent's KUBECONFIG stand-in
-		if v, ok := c.Env[e.Name]; ok {
-			env[e.Name] = v
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = expand(e.Value, env) // $(VAR) of the variables defined before, as the kubelet does
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			env[e.Name] = podIP
+		default:
+			if v, ok := c.Env[e.Name]; ok {
+				env[e.Name] = v
+			}
 		}
 	}
 	argv := containerArgv(root.cfg, c.Spec, env)
@@ -192,7 +227,7 @@ func (rt *ImageRuntime) Prepare(ctx context.Context, c Container) (*Process, err
 	}
 	proc := &Process{Cmd: cmd, Ports: ports, Refresh: vols.refresher(rt.syncPeriod())}
 	if rp := c.Spec.ReadinessProbe; rp != nil {
-		proc.Ready = probeFunc(rp.ProbeHandler, c.Spec.Ports)
+		proc.Ready = probeFunc(rp.ProbeHandler, c.Spec.Ports, podIP)
 	}
 	return proc, nil
 }
@@ -264,7 +299,8 @@ func identity(user string, pod *corev1.PodSecurityContext, ctr *corev1.SecurityC
 }
 
 // probeFunc turns an httpGet or tcpSocket probe into a readiness check.
-func probeFunc(h corev1.ProbeHandler, ports []corev1.ContainerPort) func(context.Context) bool {
+// Like the kubelet's, it targets the pod's IP unless the probe names a host.
+func probeFunc(h corev1.ProbeHandler, ports []corev1.ContainerPort, podIP string) func(context.Context) bool {
 	port := func(p intstr.IntOrString) int32 {
 		if p.Type == intstr.Int {
 			return p.IntVal
@@ -278,7 +314,11 @@ func probeFunc(h corev1.ProbeHandler, ports []corev1.ContainerPort) func(context
 	}
 	switch {
 	case h.HTTPGet != nil:
-		url := fmt.Sprintf("http://127.0.0.1:%d%s", port(h.HTTPGet.Port), h.HTTPGet.Path)
+		host := podIP
+		if h.HTTPGet.Host != "" {
+			host = h.HTTPGet.Host
+		}
+		url := "http://" + net.JoinHostPort(host, strconv.Itoa(int(port(h.HTTPGet.Port)))) + h.HTTPGet.Path
 		return func(ctx context.Context) bool {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
@@ -292,9 +332,15 @@ func probeFunc(h corev1.ProbeHandler, ports []corev1.ContainerPort) func(context
 			return resp.StatusCode >= 200 && resp.StatusCode < 400
 		}
 	case h.TCPSocket != nil:
-		p := port(h.TCPSocket.Port)
+		addr := net.JoinHostPort(podIP, strconv.Itoa(int(port(h.TCPSocket.Port))))
 		return func(ctx context.Context) bool {
-			return probe(ctx, &Process{Ports: map[int32]int32{p: p}})
+			d := net.Dialer{Timeout: 500 * time.Millisecond}
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
 		}
 	}
 	return nil // exec probes: ready once the ports accept connections

@@ -67,10 +67,12 @@ func TestImageRuntime(t *testing.T) {
 					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: &yes, FSGroup: &gid},
 					Containers: []corev1.Container{{
 						Name: "probe", Image: nodeagent.ProbeImage,
-						Args:  []string{"-listen", fmt.Sprintf("127.0.0.1:%d", port)},
+						Args:  []string{"-listen", fmt.Sprintf("$(POD_IP):%d", port)},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}},
 						Env: []corev1.EnvVar{{Name: "FOO", Value: "bar"}, {Name: "MY_NS", ValueFrom: &corev1.EnvVarSource{
-							FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
+							FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+							{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+							{Name: "SEEN", Value: "$(FOO)-$(MY_NS)"}},
 						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
 							HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("http")}}},
 						SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: &yes},
@@ -97,8 +99,17 @@ func TestImageRuntime(t *testing.T) {
 		}
 		return d.Status.ReadyReplicas == 1, fmt.Errorf("status %+v", d.Status)
 	})
+	pods, err := os.ReadDir(filepath.Join(h.Dir, ns))
+	must(t, err)
+	if len(pods) != 1 {
+		t.Fatalf("pod directories: %v", pods)
+	}
+	podIP := rt.PodIP(ns, pods[0].Name())
+	if !strings.HasPrefix(podIP, "127.0.") || podIP == "127.0.0.1" {
+		t.Errorf("pod IP %s: want a loopback address of the pod's own", podIP)
+	}
 
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	base := fmt.Sprintf("http://%s:%d", podIP, port)
 	get := func(path string) (int, string) {
 		t.Helper()
 		c := &http.Client{Timeout: 15 * time.Second}
@@ -120,7 +131,7 @@ func TestImageRuntime(t *testing.T) {
 	if who.UID != 65532 || who.GID != 65532 || who.WD != "/home/nonroot" || !strings.HasPrefix(who.Hostname, "probe-") {
 		t.Errorf("identity inside the container: %s", body)
 	}
-	for _, kv := range []string{"FOO=bar", "MY_NS=" + ns, "FROM_IMAGE=yes", "HOSTNAME=" + who.Hostname,
+	for _, kv := range []string{"FOO=bar", "MY_NS=" + ns, "POD_IP=" + podIP, "SEEN=bar-" + ns, "FROM_IMAGE=yes", "HOSTNAME=" + who.Hostname,
 		"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=" + hostURL.Port()} {
 		if !slices.Contains(who.Env, kv) {
 			t.Errorf("env lacks %s: %v", kv, who.Env)
@@ -131,7 +142,7 @@ func TestImageRuntime(t *testing.T) {
 			t.Errorf("the agent's own env leaked into the container: %s", kv)
 		}
 	}
-	if want := []string{"/imageprobe", "-listen", fmt.Sprintf("127.0.0.1:%d", port)}; !slices.Equal(who.Args, want) {
+	if want := []string{"/imageprobe", "-listen", fmt.Sprintf("%s:%d", podIP, port)}; !slices.Equal(who.Args, want) {
 		t.Errorf("argv = %v, want %v (entrypoint + container args)", who.Args, want)
 	}
 
