@@ -178,6 +178,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	return s, nil
 }
 
+// Credentials are those the daemon pushes and fetches with.
+func (s *Stack) Credentials() gitserver.Credentials { return s.creds }
+
 // readTree reads every file below dir as path → content.
 func readTree(dir string) (map[string]string, error) {
 	files := map[string]string{}
