@@ -57,7 +57,12 @@ func TestInClusterHelm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("daemon image ready after %s", time.Since(start).Round(time.Millisecond))
+	compressed, uncompressed, err := nodeagent.ImageSize(layoutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("daemon image ready after %s: %.1f MiB compressed, %.1f MiB uncompressed", time.Since(start).Round(time.Millisecond),
+		float64(compressed)/(1<<20), float64(uncompressed)/(1<<20))
 	host, err := url.Parse(kc.Host)
 	if err != nil {
 		t.Fatal(err)
