@@ -176,7 +176,9 @@ func TestInClusterHelm(t *testing.T) {
 	}
 	helmRun(t, hcfg, relNS, release, vals, true)
 	waitStatus(e, alive, "FlinkDeployment", ns, "b", "b reconciled after the entry point was added by a ConfigMap edit", 2*time.Minute,
-		func(r lifecycle.ResourceStatus) bool { return r.LifecycleState == "SUSPENDED" && r.LastReconciledCommit == c1 })
+		func(r lifecycle.ResourceStatus) bool {
+			return r.LifecycleState == "SUSPENDED" && r.LastReconciledCommit == c1
+		})
 	if now := daemonProcs(t, agentDir); !sameProcs(now, procs) {
 		t.Errorf("daemon processes changed on a config edit: %v → %v (want a live reload, no restart)", procs, now)
 	}
@@ -212,7 +214,9 @@ func TestInClusterHelm(t *testing.T) {
 		"more/c/flinkdeployment.yaml": appSpec("c", "savepoint", 1, "    state: suspended\n"),
 	})
 	waitStatus(e, alive, "FlinkDeployment", ns, "c", "c reconciled by the new leader", 2*time.Minute,
-		func(r lifecycle.ResourceStatus) bool { return r.LifecycleState == "SUSPENDED" && r.LastReconciledCommit == c2 })
+		func(r lifecycle.ResourceStatus) bool {
+			return r.LifecycleState == "SUSPENDED" && r.LastReconciledCommit == c2
+		})
 	t.Logf("leader RSS at rest %s; whole test %s", rss, time.Since(start).Round(time.Millisecond))
 }
 
