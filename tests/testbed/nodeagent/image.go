@@ -142,6 +142,9 @@ func (rt *ImageRuntime) Prepare(ctx context.Context, c Container) (*Process, err
 	if !ok {
 		return nil, fmt.Errorf("image %q: not registered with the test bed's image runtime", c.Spec.Image)
 	}
+	if rt.Dir == "" {
+		return nil, errors.New("the image runtime has no Dir for unpacked images")
+	}
 	root, err := rt.unpacked(layoutDir)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", c.Spec.Image, err)
