@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-flink.sh assembles the test bed's Flink for each requested version
-# (default: FLINK_VERSIONS="1.20.5 2.2.1") from Maven Central, since flink-dist
-# is not published there:
+# (default: FLINK_VERSIONS="1.18.1 1.20.5 2.2.1 2.3.0", the ones make test
+# runs; "all" for every version, 1.18 … 2.3) from Maven Central, since
+# flink-dist is not published there:
 #
 #   <cache>/flink-<v>/lib/*.jar              what flink-dist ships in lib/
 #                                            (tests/flink/runtime/pom.xml)
@@ -22,7 +23,7 @@
 #
 # MAVEN_REPO_LOCAL, when set, is passed as -Dmaven.repo.local (default ~/.m2).
 #
-# Usage: build-flink.sh [VERSION...]
+# Usage: build-flink.sh [VERSION...|all]
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,7 +32,13 @@ MVN_PROJECT="$REPO/tests/flink"
 LOG4J_SRC="$REPO/tests/testbed/flink/log4j-console.properties"
 CACHE_ROOT="${FLINK_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flink-gitops}"
 
-if (($#)); then VERSIONS=("$@"); else read -r -a VERSIONS <<<"${FLINK_VERSIONS:-1.20.5 2.2.1}"; fi
+# Every version the test bed runs (flinktb.AllVersions; a Go test keeps the two
+# lists equal), and the ones make testbed builds: those make test runs.
+ALL_VERSIONS="1.18.1 1.19.3 1.20.5 2.0.2 2.1.3 2.2.1 2.3.0"
+DEFAULT_VERSIONS="1.18.1 1.20.5 2.2.1 2.3.0"
+
+if (($#)); then VERSIONS=("$@"); else read -r -a VERSIONS <<<"${FLINK_VERSIONS:-$DEFAULT_VERSIONS}"; fi
+if [ "${VERSIONS[*]}" = all ]; then read -r -a VERSIONS <<<"$ALL_VERSIONS"; fi
 
 log() { printf '%s build-flink: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -61,23 +68,42 @@ testjob_files() {
 	(cd "$MVN_PROJECT" && find pom.xml testjob -path '*/target' -prune -o -type f -print | LC_ALL=C sort)
 }
 
-# flink-container is published for few patch releases; of 1.20.x only 1.20.0.
-# Its classes (the application-mode entry point) are stable within a minor.
+# flink-container is published for few patch releases: 1.18.0, 1.20.0, 2.0.0,
+# 2.1.0, 2.2.1, 2.3.0, and none of 1.19.x. Its classes (the application-mode
+# entry point, three small classes over flink-clients and flink-runtime) are
+# stable within a minor; 1.19 uses 1.20.0's, whose calls 1.19 has too (the
+# application lifecycle tests on 1.19 show it).
 container_version() {
 	case "$1" in
-	1.20.*) echo "${FLINK_CONTAINER_VERSION:-1.20.0}" ;;
+	1.18.*) echo "${FLINK_CONTAINER_VERSION:-1.18.0}" ;;
+	1.19.* | 1.20.*) echo "${FLINK_CONTAINER_VERSION:-1.20.0}" ;;
+	2.0.*) echo "${FLINK_CONTAINER_VERSION:-2.0.0}" ;;
+	2.1.*) echo "${FLINK_CONTAINER_VERSION:-2.1.0}" ;;
 	*) echo "${FLINK_CONTAINER_VERSION:-$1}" ;;
 	esac
 }
 
 # flink-kubernetes (native mode, Kubernetes HA) is not published for every
-# patch release either: 1.20.1 is the last 1.20.x, 2.2.0 the only 2.2.x. It
-# talks to flink-runtime through interfaces stable within a minor.
+# patch release either: the last of each minor is 1.18.1, 1.19.1, 1.20.1,
+# 2.0.0, 2.1.0, 2.2.0, 2.3.0. It talks to flink-runtime through interfaces
+# stable within a minor.
 kubernetes_version() {
 	case "$1" in
+	1.19.*) echo "${FLINK_KUBERNETES_VERSION:-1.19.1}" ;;
 	1.20.*) echo "${FLINK_KUBERNETES_VERSION:-1.20.1}" ;;
+	2.0.*) echo "${FLINK_KUBERNETES_VERSION:-2.0.0}" ;;
+	2.1.*) echo "${FLINK_KUBERNETES_VERSION:-2.1.0}" ;;
 	2.2.*) echo "${FLINK_KUBERNETES_VERSION:-2.2.0}" ;;
 	*) echo "${FLINK_KUBERNETES_VERSION:-$1}" ;;
+	esac
+}
+
+# compat_dir VERSION: the test job's source directory for the calls whose API
+# changed between versions (tests/flink/testjob/src/<dir>/java).
+compat_dir() {
+	case "$1" in
+	1.18.*) echo compat-1.18 ;;
+	*) echo compat-current ;;
 	esac
 }
 
@@ -123,7 +149,7 @@ build_version() {
 	if [ ! -s "$tj_jar" ]; then
 		log "building the test job against Flink $v"
 		mvn_run -f "$MVN_PROJECT/testjob/pom.xml" \
-			-Dflink.version="$v" -DbuildDir="$dir/build/testjob-$tj_hash" package
+			-Dflink.version="$v" -Dflink.compat="$(compat_dir "$v")" -DbuildDir="$dir/build/testjob-$tj_hash" package
 		cp "$dir/build/testjob-$tj_hash/testjob.jar" "$tj_jar.tmp"
 		mv "$tj_jar.tmp" "$tj_jar"
 		rm -rf "$dir/build/testjob-$tj_hash"

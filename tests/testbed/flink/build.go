@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -23,8 +24,42 @@ const (
 	Version2 = "2.2.1"
 )
 
-// Versions lists the Flink versions the test bed supports, oldest first.
+// The other Flink versions the test bed builds: the newest patch release of
+// each minor that Maven Central serves (flink-runtime, flink-clients), with
+// the nearest flink-container and flink-kubernetes that it serves (see
+// build-flink.sh).
+const (
+	// Version118 is Flink 1.18, the oldest the test bed runs. Its REST API
+	// already triggers checkpoints (1.17+); it reads flink-conf.yaml only.
+	Version118 = "1.18.1"
+	// Version119 is Flink 1.19, the first to read config.yaml too (preferred
+	// when present). No flink-container 1.19.x is published: it runs
+	// 1.20.0's application entry point.
+	Version119 = "1.19.3"
+	// Version20 is Flink 2.0, the first to read config.yaml only.
+	Version20 = "2.0.2"
+	// Version21 is Flink 2.1.
+	Version21 = "2.1.3"
+	// Version23 is Flink 2.3, the newest the test bed runs.
+	Version23 = "2.3.0"
+)
+
+// Versions lists the two Flink versions most test-bed tests run (1.20 and
+// 2.2), oldest first; make matrix runs them on both.
 var Versions = []string{Version1, Version2}
+
+// AllVersions lists every Flink version the test bed builds and runs, oldest
+// first: the version contract suite runs on each (make test-matrix).
+var AllVersions = []string{Version118, Version119, Version1, Version20, Version21, Version2, Version23}
+
+// Minor returns the "major.minor" part of a Flink version ("1.18.1" → "1.18").
+func Minor(version string) string {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return version
+	}
+	return parts[0] + "." + parts[1]
+}
 
 // TestJobClass is the entry class of the test job jar.
 const TestJobClass = "io.flinkgitops.testjob.CounterJob"
@@ -150,4 +185,45 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// VersionsEnv selects the Flink versions of the version contract suite:
+// "all" (make test-matrix) or a list of versions or minors ("1.19 2.0.2"),
+// separated by spaces or commas. Unset, a suite runs its defaults.
+const VersionsEnv = "FLINK_GITOPS_VERSIONS"
+
+// ContractVersions returns the Flink versions a version contract test runs
+// on: those $FLINK_GITOPS_VERSIONS selects, else defaults (make test's:
+// the oldest and the newest, plus what that suite ran before). An entry
+// the test bed does not build is an error, so a typo cannot pass by running
+// nothing.
+func ContractVersions(defaults ...string) ([]string, error) {
+	return selectVersions(os.Getenv(VersionsEnv), defaults)
+}
+
+// selectVersions is ContractVersions without the environment.
+func selectVersions(env string, defaults []string) ([]string, error) {
+	env = strings.TrimSpace(env)
+	if env == "" {
+		return defaults, nil
+	}
+	if env == "all" {
+		return AllVersions, nil
+	}
+	var out []string
+	for _, f := range strings.FieldsFunc(env, func(r rune) bool { return r == ',' || r == ' ' }) {
+		found := ""
+		for _, v := range AllVersions {
+			if f == v || f == Minor(v) {
+				found = v
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("%s=%q: the test bed has no Flink %q (it has %s, or say all)", VersionsEnv, env, f, strings.Join(AllVersions, ", "))
+		}
+		if !slices.Contains(out, found) {
+			out = append(out, found)
+		}
+	}
+	return out, nil
 }

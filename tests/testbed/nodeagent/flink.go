@@ -40,8 +40,9 @@ const ConfMount = "/opt/flink/conf"
 // runs in a mount namespace of its own when its pod mounts a TaskManager
 // pod template (see PodTemplateMount).
 //
-// The image tag selects the Flink version: 1.20* runs 1.20, 2.* runs 2.2. Any
-// other tag fails to start, like an image that cannot be pulled.
+// The image tag selects the Flink version by its minor: 1.18[.x|-suffix] runs
+// 1.18, and so on for every version in flinktb.AllVersions (1.18 … 2.3); "2"
+// runs 2.2. Any other tag fails to start, like an image that cannot be pulled.
 type FlinkRuntime struct{}
 
 // VersionForImage maps an image reference to a test bed Flink version.
@@ -52,13 +53,24 @@ func VersionForImage(image string) (string, error) {
 	} else {
 		tag = "latest"
 	}
-	switch {
-	case strings.HasPrefix(tag, "1.20"):
-		return flinktb.Version1, nil
-	case strings.HasPrefix(tag, "2."), tag == "2":
+	for _, v := range flinktb.AllVersions {
+		if minor := flinktb.Minor(v); tag == minor || strings.HasPrefix(tag, minor+".") || strings.HasPrefix(tag, minor+"-") {
+			return v, nil
+		}
+	}
+	if tag == "2" || strings.HasPrefix(tag, "2-") {
 		return flinktb.Version2, nil
 	}
-	return "", fmt.Errorf("image %q: no such image in the test bed (tags 1.20* and 2.* exist)", image)
+	return "", fmt.Errorf("image %q: no such image in the test bed (tags %s exist, each optionally followed by .patch or -suffix; and 2)", image, strings.Join(imageMinors(), ", "))
+}
+
+// imageMinors lists the image tags the test bed has, "1.18" … "2.3".
+func imageMinors() []string {
+	out := make([]string, len(flinktb.AllVersions))
+	for i, v := range flinktb.AllVersions {
+		out[i] = flinktb.Minor(v)
+	}
+	return out
 }
 
 // Prepare implements Runtime.

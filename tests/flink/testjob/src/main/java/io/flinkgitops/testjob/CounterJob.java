@@ -8,7 +8,6 @@ import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
-import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -19,9 +18,8 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.datagen.source.DataGeneratorSource;
 import org.apache.flink.connector.datagen.source.GeneratorFunction;
 import org.apache.flink.metrics.Gauge;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.util.Collector;
 
 /**
@@ -115,13 +113,13 @@ public final class CounterJob {
                 new DataGeneratorSource<>(
                         new Identity(), Long.MAX_VALUE, RateLimiterStrategy.perSecond(rate), Types.LONG);
 
-        env.fromSource(source, WatermarkStrategy.noWatermarks(), "datagen")
+        DataStream<String> counted = env.fromSource(source, WatermarkStrategy.noWatermarks(), "datagen")
                 .uid("datagen")
                 .keyBy(new KeyOf(keys), Types.LONG)
                 .process(new Counter(progressFile, failFile, failAfterRecords))
                 .uid("counter")
-                .name("counter")
-                .sinkTo(new DiscardingSink<>())
+                .name("counter");
+        VersionCompat.discard(counted)
                 .uid("discard")
                 .name("discard");
 
@@ -154,7 +152,7 @@ public final class CounterJob {
     }
 
     /** Counts records per key in keyed state and reports the highest count it produced. */
-    static final class Counter extends KeyedProcessFunction<Long, Long, String> {
+    static final class Counter extends VersionCompat.ProcessFunction<Long, Long, String> {
         private static final long serialVersionUID = 1L;
         private final String progressFile;
         private final String failFile;
@@ -173,11 +171,11 @@ public final class CounterJob {
         }
 
         @Override
-        public void open(OpenContext ctx) throws Exception {
+        protected void setUp() throws Exception {
             count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.LONG));
             getRuntimeContext().getMetricGroup().gauge(METRIC, (Gauge<Long>) () -> highest);
             if (!progressFile.isEmpty()) {
-                int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+                int subtask = subtaskIndex();
                 progressPath = Paths.get(progressFile + "." + subtask);
             }
         }
