@@ -24,11 +24,14 @@ const (
 // DefaultMaxFileSize is the largest file a build may read (4 MiB).
 const DefaultMaxFileSize = 4 << 20
 
-// DefaultTestedVersions are the Flink versions the test bed runs (1.20 and
-// 2.2). Every other version the operator supports (v1_15 and newer) is
-// accepted with a warning; v1_13 and v1_14 are refused, as the operator
-// refuses them.
-var DefaultTestedVersions = []v1beta1.FlinkVersion{v1beta1.FlinkV1_20, v1beta1.FlinkV2_2}
+// DefaultTestedVersions are the Flink versions the test bed runs, 1.18 to
+// 2.3 (the version contract suite, make test-matrix, runs on each). Every
+// other version the operator supports (v1_15 to v1_17, v2_4) is accepted with
+// a warning; v1_13 and v1_14 are refused, as the operator refuses them.
+var DefaultTestedVersions = []v1beta1.FlinkVersion{
+	v1beta1.FlinkV1_18, v1beta1.FlinkV1_19, v1beta1.FlinkV1_20,
+	v1beta1.FlinkV2_0, v1beta1.FlinkV2_1, v1beta1.FlinkV2_2, v1beta1.FlinkV2_3,
+}
 
 // DefaultJarURISchemes are the jarURI schemes accepted when Options does not
 // say otherwise: a jar in the image, or one the cluster fetches itself.

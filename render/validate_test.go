@@ -141,7 +141,7 @@ func TestValidationRules(t *testing.T) {
 		{"missing flinkVersion", dep(func(d map[string]any) { set(d, "spec/flinkVersion", nil) }), Options{},
 			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion is missing (fix: set spec.flinkVersion, e.g. v1_20 or v2_2)`}},
 		{"flinkVersion the operator no longer supports", dep(func(d map[string]any) { set(d, "spec/flinkVersion", "v1_14") }), Options{},
-			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion v1_14 is no longer supported (by the operator either) (fix: upgrade the image to Flink 1.15 or newer and set flinkVersion accordingly (tested: v1_20, v2_2))`}},
+			[]string{`app: app/r.yaml: FlinkDeployment flink/orders: spec.flinkVersion: flinkVersion v1_14 is no longer supported (by the operator either) (fix: upgrade the image to Flink 1.15 or newer and set flinkVersion accordingly (tested: v1_18, v1_19, v1_20, v2_0, v2_1, v2_2, v2_3))`}},
 		{"checkpoint nonce on Flink 1.16", dep(func(d map[string]any) {
 			set(d, "spec/flinkVersion", "v1_16")
 			set(d, "spec/job/checkpointTriggerNonce", 2)
@@ -460,5 +460,37 @@ func TestKubectlExportAccepted(t *testing.T) {
 	plain := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, validDeployment("orders")))}, Options{DefaultNamespace: "flink"})
 	if plain.Resources[0].Hash == res.Resources[0].Hash {
 		t.Error("the pod templates differ but the hashes do not") // the exported one has a pod template; only status is dropped
+	}
+}
+
+// TestFlinkVersionTestedOrWarned: every version the test bed runs (1.18 to
+// 2.3) renders quietly; the other versions the operator supports are
+// accepted with a warning that names the tested ones.
+func TestFlinkVersionTestedOrWarned(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		warned  bool
+	}{
+		{"v1_15", true}, {"v1_16", true}, {"v1_17", true},
+		{"v1_18", false}, {"v1_19", false}, {"v1_20", false},
+		{"v2_0", false}, {"v2_1", false}, {"v2_2", false}, {"v2_3", false},
+		{"v2_4", true},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			d := validDeployment("orders")
+			set(d, "spec/flinkVersion", tc.version)
+			res := renderFiles(t, map[string]string{"app/kustomization.yaml": "resources:\n- r.yaml\n", "app/r.yaml": string(yamlDocs(t, d))}, Options{DefaultNamespace: "flink"})
+			if got := problemLines(res.Problems); len(got) != 0 {
+				t.Fatalf("problems %v, want none", got)
+			}
+			warnings := strings.Join(problemLines(res.Warnings), "\n")
+			want := "spec.flinkVersion: flinkVersion " + tc.version + " is accepted but not tested by flink-gitops (tested: v1_18, v1_19, v1_20, v2_0, v2_1, v2_2, v2_3)"
+			if tc.warned != strings.Contains(warnings, want) {
+				t.Errorf("warned %v, want %v; warnings:\n%s", !tc.warned, tc.warned, warnings)
+			}
+			if !tc.warned && strings.Contains(warnings, "spec.flinkVersion") {
+				t.Errorf("a tested version warned:\n%s", warnings)
+			}
+		})
 	}
 }
