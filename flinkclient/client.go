@@ -283,8 +283,10 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	}
 	// Flink reports a duplicate job id as "Could not execute application"
 	// (400) or a server error with the cause deep in the trace; it is a
-	// conflict, not our bug and not something a retry fixes.
-	if strings.Contains(string(raw), "DuplicateJobSubmissionException") {
+	// conflict, not our bug and not something a retry fixes. Flink 2.3 runs
+	// a jar as an application and names it DuplicateApplicationSubmissionException
+	// (400).
+	if strings.Contains(string(raw), "DuplicateJobSubmissionException") || strings.Contains(string(raw), "DuplicateApplicationSubmissionException") {
 		e.Kind = KindConflict
 	}
 	return e

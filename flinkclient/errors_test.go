@@ -71,6 +71,7 @@ func TestStatusErrorKinds(t *testing.T) {
 		{502, `<html>bad gateway</html>`, ErrNotReachable, KindNotReachable, "<html>bad gateway</html>"},
 		{500, `{"errors":["Internal server error.","<Exception on server side:\norg.apache.flink.util.FlinkException: something\n\tat x.Y.z(Y.java:1)\n\nEnd of exception on server side>"]}`, ErrServer, KindServer, "Internal server error.: FlinkException: something"},
 		{500, `{"errors":["Internal server error.","<Exception on server side:\norg.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted.\n\tat x.Y.z(Y.java:1)\n\nEnd of exception on server side>"]}`, ErrConflict, KindConflict, "Internal server error.: DuplicateJobSubmissionException: Job has already been submitted."},
+		{400, `{"errors":["org.apache.flink.runtime.client.DuplicateApplicationSubmissionException: Application has already been submitted."]}`, ErrConflict, KindConflict, "DuplicateApplicationSubmissionException: Application has already been submitted."},
 		{500, ``, ErrServer, KindServer, "Internal Server Error"},
 	}
 	for _, tt := range tests {

@@ -27,7 +27,7 @@ type fixture struct {
 
 // fixtureVersions are the Flink versions whose captured answers the unit
 // tests replay.
-var fixtureVersions = []string{"1.20", "2.2"}
+var fixtureVersions = []string{"1.18", "1.20", "2.2", "2.3"}
 
 func loadFixture(t *testing.T, version, name string) fixture {
 	t.Helper()

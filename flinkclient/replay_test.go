@@ -266,7 +266,12 @@ var replayCases = []replayCase{
 	{fixture: "jar_run_restore", run: runJarCase},
 	{fixture: "error_duplicate_job", run: func(t *testing.T, c *Client, f fixture) {
 		_, err := c.RunJar(ctx(t), seg(f, 1), jarRunFromFixture(t, f))
-		wantKind(t, err, KindConflict, "DuplicateJobSubmissionException: Job has already been submitted.")
+		// 2.3 runs a jar as an application and names that instead.
+		want := "DuplicateJobSubmissionException: Job has already been submitted."
+		if v, _ := ParseVersion(f.FlinkVersion); v.AtLeast(2, 3) {
+			want = "DuplicateApplicationSubmissionException: Application has already been submitted."
+		}
+		wantKind(t, err, KindConflict, want)
 	}},
 	{fixture: "job_running", run: func(t *testing.T, c *Client, f fixture) {
 		d := jobCase(t, c, f)
