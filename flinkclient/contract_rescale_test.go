@@ -35,8 +35,8 @@ func adaptiveConfig(version string) map[string]string {
 }
 
 // TestContractRescale runs the resource-requirements calls against real
-// Flink session clusters with the adaptive scheduler (the versions of
-// TestContract; the API exists from 1.18): read the bounds, raise
+// Flink session clusters with the adaptive scheduler (the API exists from
+// 1.18; make test runs 1.20 and 2.2, make test-matrix every version): read the bounds, raise
 // them, and see the job run at the new parallelism under the same id, its
 // counter carried on. With FLINK_CAPTURE=1 it rewrites the
 // resource_requirements* fixtures the replay test reads.
@@ -44,7 +44,7 @@ func TestContractRescale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs the test bed; run make test")
 	}
-	versions, err := flinktb.ContractVersions(flinktb.Version118, flinktb.Version1, flinktb.Version2, flinktb.Version23)
+	versions, err := flinktb.ContractVersions(flinktb.Versions...)
 	if err != nil {
 		t.Fatal(err)
 	}
