@@ -10,10 +10,10 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and run at most two test packages at once on a 2-core machine.
 TEST_FLAGS    ?= -count=1 -timeout 60m -p 2
 
-.PHONY: help build image image-push image-check matrix test test-unit testbed lint demo demo-check bench scale clean
+.PHONY: help build image image-push image-check matrix test test-matrix test-unit testbed lint demo demo-check bench scale clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/flink-gitops
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flink-gitops
@@ -30,6 +30,10 @@ image-check: ## build the image twice from source: same digest, and its binary r
 
 matrix: ## the heaviest test-bed tests on every Flink version (make test runs their second version only here)
 	FLINK_GITOPS_MATRIX=1 $(GO) test -count=1 -timeout 90m -p 1 -run 'TestRescaleInPlaceTestbed|TestCheckpointsOnRequest|TestRestartFailedJobOnTestbed|TestHealthCheckRestartOnTestbed|TestLastStateMaxCheckpointAgeOnTestbed' -v ./lifecycle/
+
+test-matrix: ## the Flink version contract suite on every version the test bed runs, 1.18 … 2.3 (make test: 1.18 and 2.3, the client contract on 1.20 and 2.2 too)
+	bash tests/scripts/build-flink.sh all >/dev/null
+	FLINK_GITOPS_VERSIONS=all $(GO) test -count=1 -timeout 120m -p 1 -run '^(TestContract|TestContractRescale|TestVersionContract)$$' -v ./flinkclient/ ./lifecycle/
 
 testbed: ## build and cache the test bed (kube-apiserver, etcd, Flink jars, test job, sshd, Gitea, versitygw S3)
 	bash tests/scripts/testbed.sh
