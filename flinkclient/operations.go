@@ -50,11 +50,15 @@ func (t *throwableJSON) err(op string) error {
 // failureKind classifies an operation's failure cause. Two causes mean
 // "not found" rather than a failure to investigate: a savepoint or stop of
 // a job that is no longer running (FlinkJobNotFoundException: lifecycle
-// falls back to last-state), and disposing a savepoint that is already gone
-// (an idempotent disposal treats that as done).
+// falls back to last-state; or, while the scheduler of a job that just ended
+// still answers, "Job <id> is not a streaming job.", since a terminated
+// job's checkpoint coordinator is gone: seen on a real Flink 2.0.2), and
+// disposing a savepoint that is already gone (an idempotent disposal treats
+// that as done).
 func failureKind(stackTrace string) Kind {
 	switch {
 	case strings.Contains(stackTrace, "FlinkJobNotFoundException"),
+		strings.Contains(stackTrace, "is not a streaming job."),
 		strings.Contains(stackTrace, "java.io.FileNotFoundException: Cannot find checkpoint or savepoint"):
 		return KindNotFound
 	}
