@@ -34,7 +34,7 @@ const (
 	Version118 = "1.18.1"
 	// Version119 is Flink 1.19, the first to read config.yaml too (preferred
 	// when present). No flink-container 1.19.x is published: it runs
-	// 1.20.0's application entry point.
+	// 1.18.0's application entry point (1.20.0's needs a 1.20 API).
 	Version119 = "1.19.3"
 	// Version20 is Flink 2.0, the first to read config.yaml only.
 	Version20 = "2.0.2"
