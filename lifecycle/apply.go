@@ -87,10 +87,14 @@ func apply(ctx context.Context, kc kube, obj cluster.Object) (stored metav1.Obje
 		return nil, false, err
 	}
 	hash := bodyHash(body)
-	if cur, ok := kc.cache.unchanged(kind, ns, name, hash); ok {
-		return cur, false, nil
-	}
+	// The same body applied before, and the watch shows the object as that
+	// apply left it: applying again would change nothing.
 	prev, known := kc.cache.object(kind, ns, name)
+	last, applied := kc.cache.lastApply(kind, ns, name)
+	again := known && applied && last.hash == hash
+	if again && sameObject(kind, stateOf(prev, ""), last) {
+		return prev, false, nil
+	}
 	if err := checkOwned(ctx, kc, kind, obj); err != nil {
 		return nil, false, err
 	}
@@ -98,13 +102,11 @@ func apply(ctx context.Context, kc kube, obj cluster.Object) (stored metav1.Obje
 	if err != nil {
 		return nil, false, fmt.Errorf("apply %T %s/%s: %w", obj, ns, name, err)
 	}
-	// The apply changed what the daemon had applied before when the stored
-	// object differs from the one the watch held (a no-op apply keeps the
-	// resourceVersion; for a Deployment, a status change alone does not
-	// count).
-	fixed = known && kc.cache.lastApplied(kind, ns, name) == hash && prev.GetResourceVersion() != stored.GetResourceVersion() &&
-		(kind != "Deployment" || prev.GetGeneration() != stored.GetGeneration() || metaHash(prev) != metaHash(stored))
-	kc.cache.didApply(kind, stored, hash)
+	// The apply set back what someone changed when the stored object
+	// differs from the one the watch held (a no-op apply keeps it as it was).
+	now := stateOf(stored, hash)
+	fixed = again && !sameObject(kind, stateOf(prev, ""), now)
+	kc.cache.didApply(kind, stored, now)
 	return stored, fixed, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"maps"
 	"slices"
 	gosync "sync"
 
@@ -118,10 +117,6 @@ func (c *Cache) SetNamespaces(namespaces []string) {
 
 // Stop ends every watch.
 func (c *Cache) Stop() { c.SetNamespaces(nil) }
-
-// Synced reports whether the watches of namespace (or of all namespaces)
-// have listed their objects.
-func (c *Cache) Synced(namespace string) bool { return c.space(namespace) != nil }
 
 // WaitSynced waits until every namespace watched has synced or ctx ends.
 func (c *Cache) WaitSynced(ctx context.Context) bool {
@@ -253,36 +248,34 @@ func (c *Cache) wrote(namespace, name, resourceVersion string) {
 	c.written[objKey{"ConfigMap", namespace, name}] = resourceVersion
 }
 
-// unchanged returns the cached object when it is exactly what the daemon's
-// last apply of a body with this hash left (same resourceVersion): applying
-// the body again would change nothing.
-func (c *Cache) unchanged(kind, namespace, name, hash string) (metav1.Object, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.Lock()
-	a, ok := c.applied[objKey{kind, namespace, name}]
-	c.mu.Unlock()
-	if !ok || a.hash != hash {
-		return nil, false
-	}
-	o, ok := c.object(kind, namespace, name)
-	if !ok || !sameObject(kind, o, a) {
-		return nil, false
-	}
-	return o, true
+// stateOf is what identifies the version of obj (hash: the apply body
+// that made it, if known).
+func stateOf(obj metav1.Object, hash string) appliedState {
+	return appliedState{hash: hash, resourceVersion: obj.GetResourceVersion(), generation: obj.GetGeneration(), meta: metaHash(obj)}
 }
 
-// sameObject reports whether o is still what the apply recorded in a left.
-// A Deployment's status changes with its pods (and only its spec changes
-// its generation), so a Deployment is the same while its generation,
-// labels, annotations and owner references are; any other object while
-// its resourceVersion is.
-func sameObject(kind string, o metav1.Object, a appliedState) bool {
+// sameObject reports whether two versions of an object of kind are the
+// same but for status. A Deployment's status changes with its pods (and
+// only its spec changes its generation), so a Deployment is the same while
+// its generation, labels, annotations and owner references are; any other
+// object while its resourceVersion is.
+func sameObject(kind string, a, b appliedState) bool {
 	if kind != "Deployment" {
-		return o.GetResourceVersion() == a.resourceVersion
+		return a.resourceVersion == b.resourceVersion
 	}
-	return o.GetGeneration() == a.generation && metaHash(o) == a.meta
+	return a.generation == b.generation && a.meta == b.meta
+}
+
+// lastApply is what the daemon's last apply of the object left, if it
+// applied it since it started.
+func (c *Cache) lastApply(kind, namespace, name string) (appliedState, bool) {
+	if c == nil {
+		return appliedState{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.applied[objKey{kind, namespace, name}]
+	return a, ok
 }
 
 // metaHash identifies an object's labels, annotations and owner references.
@@ -291,24 +284,13 @@ func metaHash(o metav1.Object) string {
 	return bodyHash(b)
 }
 
-// lastApplied is the hash the daemon last applied for the object ("" when
-// it has not applied it since it started).
-func (c *Cache) lastApplied(kind, namespace, name string) string {
-	if c == nil {
-		return ""
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.applied[objKey{kind, namespace, name}].hash
-}
-
-func (c *Cache) didApply(kind string, obj metav1.Object, hash string) {
+func (c *Cache) didApply(kind string, obj metav1.Object, st appliedState) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.applied[objKey{kind, obj.GetNamespace(), obj.GetName()}] = appliedState{hash: hash, resourceVersion: obj.GetResourceVersion(), generation: obj.GetGeneration(), meta: metaHash(obj)}
+	c.applied[objKey{kind, obj.GetNamespace(), obj.GetName()}] = st
 }
 
 // forget drops what the daemon remembers of a cluster's objects (after
@@ -331,18 +313,15 @@ func (c *Cache) updated(oldObj, newObj any) {
 	if !ok1 || !ok2 || o.GetResourceVersion() == n.GetResourceVersion() {
 		return // a resync of the informer, not a change
 	}
-	kind := objectKind(newObj)
-	if kind == "" || isStatusConfigMap(n) {
+	co, ok := newObj.(cluster.Object) // the informers watch nothing else
+	if !ok || isStatusConfigMap(n) {
 		return
 	}
-	c.mu.Lock()
-	a := c.applied[objKey{kind, n.GetNamespace(), n.GetName()}]
-	c.mu.Unlock()
-	if a.resourceVersion == n.GetResourceVersion() {
+	kind := kindOf(co)
+	if a, _ := c.lastApply(kind, n.GetNamespace(), n.GetName()); a.resourceVersion == n.GetResourceVersion() {
 		return // the daemon's own apply
 	}
-	if kind == "Deployment" && o.GetGeneration() == n.GetGeneration() &&
-		maps.Equal(o.GetLabels(), n.GetLabels()) && maps.Equal(o.GetAnnotations(), n.GetAnnotations()) {
+	if sameObject(kind, stateOf(o, ""), stateOf(n, "")) {
 		return // status only
 	}
 	c.drift(n)
@@ -352,8 +331,8 @@ func (c *Cache) deleted(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	m, ok := obj.(metav1.Object)
-	if !ok || objectKind(obj) == "" || isStatusConfigMap(m) {
+	m, ok := obj.(cluster.Object)
+	if !ok || isStatusConfigMap(m) {
 		return
 	}
 	c.drift(m)
@@ -365,18 +344,6 @@ func (c *Cache) drift(m metav1.Object) {
 		return
 	}
 	c.onDrift(m.GetNamespace(), name)
-}
-
-func objectKind(obj any) string {
-	switch obj.(type) {
-	case *corev1.ConfigMap:
-		return "ConfigMap"
-	case *corev1.Service:
-		return "Service"
-	case *appsv1.Deployment:
-		return "Deployment"
-	}
-	return ""
 }
 
 func isStatusConfigMap(m metav1.Object) bool { return m.GetLabels()[LabelRole] == RoleStatus }
